@@ -1,0 +1,301 @@
+//! Client commands: talk to any coordinator's admin API.
+//! Exit codes: 0 success, 1 a run ended otherwise or the server failed, 2 bad input.
+
+use std::path::Path;
+
+use baton_proto::v1::{self, admin_client::AdminClient, event::Body};
+use futures::StreamExt;
+use tonic::transport::Channel;
+
+use crate::render;
+use crate::{inputs_map, CancelArgs, DecideArgs, LogsArgs, RunArgs, RunsArgs, StatusArgs};
+
+pub const BAD_INPUT: u8 = 2;
+
+async fn connect(server: &str) -> Result<AdminClient<Channel>, u8> {
+    let endpoint = match tonic::transport::Endpoint::from_shared(server.to_string()) {
+        Ok(e) => e.connect_timeout(std::time::Duration::from_secs(5)),
+        Err(e) => {
+            eprintln!("error: `{server}` is not a server address ({e}) — write e.g. http://127.0.0.1:7233");
+            return Err(BAD_INPUT);
+        }
+    };
+    endpoint.connect().await.map(AdminClient::new).map_err(|e| {
+        eprintln!("error: cannot reach the coordinator at {server}: {e} — start one with `baton dev`, or pass --server");
+        1
+    })
+}
+
+/// gRPC status → message and exit code: what the caller got wrong is 2.
+fn status_code(s: &tonic::Status) -> u8 {
+    eprintln!("error: {}", s.message());
+    match s.code() {
+        tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::FailedPrecondition => BAD_INPUT,
+        _ => 1,
+    }
+}
+
+fn read_plan(file: &Path) -> Result<String, u8> {
+    std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", file.display());
+        BAD_INPUT
+    })
+}
+
+pub fn plan_validate(file: &Path) -> u8 {
+    let yaml = match read_plan(file) {
+        Ok(y) => y,
+        Err(c) => return c,
+    };
+    match baton_coordinator::plan::load(&file.display().to_string(), &yaml) {
+        Ok(plan) => {
+            println!("{}", baton_coordinator::plan::summary(&plan));
+            0
+        }
+        Err(e) => {
+            for d in &e.diagnostics {
+                eprintln!("{d}");
+            }
+            BAD_INPUT
+        }
+    }
+}
+
+pub async fn plan_apply(file: &Path, server: &str) -> u8 {
+    let yaml = match read_plan(file) {
+        Ok(y) => y,
+        Err(c) => return c,
+    };
+    let mut c = match connect(server).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let req = v1::ApplyPlanRequest {
+        plan_yaml: yaml,
+        plan_file: file.display().to_string(),
+    };
+    match c.apply_plan(req).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            println!("registered plan {}\n{}", r.name, r.summary);
+            println!("trigger it: nats request baton.trigger.{} '{{}}'", r.name);
+            0
+        }
+        Err(s) => status_code(&s),
+    }
+}
+
+pub async fn run(a: RunArgs) -> u8 {
+    let yaml = match read_plan(&a.file) {
+        Ok(y) => y,
+        Err(c) => return c,
+    };
+    // Validate locally first: the same messages, without a round trip.
+    if let Err(e) = baton_coordinator::plan::load(&a.file.display().to_string(), &yaml) {
+        for d in &e.diagnostics {
+            eprintln!("{d}");
+        }
+        return BAD_INPUT;
+    }
+    let mut c = match connect(&a.server.server).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let req = v1::SubmitRunRequest {
+        plan_yaml: yaml,
+        plan_file: a.file.display().to_string(),
+        plan_name: String::new(),
+        inputs: inputs_map(&a.inputs).into_iter().collect(),
+        submitted_by: std::env::var("USER").unwrap_or_default(),
+    };
+    let run_id = match c.submit_run(req).await {
+        Ok(r) => r.into_inner().run_id,
+        Err(s) => return status_code(&s),
+    };
+    if !a.wait {
+        if a.json {
+            println!("{}", serde_json::json!({ "run_id": run_id }));
+        } else {
+            println!("{run_id}");
+            eprintln!("follow it: baton status {run_id} · baton logs {run_id} --follow");
+        }
+        return 0;
+    }
+    if !a.json {
+        eprintln!("run {run_id} started");
+    }
+    follow(&mut c, &run_id, !a.json).await;
+    match c.get_run(v1::GetRunRequest { run_id: run_id.clone() }).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&render::run_json(&r)).unwrap_or_default());
+            } else {
+                println!("{}", render::run_text(&r));
+            }
+            u8::from(r.status != "succeeded")
+        }
+        Err(s) => status_code(&s),
+    }
+}
+
+/// Print progress from the run's events until it ends.
+async fn follow(c: &mut AdminClient<Channel>, run_id: &str, print: bool) {
+    let mut backoff = 0u64;
+    loop {
+        let stream = c.watch_run(v1::WatchRunRequest { run_id: run_id.to_string() }).await;
+        let mut stream = match stream {
+            Ok(s) => s.into_inner(),
+            Err(e) => {
+                eprintln!("warning: watching the run failed: {}; retrying", e.message());
+                backoff = (backoff + 1).min(5);
+                tokio::time::sleep(std::time::Duration::from_secs(backoff)).await;
+                continue;
+            }
+        };
+        let mut seen_end = false;
+        while let Some(Ok(ev)) = stream.next().await {
+            if let Some(e) = ev.event {
+                if print {
+                    if let Some(line) = render::event_line(&e) {
+                        eprintln!("{line}");
+                    }
+                }
+                if matches!(e.body, Some(Body::RunFinished(_))) {
+                    seen_end = true;
+                }
+            }
+        }
+        if seen_end {
+            return;
+        }
+        // The stream broke (coordinator restart): check, then watch again.
+        if let Ok(r) = c.get_run(v1::GetRunRequest { run_id: run_id.to_string() }).await {
+            if r.into_inner().status != "running" {
+                return;
+            }
+        }
+    }
+}
+
+pub async fn status(a: StatusArgs) -> u8 {
+    let mut c = match connect(&a.server.server).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if a.wait {
+        if let Err(s) = c.get_run(v1::GetRunRequest { run_id: a.run.clone() }).await {
+            return status_code(&s);
+        }
+        follow(&mut c, &a.run, !a.json).await;
+    }
+    match c.get_run(v1::GetRunRequest { run_id: a.run }).await {
+        Ok(r) => {
+            let r = r.into_inner();
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&render::run_json(&r)).unwrap_or_default());
+            } else {
+                println!("{}", render::run_text(&r));
+            }
+            if a.wait {
+                u8::from(r.status != "succeeded")
+            } else {
+                0
+            }
+        }
+        Err(s) => status_code(&s),
+    }
+}
+
+pub async fn runs(a: RunsArgs) -> u8 {
+    let mut c = match connect(&a.server.server).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match c.list_runs(v1::ListRunsRequest { limit: a.limit }).await {
+        Ok(r) => {
+            let runs = r.into_inner().runs;
+            if a.json {
+                let v: Vec<_> = runs
+                    .iter()
+                    .map(|r| serde_json::json!({"run_id": r.run_id, "plan": r.plan, "status": r.status, "created_ms": r.created_ms, "waiting": r.waiting}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                println!("{:<20} {:<22} {:<12} WAITING", "RUN", "PLAN", "STATUS");
+                for r in runs {
+                    println!("{:<20} {:<22} {:<12} {}", r.run_id, r.plan, r.status, r.waiting);
+                }
+            }
+            0
+        }
+        Err(s) => status_code(&s),
+    }
+}
+
+pub async fn decide(a: DecideArgs, approve: bool) -> u8 {
+    let mut c = match connect(&a.server.server).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let req = v1::DecisionRequest {
+        run_id: a.run.clone(),
+        reason: a.reason,
+        by: a.by,
+        task_id: a.task.unwrap_or_default(),
+    };
+    let r = if approve { c.approve(req).await } else { c.reject(req).await };
+    match r {
+        Ok(_) => {
+            println!("{} run {}", if approve { "approved" } else { "rejected" }, a.run);
+            0
+        }
+        Err(s) => status_code(&s),
+    }
+}
+
+pub async fn cancel(a: CancelArgs) -> u8 {
+    let mut c = match connect(&a.server.server).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let req = v1::CancelRunRequest {
+        run_id: a.run.clone(),
+        reason: a.reason,
+        by: a.by,
+    };
+    match c.cancel_run(req).await {
+        Ok(_) => {
+            println!("cancelling run {}", a.run);
+            0
+        }
+        Err(s) => status_code(&s),
+    }
+}
+
+pub async fn logs(a: LogsArgs) -> u8 {
+    let mut c = match connect(&a.server.server).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let req = v1::LogsRequest {
+        run_id: a.run,
+        task_id: a.task.clone().unwrap_or_default(),
+        follow: a.follow,
+    };
+    match c.logs(req).await {
+        Ok(s) => {
+            let mut s = s.into_inner();
+            let prefix = a.task.is_none();
+            while let Some(Ok(l)) = s.next().await {
+                if prefix {
+                    println!("[{} #{}] {}", l.task_id, l.attempt, l.line);
+                } else {
+                    println!("{}", l.line);
+                }
+            }
+            0
+        }
+        Err(s) => status_code(&s),
+    }
+}

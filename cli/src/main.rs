@@ -1,0 +1,205 @@
+//! `baton`: the one binary. Services (`dev`, `coordinator`, `worker`, `gates`),
+//! client commands, and the bench harness.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod client;
+mod nats_server;
+mod render;
+mod services;
+mod telemetry;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7233";
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:7233";
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+#[derive(Parser)]
+#[command(name = "baton", version, about = "Phased, gated, multi-agent workflows over NATS JetStream")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Everything in the foreground: nats-server (unless --nats-url), coordinator, gates and a worker for all roles.
+    Dev(services::DevArgs),
+    /// Run a coordinator: folds run events, serves the admin API and triggers.
+    Coordinator(services::CoordinatorArgs),
+    /// Run a worker for some roles.
+    Worker(services::WorkerArgs),
+    /// Run the gate evaluators.
+    Gates(services::GatesArgs),
+    /// Validate or register plans.
+    #[command(subcommand)]
+    Plan(PlanCmd),
+    /// Start a run of a plan file.
+    Run(RunArgs),
+    /// Show a run.
+    Status(StatusArgs),
+    /// List recent runs.
+    Runs(RunsArgs),
+    /// Approve what a run waits for.
+    Approve(DecideArgs),
+    /// Reject what a run waits for.
+    Reject(DecideArgs),
+    /// Cancel a run; its running tasks are killed.
+    Cancel(CancelArgs),
+    /// Show a run's task output.
+    Logs(LogsArgs),
+    /// Measure orchestration overhead, throughput and container cost; writes bench-results.json.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum PlanCmd {
+    /// Check a plan and print a summary; exit 2 with `file:line:col: …` errors.
+    Validate { file: PathBuf },
+    /// Register a plan by its name (for triggers and `baton run --plan`).
+    Apply {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Args, Clone)]
+pub struct ServerArg {
+    /// Coordinator admin address.
+    #[arg(long, env = "BATON_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The plan file.
+    pub file: PathBuf,
+    /// An input, `key=value`; repeat for more.
+    #[arg(long = "input", short = 'i', value_parser = parse_kv)]
+    pub inputs: Vec<(String, String)>,
+    /// Follow the run to its end and exit 0 only if it succeeded.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print JSON: the final run with --wait, else `{"run_id": …}`.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    pub run: String,
+    #[arg(long)]
+    pub json: bool,
+    /// Follow the run to its end; exit 0 only if it succeeded.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Args)]
+pub struct RunsArgs {
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Args)]
+pub struct DecideArgs {
+    pub run: String,
+    /// Why; recorded with the decision.
+    #[arg(long)]
+    pub reason: String,
+    /// Only this task (default: whatever the run waits for).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Who decides (default: $USER).
+    #[arg(long, env = "USER", default_value = "someone")]
+    pub by: String,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Args)]
+pub struct CancelArgs {
+    pub run: String,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+    #[arg(long, env = "USER", default_value = "someone")]
+    pub by: String,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    pub run: String,
+    pub task: Option<String>,
+    /// Keep printing until the run ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// Sandboxed containers through Docker (the default).
+    Docker,
+    /// Plain subprocesses, UNSANDBOXED: only for machines without Docker.
+    Process,
+    /// Runs nothing; for benchmarks only.
+    Noop,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not key=value — write e.g. --input version=v3.1.0"))
+}
+
+pub fn inputs_map(v: &[(String, String)]) -> BTreeMap<String, String> {
+    v.iter().cloned().collect()
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Multi-thread: the OTLP batch exporter's flush hangs on a current-thread runtime.
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let code = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Dev(a) => services::dev(a).await,
+            Cmd::Coordinator(a) => services::coordinator(a).await,
+            Cmd::Worker(a) => services::worker(a).await,
+            Cmd::Gates(a) => services::gates(a).await,
+            Cmd::Plan(PlanCmd::Validate { file }) => client::plan_validate(&file),
+            Cmd::Plan(PlanCmd::Apply { file, server }) => client::plan_apply(&file, &server.server).await,
+            Cmd::Run(a) => client::run(a).await,
+            Cmd::Status(a) => client::status(a).await,
+            Cmd::Runs(a) => client::runs(a).await,
+            Cmd::Approve(a) => client::decide(a, true).await,
+            Cmd::Reject(a) => client::decide(a, false).await,
+            Cmd::Cancel(a) => client::cancel(a).await,
+            Cmd::Logs(a) => client::logs(a).await,
+            Cmd::Bench(a) => bench::run(a).await,
+        }
+    });
+    std::process::ExitCode::from(code)
+}

@@ -1,0 +1,321 @@
+//! The long-running commands: read config, set up telemetry, build, run,
+//! wait for a signal, then drain within a grace timeout.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use baton_proto::v1::{self, event::Body};
+use baton_worker::runtime::{DockerRuntime, NoopRuntime, ProcessRuntime, Runtime, SandboxPolicy};
+use clap::Args;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::{RuntimeKind, DEFAULT_GRPC_ADDR, DEFAULT_NATS_URL};
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// Use this NATS server instead of starting one.
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// Port of the nats-server that dev starts.
+    #[arg(long, default_value_t = 4222)]
+    pub nats_port: u16,
+    /// Keep JetStream data here (default: a temporary folder removed on exit).
+    #[arg(long)]
+    pub store_dir: Option<std::path::PathBuf>,
+    #[arg(long, default_value = DEFAULT_GRPC_ADDR)]
+    pub grpc_addr: SocketAddr,
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Docker)]
+    pub runtime: RuntimeKind,
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Roles the dev worker serves (default: every role any plan may name).
+    #[arg(long, value_delimiter = ',', default_value = "arch,plat,sec,obs,net,ops,qa,docs,dev,build,test,deploy,review,patch,scan")]
+    pub roles: Vec<String>,
+    /// Approve every approval at once. For demos only: it defeats the point of approvals.
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+#[derive(Args)]
+pub struct CoordinatorArgs {
+    #[arg(long, env = "BATON_NATS_URL", default_value = DEFAULT_NATS_URL)]
+    pub nats_url: String,
+    #[arg(long, default_value = DEFAULT_GRPC_ADDR)]
+    pub grpc_addr: SocketAddr,
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    #[arg(long, env = "BATON_NATS_URL", default_value = DEFAULT_NATS_URL)]
+    pub nats_url: String,
+    /// Roles to serve, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub roles: Vec<String>,
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Docker)]
+    pub runtime: RuntimeKind,
+    /// Seconds running tasks may take to finish on shutdown before they are handed back.
+    #[arg(long, default_value_t = 30)]
+    pub grace_secs: u64,
+}
+
+#[derive(Args)]
+pub struct GatesArgs {
+    #[arg(long, env = "BATON_NATS_URL", default_value = DEFAULT_NATS_URL)]
+    pub nats_url: String,
+}
+
+/// SIGINT or SIGTERM.
+pub async fn signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}
+
+pub async fn make_runtime(kind: RuntimeKind) -> Result<Runtime, String> {
+    Ok(match kind {
+        RuntimeKind::Docker => DockerRuntime::connect(SandboxPolicy::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .into(),
+        RuntimeKind::Process => {
+            eprintln!("warning: the process runtime runs tasks UNSANDBOXED on this machine; use it only where Docker is not available");
+            ProcessRuntime::new().into()
+        }
+        RuntimeKind::Noop => NoopRuntime::new().into(),
+    })
+}
+
+fn fail(e: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {e}");
+    1
+}
+
+fn report(r: Result<Result<(), String>, tokio::task::JoinError>) -> u8 {
+    match r {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => fail(e),
+        Err(e) => fail(e),
+    }
+}
+
+/// Run until a signal, then cancel and give the parts `grace` to stop.
+async fn serve(parts: Vec<tokio::task::JoinHandle<Result<(), String>>>, cancel: CancellationToken, grace: Duration) -> u8 {
+    let mut parts: futures::stream::FuturesUnordered<_> = parts.into_iter().collect();
+    let mut code = 0;
+    tokio::select! {
+        _ = signal() => eprintln!("stopping…"),
+        Some(r) = parts.next() => {
+            // A part that ends on its own takes the whole down.
+            code = report(r).max(1);
+        }
+    }
+    cancel.cancel();
+    let drain = async {
+        let mut c = 0;
+        while let Some(r) = parts.next().await {
+            c = c.max(report(r));
+        }
+        c
+    };
+    match tokio::time::timeout(grace, drain).await {
+        Ok(c) => code.max(c),
+        Err(_) => {
+            eprintln!("warning: not everything stopped within {grace:?}");
+            1
+        }
+    }
+}
+
+pub async fn coordinator(a: CoordinatorArgs) -> u8 {
+    let tel = crate::telemetry::init("baton-coordinator", "info");
+    let cancel = CancellationToken::new();
+    let opts = baton_coordinator::Options {
+        nats_url: a.nats_url,
+        grpc_addr: a.grpc_addr,
+        ..Default::default()
+    };
+    let (c, handle) = match opts.build().await {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    eprintln!("coordinator: admin gRPC on {}", handle.grpc_addr);
+    let t = cancel.clone();
+    let part = tokio::spawn(async move { c.run(t).await.map_err(|e| e.to_string()) });
+    let code = serve(vec![part], cancel, Duration::from_secs(10)).await;
+    tel.shutdown();
+    code
+}
+
+pub async fn worker(a: WorkerArgs) -> u8 {
+    let tel = crate::telemetry::init("baton-worker", "info");
+    let runtime = match make_runtime(a.runtime).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let grace = Duration::from_secs(a.grace_secs);
+    let opts = baton_worker::Options {
+        nats_url: a.nats_url,
+        roles: a.roles,
+        concurrency: a.concurrency,
+        grace,
+        ..Default::default()
+    };
+    let w = match opts.build(runtime).await {
+        Ok(w) => w,
+        Err(e) => return fail(e),
+    };
+    let cancel = CancellationToken::new();
+    let t = cancel.clone();
+    let part = tokio::spawn(async move { w.run(t).await.map_err(|e| e.to_string()) });
+    let code = serve(vec![part], cancel, grace + Duration::from_secs(10)).await;
+    tel.shutdown();
+    code
+}
+
+pub async fn gates(a: GatesArgs) -> u8 {
+    let tel = crate::telemetry::init("baton-gates", "info");
+    let g = match (baton_gates::Options {
+        nats_url: a.nats_url,
+        ..Default::default()
+    })
+    .build()
+    .await
+    {
+        Ok(g) => g,
+        Err(e) => return fail(e),
+    };
+    let cancel = CancellationToken::new();
+    let t = cancel.clone();
+    let part = tokio::spawn(async move { g.run(t).await.map_err(|e| e.to_string()) });
+    let code = serve(vec![part], cancel, Duration::from_secs(10)).await;
+    tel.shutdown();
+    code
+}
+
+pub async fn dev(a: DevArgs) -> u8 {
+    let tel = crate::telemetry::init("baton", "info");
+    let nats = match &a.nats_url {
+        Some(_) => None,
+        None => match crate::nats_server::DevNats::start(a.nats_port, a.store_dir.as_deref()) {
+            Ok(n) => Some(n),
+            Err(e) => return fail(e),
+        },
+    };
+    let nats_url = a
+        .nats_url
+        .clone()
+        .or_else(|| nats.as_ref().map(|n| n.url.clone()))
+        .unwrap_or_else(|| DEFAULT_NATS_URL.into());
+    let runtime = match make_runtime(a.runtime).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let cancel = CancellationToken::new();
+    let (coord, handle) = match (baton_coordinator::Options {
+        nats_url: nats_url.clone(),
+        grpc_addr: a.grpc_addr,
+        ..Default::default()
+    })
+    .build()
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let gates = match (baton_gates::Options {
+        nats_url: nats_url.clone(),
+        ..Default::default()
+    })
+    .build()
+    .await
+    {
+        Ok(g) => g,
+        Err(e) => return fail(e),
+    };
+    let worker = match (baton_worker::Options {
+        nats_url: nats_url.clone(),
+        roles: a.roles.clone(),
+        concurrency: a.concurrency,
+        grace: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .build(runtime)
+    .await
+    {
+        Ok(w) => w,
+        Err(e) => return fail(e),
+    };
+    let mut parts = Vec::new();
+    let t = cancel.child_token();
+    parts.push(tokio::spawn(async move { coord.run(t).await.map_err(|e| e.to_string()) }));
+    let t = cancel.child_token();
+    parts.push(tokio::spawn(async move { gates.run(t).await.map_err(|e| e.to_string()) }));
+    let t = cancel.child_token();
+    parts.push(tokio::spawn(async move { worker.run(t).await.map_err(|e| e.to_string()) }));
+    if a.auto_approve {
+        eprintln!("warning: --auto-approve approves every approval at once; never use it outside a demo");
+        let t = cancel.child_token();
+        let url = nats_url.clone();
+        parts.push(tokio::spawn(async move { auto_approve(url, t).await }));
+    }
+    eprintln!("baton dev is up");
+    eprintln!("  nats:      {nats_url}");
+    eprintln!("  admin:     http://{}  (gRPC, with reflection)", handle.grpc_addr);
+    eprintln!("  worker:    roles {} · runtime {:?} · concurrency {}", a.roles.join(","), a.runtime, a.concurrency);
+    eprintln!("  try:       baton run examples/release-train.yaml --wait   (Ctrl-C stops everything)");
+    let code = serve(parts, cancel, Duration::from_secs(15)).await;
+    drop(nats);
+    tel.shutdown();
+    code
+}
+
+/// Approve every approval as soon as a run asks for one (demo only).
+async fn auto_approve(nats_url: String, cancel: CancellationToken) -> Result<(), String> {
+    let client = async_nats::connect(&nats_url).await.map_err(|e| e.to_string())?;
+    let js = async_nats::jetstream::new(client.clone());
+    let mut sub = client
+        .subscribe(baton_proto::subjects::events_of_kind("phase"))
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        let m = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            m = sub.next() => match m { Some(m) => m, None => return Ok(()) },
+        };
+        let Ok(ev) = baton_proto::codec::decode::<v1::Event>(&m.payload) else { continue };
+        let Some(Body::PhaseChanged(p)) = &ev.body else { continue };
+        if p.status != "awaiting_approval" {
+            continue;
+        }
+        let id = format!("{}:decision:auto:{}:{}", ev.run_id, p.phase_id, ev.time_ms);
+        let body = Body::Decision(v1::Decision {
+            approve: true,
+            by: "baton dev --auto-approve".into(),
+            reason: "auto-approved (demo)".into(),
+            task_id: String::new(),
+        });
+        let tp = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(baton_proto::subjects::TRACEPARENT_HEADER))
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        if let Err(e) = baton_proto::bus::publish_event(&js, &ev.run_id, &id, body, &tp).await {
+            tracing::warn!(run = %ev.run_id, error = %e, "auto-approval not published");
+        } else {
+            tracing::info!(run = %ev.run_id, phase = %p.phase_id, "auto-approved");
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! A whole Baton in one test process: a real nats-server, a coordinator, the
+//! gates and a worker, stopped when the `Cluster` is dropped.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use baton_proto::v1::{self, admin_client::AdminClient};
+use baton_test_support::NatsServer;
+use baton_worker::runtime::{DockerRuntime, Limits, NoopRuntime, ProcessRuntime, Runtime, SandboxPolicy};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+pub const ROLES: &[&str] = &["arch", "sec", "qa", "ops", "dev"];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Rt {
+    Docker,
+    Process,
+    Noop,
+}
+
+pub struct Cluster {
+    pub nats: NatsServer,
+    pub admin: AdminClient<Channel>,
+    pub grpc_addr: std::net::SocketAddr,
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Build the agent image once per test binary if it is missing; Docker
+/// must be reachable — a test that needs it fails loudly, never skips.
+pub fn ensure_agent_image() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let ok = std::process::Command::new("docker")
+            .args(["image", "inspect", "baton/agent:local"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok {
+            let script = baton_test_support::workspace_root().join("deploy/images/agent/build.sh");
+            let st = std::process::Command::new(script).status().expect("run build.sh");
+            assert!(st.success(), "could not build baton/agent:local — is Docker running?");
+        }
+    });
+}
+
+pub async fn runtime(rt: Rt) -> Runtime {
+    match rt {
+        Rt::Docker => {
+            ensure_agent_image();
+            DockerRuntime::connect(SandboxPolicy::default())
+                .await
+                .expect("Docker must be reachable for this test (it is never skipped)")
+                .into()
+        }
+        Rt::Process => ProcessRuntime::new().into(),
+        Rt::Noop => NoopRuntime::new().into(),
+    }
+}
+
+impl Cluster {
+    pub async fn start(rt: Rt) -> Cluster {
+        Self::start_with(rt, Limits::default(), 8).await
+    }
+
+    pub async fn start_with(rt: Rt, limits: Limits, concurrency: usize) -> Cluster {
+        let nats = NatsServer::start();
+        let cancel = CancellationToken::new();
+        let (coord, handle) = baton_coordinator::Options {
+            nats_url: nats.url(),
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        }
+        .build()
+        .await
+        .expect("coordinator builds");
+        let gates = baton_gates::Options {
+            nats_url: nats.url(),
+            ..Default::default()
+        }
+        .build()
+        .await
+        .expect("gates build");
+        let worker = baton_worker::Options {
+            nats_url: nats.url(),
+            roles: ROLES.iter().map(|s| s.to_string()).collect(),
+            concurrency,
+            limits,
+            grace: Duration::from_secs(2),
+            ..Default::default()
+        }
+        .build(runtime(rt).await)
+        .await
+        .expect("worker builds");
+        let mut tasks = Vec::new();
+        let t = cancel.child_token();
+        tasks.push(tokio::spawn(async move { coord.run(t).await.expect("coordinator runs") }));
+        let t = cancel.child_token();
+        tasks.push(tokio::spawn(async move { gates.run(t).await.expect("gates run") }));
+        let t = cancel.child_token();
+        tasks.push(tokio::spawn(async move { worker.run(t).await.expect("worker runs") }));
+        let admin = AdminClient::connect(format!("http://{}", handle.grpc_addr))
+            .await
+            .expect("admin connects");
+        Cluster {
+            nats,
+            admin,
+            grpc_addr: handle.grpc_addr,
+            cancel,
+            tasks,
+        }
+    }
+
+    pub fn server(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    pub async fn submit(&self, yaml: &str, inputs: &[(&str, &str)]) -> String {
+        self.try_submit(yaml, inputs).await.expect("plan is accepted")
+    }
+
+    pub async fn try_submit(&self, yaml: &str, inputs: &[(&str, &str)]) -> Result<String, tonic::Status> {
+        let req = v1::SubmitRunRequest {
+            plan_yaml: yaml.into(),
+            plan_file: "test.yaml".into(),
+            inputs: inputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
+            ..Default::default()
+        };
+        self.admin.clone().submit_run(req).await.map(|r| r.into_inner().run_id)
+    }
+
+    pub async fn get(&self, run: &str) -> v1::Run {
+        self.admin
+            .clone()
+            .get_run(v1::GetRunRequest { run_id: run.into() })
+            .await
+            .expect("run exists")
+            .into_inner()
+    }
+
+    /// Poll until the run ends, and return it.
+    pub async fn wait_end(&self, run: &str, timeout: Duration) -> v1::Run {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(r) = self.admin.clone().get_run(v1::GetRunRequest { run_id: run.into() }).await {
+                let r = r.into_inner();
+                if r.status != "running" {
+                    return r;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "run {run} still running after {timeout:?}: {r:#?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Poll until the run waits for an approval.
+    pub async fn wait_waiting(&self, run: &str, timeout: Duration) -> v1::Run {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(r) = self.admin.clone().get_run(v1::GetRunRequest { run_id: run.into() }).await {
+                let r = r.into_inner();
+                if r.waiting.contains("approval") {
+                    return r;
+                }
+                assert!(r.status == "running", "run ended instead of waiting: {r:#?}");
+            }
+            assert!(std::time::Instant::now() < deadline, "run {run} never waited for an approval");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn decide(&self, run: &str, approve: bool, reason: &str) -> Result<(), tonic::Status> {
+        let req = v1::DecisionRequest {
+            run_id: run.into(),
+            reason: reason.into(),
+            by: "tester".into(),
+            task_id: String::new(),
+        };
+        let mut a = self.admin.clone();
+        if approve {
+            a.approve(req).await.map(|_| ())
+        } else {
+            a.reject(req).await.map(|_| ())
+        }
+    }
+
+    /// Every event of the run, in order, from the EVENTS stream.
+    pub async fn events(&self, run: &str) -> Vec<v1::Event> {
+        use futures::StreamExt;
+        let mut s = self
+            .admin
+            .clone()
+            .watch_run(v1::WatchRunRequest { run_id: run.into() })
+            .await
+            .expect("watch")
+            .into_inner();
+        let mut out = Vec::new();
+        while let Ok(Some(Ok(e))) = tokio::time::timeout(Duration::from_secs(5), s.next()).await {
+            out.push(e.event.unwrap());
+        }
+        out
+    }
+}
+
+pub fn task<'a>(r: &'a v1::Run, id: &str) -> &'a v1::TaskView {
+    r.tasks.iter().find(|t| t.id == id).unwrap_or_else(|| panic!("no task {id} in {r:#?}"))
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+pub fn release_train() -> String {
+    std::fs::read_to_string(baton_test_support::workspace_root().join("examples/release-train.yaml")).unwrap()
+}

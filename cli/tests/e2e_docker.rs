@@ -1,0 +1,233 @@
+//! End to end in real containers: real nats-server, real Docker, the whole loop.
+
+mod common;
+
+use std::time::Duration;
+
+use baton_proto::v1::event::Body;
+use baton_worker::runtime::Limits;
+use common::*;
+
+const T: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_train_succeeds_after_approval() {
+    let c = Cluster::start(Rt::Docker).await;
+    let run = c.submit(&release_train(), &[("version", "v3.1.0")]).await;
+    let waiting = c.wait_waiting(&run, T).await;
+    assert_eq!(task(&waiting, "deploy").status, "awaiting_approval");
+    assert_eq!(task(&waiting, "types").status, "succeeded");
+    assert_eq!(waiting.phases[0].status, "passed");
+    c.decide(&run, true, "reviewed").await.expect("approve");
+    let r = c.wait_end(&run, T).await;
+    assert_eq!(r.status, "succeeded", "{r:#?}");
+    let deploy = task(&r, "deploy");
+    assert_eq!(deploy.exit_code, Some(0));
+    let result: serde_json::Value = serde_json::from_str(&deploy.result_json).unwrap();
+    assert_eq!(result["outputs"]["p95_ms"], 180);
+    assert_eq!(deploy.trace_id.len(), 32, "the result carries the trace id");
+    assert_eq!(task(&r, "scan").result_json.contains("sbom.json"), true);
+    // Rollback steps never ran.
+    assert_eq!(task(&r, "undeploy").status, "pending");
+    // The env template reached the container: its log says so.
+    let logs = logs_of(&c, &run, "deploy").await;
+    assert!(logs.iter().any(|l| l == "deploying v3.1.0"), "{logs:?}");
+}
+
+async fn logs_of(c: &Cluster, run: &str, task: &str) -> Vec<String> {
+    use futures::StreamExt;
+    let mut s = c
+        .admin
+        .clone()
+        .logs(baton_proto::v1::LogsRequest {
+            run_id: run.into(),
+            task_id: task.into(),
+            follow: false,
+        })
+        .await
+        .expect("logs")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(Ok(l)) = s.next().await {
+        out.push(l.line);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_expr_gate_rolls_back_newest_phase_first() {
+    let c = Cluster::start(Rt::Docker).await;
+    let yaml = release_train().replace(r#"\"p95_ms\":180"#, r#"\"p95_ms\":900"#);
+    let run = c.submit(&yaml, &[]).await;
+    c.wait_waiting(&run, T).await;
+    c.decide(&run, true, "go").await.unwrap();
+    let r = c.wait_end(&run, T).await;
+    assert_eq!(r.status, "rolled_back", "{r:#?}");
+    let stage = r.phases.iter().find(|p| p.id == "stage").unwrap();
+    let expr_gate = stage.gates.iter().find(|g| g.kind == "expr").unwrap();
+    assert_eq!(expr_gate.verdict, "fail");
+    assert!(expr_gate.reasons[0].contains("tasks.deploy.outputs.p95_ms = 900"), "{:?}", expr_gate.reasons);
+    assert_eq!(task(&r, "undeploy").status, "succeeded");
+    assert_eq!(task(&r, "revert-types").status, "succeeded");
+    // Order: stage's rollback finished before readiness's started.
+    let events = c.events(&run).await;
+    let pos = |want: &str, started: bool| {
+        events
+            .iter()
+            .position(|e| match &e.body {
+                Some(Body::TaskStarted(s)) if started => s.task_id == want,
+                Some(Body::TaskFinished(f)) if !started => f.task_id == want,
+                _ => false,
+            })
+            .unwrap_or_else(|| panic!("no event for {want}"))
+    };
+    assert!(pos("undeploy", false) < pos("revert-types", true), "rollback ran newest phase first");
+    assert!(r.reason.contains("phase stage failed"), "{}", r.reason);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_retries_then_succeeds_and_phase_retry_reruns() {
+    let c = Cluster::start(Rt::Docker).await;
+    let yaml = r#"
+name: retries
+roles:
+  dev: { image: "baton/agent:local" }
+phases:
+  - id: flaky
+    tasks:
+      - id: second-time-lucky
+        role: dev
+        retries: 2
+        run: ["sh", "-c", "if [ \"$BATON_ATTEMPT\" -ge 2 ]; then echo '{\"result\":\"ok\"}'; else echo boom >&2; exit 3; fi"]
+  - id: never-green
+    tasks:
+      - id: check
+        role: dev
+        run: ["sh", "-c", "echo '{\"result\":\"ok\",\"outputs\":{\"green\":false}}'"]
+    gates:
+      - expr: "tasks.check.outputs.green == true"
+    on_fail: retry
+    max_retries: 1
+"#;
+    let run = c.submit(yaml, &[]).await;
+    let r = c.wait_end(&run, T).await;
+    let t = task(&r, "second-time-lucky");
+    assert_eq!((t.status.as_str(), t.attempts), ("succeeded", 2), "{r:#?}");
+    assert_eq!(r.status, "failed", "{r:#?}");
+    assert!(r.reason.contains("failed after 1 retries"), "{}", r.reason);
+    let events = c.events(&run).await;
+    let check_runs = events
+        .iter()
+        .filter(|e| matches!(&e.body, Some(Body::TaskFinished(f)) if f.task_id == "check"))
+        .count();
+    assert_eq!(check_runs, 2, "on_fail: retry ran the phase twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_memory_limit_bad_result_and_missing_image_fail_clearly() {
+    let limits = Limits {
+        memory_bytes: 48 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let c = Cluster::start_with(Rt::Docker, limits, 8).await;
+    let yaml = r#"
+name: failures
+roles:
+  dev: { image: "baton/agent:local" }
+  qa: { image: "baton/no-such-image:local" }
+phases:
+  - id: all
+    tasks:
+      - id: slow
+        role: dev
+        timeout: 2s
+        run: ["sleep", "60"]
+      - id: hog
+        role: dev
+        run: ["sh", "-c", "head -c 300000000 /dev/zero | tail > /dev/null; echo '{\"result\":\"ok\"}'"]
+      - id: chatty
+        role: dev
+        run: ["sh", "-c", "echo this is not json at all"]
+      - id: ghost
+        role: qa
+        retries: 3
+        run: ["true"]
+    on_fail: halt
+"#;
+    let started = std::time::Instant::now();
+    let run = c.submit(yaml, &[]).await;
+    let r = c.wait_end(&run, T).await;
+    assert_eq!(r.status, "halted", "{r:#?}");
+    let slow = task(&r, "slow");
+    assert_eq!(slow.status, "failed");
+    assert!(slow.error.contains("timed out after 2s"), "{}", slow.error);
+    assert!(started.elapsed() < Duration::from_secs(60), "the timeout was enforced");
+    let hog = task(&r, "hog");
+    assert_eq!(hog.status, "failed");
+    assert!(hog.error.contains("memory limit"), "{}", hog.error);
+    let chatty = task(&r, "chatty");
+    assert_eq!(chatty.status, "failed");
+    assert!(chatty.error.contains("not JSON: this is not json at all"), "{}", chatty.error);
+    let ghost = task(&r, "ghost");
+    assert_eq!(ghost.status, "failed");
+    assert_eq!(ghost.attempts, 1, "a missing image is permanent: no retries burnt");
+    assert!(
+        ghost.error.contains("image baton/no-such-image:local not found — build it with"),
+        "{}",
+        ghost.error
+    );
+    let gate = &r.phases[0].gates[0];
+    assert_eq!((gate.kind.as_str(), gate.verdict.as_str()), ("tasks", "fail"));
+    assert!(gate.reasons.iter().any(|x| x.contains("task slow failed")), "{:?}", gate.reasons);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejection_fails_the_task_and_rolls_back() {
+    let c = Cluster::start(Rt::Docker).await;
+    let run = c.submit(&release_train(), &[]).await;
+    c.wait_waiting(&run, T).await;
+    c.decide(&run, false, "not on a Friday").await.expect("reject");
+    let r = c.wait_end(&run, T).await;
+    assert_eq!(r.status, "rolled_back", "{r:#?}");
+    let deploy = task(&r, "deploy");
+    assert_eq!(deploy.status, "failed");
+    assert_eq!(deploy.attempts, 0, "a rejected task never reaches a worker");
+    assert!(deploy.error.contains("rejected by tester: not on a Friday"), "{}", deploy.error);
+    assert_eq!(task(&r, "undeploy").status, "succeeded");
+    // Nothing waits any more, so a second decision is refused.
+    let e = c.decide(&run, true, "late").await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_kills_running_containers() {
+    let c = Cluster::start(Rt::Docker).await;
+    let yaml = r#"
+name: long
+roles:
+  dev: { image: "baton/agent:local" }
+phases:
+  - id: p
+    tasks:
+      - id: sleeper
+        role: dev
+        run: ["sh", "-c", "echo started; sleep 120"]
+"#;
+    let run = c.submit(yaml, &[]).await;
+    baton_test_support::assert_eventually!(T, task(&c.get(&run).await, "sleeper").status == "running", "sleeper never ran");
+    let t0 = std::time::Instant::now();
+    c.admin
+        .clone()
+        .cancel_run(baton_proto::v1::CancelRunRequest {
+            run_id: run.clone(),
+            reason: "test".into(),
+            by: "tester".into(),
+        })
+        .await
+        .unwrap();
+    let r = c.wait_end(&run, T).await;
+    assert_eq!(r.status, "cancelled");
+    let containers = baton_test_support::LabelledContainers::new("org.baton.run", &run);
+    baton_test_support::assert_eventually!(Duration::from_secs(20), containers.count().await == 0, "container of a cancelled run still exists");
+    assert!(t0.elapsed() < Duration::from_secs(30));
+}

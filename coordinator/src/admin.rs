@@ -1,0 +1,273 @@
+//! The admin gRPC service. Any coordinator answers about any run: reads come
+//! from the run store, and decisions travel as events to whoever folds the run.
+
+use std::pin::Pin;
+
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use baton_proto::v1::{self, admin_server::Admin, event::Body};
+use baton_proto::{bus, codec, subjects};
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::run::{view, RunStatus};
+use crate::state_store::RunStore;
+use crate::submit::{Submission, Submitter};
+use crate::Error;
+
+#[derive(Clone)]
+pub struct AdminService {
+    pub submitter: Submitter,
+    pub store: RunStore,
+    pub events: async_nats::jetstream::stream::Stream,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<v1::RunEvent, Status>> + Send>>;
+
+fn by(s: &str) -> String {
+    if s.is_empty() {
+        "admin".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+impl AdminService {
+    async fn decide(&self, req: v1::DecisionRequest, approve: bool) -> Result<(), Error> {
+        let st = self.store.get(&req.run_id).await?;
+        let waiting = view::waiting(&st);
+        if st.status != RunStatus::Running || !waiting.contains("approval") {
+            return Err(Error::NothingToDecide {
+                run: st.run_id.clone(),
+                status: st.status.as_str().to_string(),
+            });
+        }
+        // Each decision is its own fact; two people approving are two events.
+        let id = format!("{}:decision:{:016x}", st.run_id, rand::random::<u64>());
+        let body = Body::Decision(v1::Decision {
+            approve,
+            by: by(&req.by),
+            reason: req.reason,
+            task_id: req.task_id,
+        });
+        bus::publish_event(&self.submitter.js, &st.run_id, &id, body, &st.traceparent).await?;
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn submit_run(&self, req: Request<v1::SubmitRunRequest>) -> Result<Response<v1::SubmitRunResponse>, Status> {
+        let r = req.into_inner();
+        let run_id = self
+            .submitter
+            .submit(Submission {
+                plan_yaml: r.plan_yaml,
+                plan_file: r.plan_file,
+                plan_name: r.plan_name,
+                inputs: r.inputs.into_iter().collect(),
+                submitted_by: by(&r.submitted_by),
+                trigger: "grpc".into(),
+            })
+            .await?;
+        Ok(Response::new(v1::SubmitRunResponse { run_id }))
+    }
+
+    async fn get_run(&self, req: Request<v1::GetRunRequest>) -> Result<Response<v1::Run>, Status> {
+        let st = self.store.get(&req.into_inner().run_id).await?;
+        Ok(Response::new(view::to_proto(&st)))
+    }
+
+    async fn list_runs(&self, req: Request<v1::ListRunsRequest>) -> Result<Response<v1::ListRunsResponse>, Status> {
+        let limit = match req.into_inner().limit {
+            0 => 50,
+            n => n.min(1000) as usize,
+        };
+        let runs = self.store.list(limit).await?;
+        Ok(Response::new(v1::ListRunsResponse {
+            runs: runs.iter().map(|r| view::summary(r)).collect(),
+        }))
+    }
+
+    type WatchRunStream = EventStream;
+
+    async fn watch_run(&self, req: Request<v1::WatchRunRequest>) -> Result<Response<EventStream>, Status> {
+        let run_id = req.into_inner().run_id;
+        if !crate::state_store::valid_id(&run_id) {
+            return Err(Error::RunNotFound(run_id).into());
+        }
+        // The submission is the run's first event: if it is absent, so is the run.
+        let exists = self
+            .events
+            .get_last_raw_message_by_subject(&subjects::event(&run_id, "submitted"))
+            .await
+            .is_ok();
+        if !exists {
+            return Err(Error::RunNotFound(run_id).into());
+        }
+        let consumer = self
+            .events
+            .create_consumer(OrderedConfig {
+                filter_subject: subjects::run_events(&run_id),
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let messages = consumer.messages().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let stream = messages
+            .filter_map(|m| async move {
+                let m = m.ok()?;
+                let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                let event = codec::decode::<v1::Event>(&m.payload).ok()?;
+                Some(v1::RunEvent { seq, event: Some(event) })
+            })
+            .scan(false, |done, ev| {
+                // End the stream after the run's end has been sent.
+                if *done {
+                    return futures::future::ready(None);
+                }
+                *done = matches!(ev.event.as_ref().and_then(|e| e.body.as_ref()), Some(Body::RunFinished(_)));
+                futures::future::ready(Some(Ok(ev)))
+            });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn approve(&self, req: Request<v1::DecisionRequest>) -> Result<Response<v1::DecisionResponse>, Status> {
+        self.decide(req.into_inner(), true).await?;
+        Ok(Response::new(v1::DecisionResponse {}))
+    }
+
+    async fn reject(&self, req: Request<v1::DecisionRequest>) -> Result<Response<v1::DecisionResponse>, Status> {
+        self.decide(req.into_inner(), false).await?;
+        Ok(Response::new(v1::DecisionResponse {}))
+    }
+
+    async fn cancel_run(&self, req: Request<v1::CancelRunRequest>) -> Result<Response<v1::CancelRunResponse>, Status> {
+        let r = req.into_inner();
+        let st = self.store.get(&r.run_id).await.map_err(Status::from)?;
+        if st.status.is_terminal() {
+            return Err(Error::RunEnded {
+                run: st.run_id.clone(),
+                status: st.status.as_str().into(),
+            }
+            .into());
+        }
+        let body = Body::CancelRequested(v1::CancelRequested {
+            by: by(&r.by),
+            reason: r.reason,
+        });
+        let id = format!("{}:cancel", st.run_id);
+        bus::publish_event(&self.submitter.js, &st.run_id, &id, body, &st.traceparent)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(v1::CancelRunResponse {}))
+    }
+
+    type LogsStream = LogStream;
+
+    async fn logs(&self, req: Request<v1::LogsRequest>) -> Result<Response<LogStream>, Status> {
+        Ok(Response::new(self.logs_stream(req.into_inner()).await?))
+    }
+
+    async fn apply_plan(&self, req: Request<v1::ApplyPlanRequest>) -> Result<Response<v1::ApplyPlanResponse>, Status> {
+        let r = req.into_inner();
+        let file = if r.plan_file.is_empty() { "plan.yaml" } else { &r.plan_file };
+        let plan = self.submitter.apply(&r.plan_yaml, file).await?;
+        Ok(Response::new(v1::ApplyPlanResponse {
+            name: plan.name.clone(),
+            summary: crate::plan::summary(&plan),
+        }))
+    }
+}
+
+pub(crate) type LogStream = Pin<Box<dyn Stream<Item = Result<v1::LogEntry, Status>> + Send>>;
+
+impl AdminService {
+    pub(crate) async fn logs_stream(&self, r: v1::LogsRequest) -> Result<LogStream, Status> {
+        let st = self.store.get(&r.run_id).await?;
+        if !r.task_id.is_empty() && !st.tasks.contains_key(&r.task_id) {
+            let known: Vec<&str> = st.task_order.iter().map(|s| s.as_str()).collect();
+            return Err(Status::not_found(format!(
+                "run {} has no task `{}` — its tasks: {}",
+                st.run_id,
+                r.task_id,
+                known.join(", ")
+            )));
+        }
+        let filter = if r.task_id.is_empty() {
+            subjects::run_logs(&st.run_id)
+        } else {
+            subjects::log(&st.run_id, &r.task_id)
+        };
+        let logs = self
+            .submitter
+            .js
+            .get_stream(subjects::LOGS_STREAM)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let consumer = logs
+            .create_consumer(OrderedConfig {
+                filter_subject: filter,
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let mut messages = consumer.messages().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let store = self.store.clone();
+        let run_id = st.run_id.clone();
+        let follow = r.follow;
+        let stream = async_stream_lite(move |tx| async move {
+            loop {
+                // Idle for a moment: without follow we are caught up; with it,
+                // stop once the run has ended and nothing more arrives.
+                let next = tokio::time::timeout(std::time::Duration::from_millis(500), messages.next()).await;
+                match next {
+                    Ok(Some(Ok(m))) => {
+                        let task_id = m.subject.rsplit('.').next().unwrap_or_default().to_string();
+                        let h = m.headers.as_ref();
+                        let get = |k: &str| h.and_then(|h| h.get(k)).map(|v| v.as_str().to_string()).unwrap_or_default();
+                        let time_ms = m
+                            .info()
+                            .map(|i| (i.published.unix_timestamp_nanos() / 1_000_000) as i64)
+                            .unwrap_or(0);
+                        let entry = v1::LogEntry {
+                            task_id,
+                            attempt: get("Baton-Attempt").parse().unwrap_or(0),
+                            stream: get("Baton-Stream"),
+                            line: String::from_utf8_lossy(&m.payload).into_owned(),
+                            time_ms,
+                        };
+                        if tx.send(Ok(entry)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Some(Err(_))) => continue,
+                    Ok(None) => return,
+                    Err(_) => {
+                        if !follow {
+                            return;
+                        }
+                        match store.get(&run_id).await {
+                            Ok(st) if st.status.is_terminal() => return,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        });
+        Ok(stream)
+    }
+}
+
+/// A stream fed by a spawned producer through a channel.
+fn async_stream_lite<F, Fut>(f: F) -> LogStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<v1::LogEntry, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(f(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

@@ -1,0 +1,51 @@
+//! What can go wrong in the coordinator, phrased as what the caller did or must do.
+
+use crate::plan::PlanError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidPlan(#[from] PlanError),
+    #[error("invalid inputs: {0}")]
+    InvalidInputs(String),
+    #[error("no plan named `{0}` is registered — register it with `baton plan apply FILE`")]
+    UnknownPlan(String),
+    #[error("run {0} not found — list runs with `baton runs`")]
+    RunNotFound(String),
+    #[error("run {run} is not waiting for an approval (status {status}) — see `baton status {run}`")]
+    NothingToDecide { run: String, status: String },
+    #[error("run {run} already ended ({status})")]
+    RunEnded { run: String, status: String },
+    #[error("give either a plan's YAML or a registered plan's name, not {0}")]
+    PlanSource(&'static str),
+    #[error("cannot reach NATS at {url}: {source} — start nats-server with -js, or pass --nats-url")]
+    NatsUnreachable {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error("cannot listen for gRPC on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bus error: {0}")]
+    Bus(#[from] async_nats::Error),
+    #[error("gRPC server error: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        let msg = e.to_string();
+        match e {
+            Error::InvalidPlan(_) | Error::InvalidInputs(_) | Error::PlanSource(_) => {
+                tonic::Status::invalid_argument(msg)
+            }
+            Error::UnknownPlan(_) | Error::RunNotFound(_) => tonic::Status::not_found(msg),
+            Error::NothingToDecide { .. } | Error::RunEnded { .. } => tonic::Status::failed_precondition(msg),
+            _ => tonic::Status::unavailable(msg),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The plan format: YAML with positions → a validated [`Plan`], plus the
+//! template rendering the coordinator does at dispatch.
+//!
+//! [`load`] reports every problem it finds (not just the first), each as a
+//! [`Diagnostic`] with the line and column of the offending node, what is
+//! wrong and how to fix it.
+//!
+//! # Layout
+//! - `model`: the plan as the coordinator uses it (plain data).
+//! - `error`: [`Diagnostic`], [`PlanError`], the diagnostic sink and did-you-mean.
+//! - `node`: reading marked-yaml nodes: positions, typed fields, unknown keys, ids.
+//! - `parse`: the node tree → model (plan, inputs, roles, phases, gates), with positions.
+//! - `task`: reading one task or rollback step.
+//! - `validate`: cross-checks: unique ids, roles, `needs` and cycles.
+//! - `refs`: who may read what: template references and gate expression names.
+//! - `template`: scanning and rendering `${{ ... }}` templates.
+//! - `duration`: `250ms`, `30s`, `5m`, `1h30m`.
+//! - `inputs`: submit-time inputs + defaults.
+//! - `summary`: the human summary for `baton plan validate`.
+
+mod duration;
+mod error;
+mod inputs;
+mod model;
+mod node;
+mod parse;
+mod refs;
+mod summary;
+mod task;
+pub mod template;
+mod validate;
+
+use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions};
+
+pub use duration::{format_duration, parse_duration, MAX_TIMEOUT};
+pub use error::{Diagnostic, PlanError};
+pub use inputs::resolve_inputs;
+pub use model::*;
+pub use parse::DEFAULT_MAX_RETRIES;
+pub use summary::summary;
+pub use task::{DEFAULT_TIMEOUT, MAX_TASK_RETRIES};
+pub use template::render;
+
+use error::Pos;
+use node::Cx;
+
+/// Parse and validate; collect all problems found, sorted by line and column.
+pub fn load(file_name: &str, yaml: &str) -> Result<Plan, PlanError> {
+    let mut cx = Cx::new(file_name, yaml);
+    let options = LoaderOptions::default()
+        .prevent_coercion(true)
+        .error_on_duplicate_keys(true);
+    match parse_yaml_with_options(0, yaml, options) {
+        Ok(root) => {
+            let (plan, spans) = parse::plan(&mut cx, &root);
+            validate::check(&mut cx.sink, &plan, &spans);
+            cx.sink.finish(plan)
+        }
+        Err(e) => {
+            let (pos, message, hint) = load_error(&e);
+            cx.err(pos, message, hint);
+            Err(cx.sink.into_error())
+        }
+    }
+}
+
+fn load_error(e: &LoadError) -> (Pos, String, String) {
+    let at = |m: &marked_yaml::Marker| Pos::new(m.line(), m.column());
+    match e {
+        LoadError::ScanError(m, se) => (
+            at(m),
+            format!("YAML syntax error: {}", se.info()),
+            "check the indentation, quotes and brackets around here".into(),
+        ),
+        LoadError::DuplicateKey(inner) => {
+            let first = inner.prev_key.span().start().map(at).unwrap_or_default();
+            let second = inner.key.span().start().map(at).unwrap_or_default();
+            (
+                second,
+                format!("duplicate key `{}` (first at line {}, column {})", inner.key.as_str(), first.line, first.col),
+                "each key may appear once in a mapping; remove or rename one (role and input ids must be unique)"
+                    .into(),
+            )
+        }
+        LoadError::TopLevelMustBeMapping(m) | LoadError::TopLevelMustBeSequence(m) => (
+            at(m),
+            "a plan must be a YAML mapping".into(),
+            "start the file with `name:` and `phases:`".into(),
+        ),
+        LoadError::UnexpectedAnchor(m) => (
+            at(m),
+            "YAML anchors and aliases are not supported".into(),
+            "write the value out in full".into(),
+        ),
+        LoadError::MappingKeyMustBeScalar(m) => (
+            at(m),
+            "mapping keys must be plain strings".into(),
+            "write keys as `name:`".into(),
+        ),
+        LoadError::UnexpectedTag(m) => (
+            at(m),
+            "YAML tags (`!tag`) are not supported".into(),
+            "remove the tag; quote the value if it must be a string".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: &str = "\
+name: small
+inputs:
+  who:
+  greeting: hi
+roles:
+  r: { image: img, risk: approval_required }
+phases:
+  - id: one
+    tasks:
+      - id: a
+        role: r
+        run: echo ${{ inputs.greeting }} ${{ inputs.who }}
+        outputs: [n]
+      - id: b
+        role: r
+        needs: [a]
+        timeout: 90s
+        retries: 1
+        run: [\"echo\", \"${{ tasks.a.outputs.n }}\"]
+    gates:
+      - approval: { quorum: 2 }
+    on_fail: retry
+    max_retries: 3
+";
+
+    #[test]
+    fn loads_and_summarises() {
+        let plan = load("small.yaml", SMALL).unwrap();
+        assert_eq!(plan.inputs[0].default, None);
+        assert_eq!(plan.inputs[1].default.as_deref(), Some("hi"));
+        assert_eq!(plan.phases[0].max_retries, 3);
+        assert_eq!(
+            summary(&plan),
+            "plan small\n\
+             inputs:\n  who (required)\n  greeting (default \"hi\")\n\
+             roles:\n  r image img risk approval_required\n\
+             phase 1/1 one\n\
+             \x20 task a (role r)\n\
+             \x20 task b (role r, needs a, timeout 1m30s, retries 1)\n\
+             \x20 gates: tasks all_ok; approval (quorum 2)\n\
+             \x20 on_fail: retry (up to 3 more times)\n"
+        );
+    }
+
+    #[test]
+    fn yaml_errors_have_positions() {
+        let e = load("p.yaml", "name: x\nphases: [\n").unwrap_err();
+        assert_eq!(e.diagnostics.len(), 1);
+        assert!(e.diagnostics[0].message.starts_with("YAML syntax error"), "{e}");
+        let e = load("p.yaml", "name: x\nname: y\n").unwrap_err();
+        let d = &e.diagnostics[0];
+        assert_eq!((d.line, d.col), (2, 1));
+        assert_eq!(d.message, "duplicate key `name` (first at line 1, column 1)");
+        let e = load("p.yaml", "- a\n").unwrap_err();
+        assert_eq!(e.diagnostics[0].message, "a plan must be a YAML mapping");
+    }
+
+    #[test]
+    fn empty_file_reports_missing_keys() {
+        let e = load("p.yaml", "").unwrap_err();
+        let messages: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages, ["the plan has no `name`", "the plan has no `phases`"]);
+    }
+}

@@ -1,0 +1,133 @@
+//! The plan as the coordinator uses it, after parsing and validation.
+//!
+//! Every type here is plain data: the fold clones nothing from YAML at run time,
+//! and a plan is stored (as its YAML source) inside the `RunSubmitted` event so
+//! that replaying a run re-parses exactly what was submitted.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A validated plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub name: String,
+    pub description: Option<String>,
+    /// Declared inputs, in declaration order.
+    pub inputs: Vec<InputSpec>,
+    /// Roles by id.
+    pub roles: BTreeMap<String, Role>,
+    /// Ordered phases.
+    pub phases: Vec<Phase>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    pub name: String,
+    /// `None` means the input is required.
+    pub default: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    #[default]
+    Auto,
+    ApprovalRequired,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    pub id: String,
+    pub image: String,
+    pub risk: Risk,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFail {
+    /// Run the rollback steps of every phase started so far, newest first.
+    #[default]
+    Rollback,
+    /// Run the whole phase again, up to `Phase::max_retries` more times.
+    Retry,
+    /// Stop the run and leave it for a person.
+    Halt,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub id: String,
+    pub tasks: Vec<Task>,
+    /// Gates as written. When no `tasks` gate is written, the coordinator
+    /// adds an implicit `tasks: all_ok` in front (see `Phase::effective_gates`).
+    pub gates: Vec<GateSpec>,
+    pub on_fail: OnFail,
+    /// With `on_fail: retry`: how many more times the phase may run. Default 2.
+    pub max_retries: u32,
+    pub rollback: Vec<Task>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum GateSpec {
+    /// `tasks: all_ok` (`min_ok: None`) or `tasks: { min_ok: N }`.
+    Tasks { min_ok: Option<u32> },
+    /// `expr: "<expression>"`, parsed by `baton_gates::expr`.
+    Expr { expr: String },
+    /// `approval: { quorum: N }` or `approval: {}`; a person decides.
+    Approval { quorum: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: String,
+    pub role: String,
+    /// argv; templates (`${{ inputs.x }}`, `${{ tasks.t.outputs.k }}`) are rendered at dispatch.
+    pub run: Vec<String>,
+    /// Environment; values may hold templates too.
+    pub env: BTreeMap<String, String>,
+    pub needs: Vec<String>,
+    /// Per-attempt limit. Default 10 minutes.
+    #[serde(with = "duration_ms")]
+    pub timeout: Duration,
+    /// Extra attempts after the first one fails. Default 0.
+    pub retries: u32,
+    /// Declared output names; empty means "not declared" (any key allowed).
+    pub outputs: Vec<String>,
+}
+
+impl Phase {
+    /// The gates the coordinator asks, in order: an implicit `tasks: all_ok`
+    /// first when the plan wrote no `tasks` gate, so a failed task never
+    /// slips through a phase that only checks an expression.
+    pub fn effective_gates(&self) -> Vec<GateSpec> {
+        let has_tasks_gate = self.gates.iter().any(|g| matches!(g, GateSpec::Tasks { .. }));
+        let mut gates = Vec::with_capacity(self.gates.len() + 1);
+        if !has_tasks_gate {
+            gates.push(GateSpec::Tasks { min_ok: None });
+        }
+        gates.extend(self.gates.iter().cloned());
+        gates
+    }
+}
+
+impl Plan {
+    pub fn role(&self, id: &str) -> Option<&Role> {
+        self.roles.get(id)
+    }
+}
+
+pub mod duration_ms {
+    //! Durations travel as whole milliseconds so snapshots stay readable.
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

@@ -1,0 +1,199 @@
+//! Who may read what: template references in `run`/`env` and the names in
+//! gate expressions.
+//!
+//! A task reads outputs of tasks in earlier phases, or of tasks of its own
+//! phase that it needs (directly or transitively). A rollback step reads any
+//! task of its own or an earlier phase. A gate reads any task of its own or
+//! an earlier phase. Rollback steps' outputs are never readable. When a task
+//! declares `outputs`, only those keys may be read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::error::{did_you_mean, suggest, Pos, Sink};
+use super::model::*;
+use super::node::TextPos;
+use super::parse::Spans;
+use super::template::{references, Ref};
+use super::validate::Loc;
+
+/// Who is reading.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reader {
+    Task { phase: usize, index: usize },
+    Rollback { phase: usize, index: usize },
+    Gate { phase: usize },
+}
+
+impl Reader {
+    fn phase(self) -> usize {
+        match self {
+            Reader::Task { phase, .. } | Reader::Rollback { phase, .. } | Reader::Gate { phase } => phase,
+        }
+    }
+}
+
+pub(crate) struct Refs<'a> {
+    pub sink: &'a mut Sink,
+    pub plan: &'a Plan,
+    pub spans: &'a Spans,
+    pub index: &'a BTreeMap<&'a str, Loc>,
+    /// Per phase, per task: the tasks it needs transitively.
+    pub ancestors: &'a [Vec<BTreeSet<usize>>],
+}
+
+impl Refs<'_> {
+    /// Check every template in the `run` and `env` of one task.
+    pub(crate) fn templates(&mut self, reader: Reader) {
+        let (phase, ps) = (&self.plan.phases[reader.phase()], &self.spans.phases[reader.phase()]);
+        let (task, ts) = match reader {
+            Reader::Task { index, .. } => (&phase.tasks[index], &ps.tasks[index]),
+            Reader::Rollback { index, .. } => (&phase.rollback[index], &ps.rollback[index]),
+            Reader::Gate { .. } => return,
+        };
+        let run = task.run.iter().zip(&ts.run).map(|(s, at)| (s, *at));
+        let env = task.env.iter().map(|(k, v)| (v, ts.env.get(k).copied().unwrap_or_default()));
+        for (text, at) in run.chain(env) {
+            match references(text) {
+                Err(e) => self.sink.err(at.at(e.offset), e.message, e.hint),
+                Ok(refs) => {
+                    for (offset, reference) in refs {
+                        let pos = at.at(offset);
+                        match reference {
+                            Ref::Input(name) => self.input(&name, pos, "template"),
+                            Ref::Output { task: t, key } => self.task(reader, &t, Some(&key), pos),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Check the gates of phase `p`: `min_ok` against the task count, and
+    /// gate expressions (syntax and names).
+    pub(crate) fn gates(&mut self, p: usize) {
+        let phase = &self.plan.phases[p];
+        for (gate, gs) in phase.gates.iter().zip(&self.spans.phases[p].gates) {
+            match gate {
+                GateSpec::Tasks { min_ok: Some(n) } if *n as usize > phase.tasks.len() => {
+                    let count = phase.tasks.len();
+                    self.sink.err(
+                        gs.value.node,
+                        format!("min_ok is {n} but phase `{}` has only {count} tasks", phase.id),
+                        format!("use a number from 1 to {count}, or `tasks: all_ok`"),
+                    );
+                }
+                GateSpec::Expr { expr } => self.expr(p, expr, gs.value),
+                _ => {}
+            }
+        }
+    }
+
+    fn expr(&mut self, p: usize, expr: &str, at: TextPos) {
+        let parsed = match baton_gates::expr::parse(expr) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let (message, hint) = match e.message.split_once(" — ") {
+                    Some((m, h)) => (m.to_string(), h.to_string()),
+                    None => (e.message.clone(), "fix the expression; e.g. `tasks.scan.outputs.critical == 0`".to_string()),
+                };
+                self.sink.err(at.at(e.offset), format!("bad gate expression: {message}"), hint);
+                return;
+            }
+        };
+        for name in parsed.names() {
+            let pos = match expr.find(name.as_str()) {
+                Some(byte) => at.at(expr[..byte].chars().count()),
+                None => at.node,
+            };
+            let parts: Vec<&str> = name.split('.').collect();
+            match parts.as_slice() {
+                ["inputs", input] => self.input(input, pos, "gate expression"),
+                ["tasks", t, "status"] => self.task(Reader::Gate { phase: p }, t, None, pos),
+                ["tasks", t, "outputs", key] => self.task(Reader::Gate { phase: p }, t, Some(key), pos),
+                _ => self.sink.err(
+                    pos,
+                    format!("gate expression reads `{name}`, which is not something a gate can read"),
+                    "use tasks.<id>.outputs.<key>, tasks.<id>.status or inputs.<name>",
+                ),
+            }
+        }
+    }
+
+    fn input(&mut self, name: &str, pos: Pos, place: &str) {
+        if self.plan.inputs.iter().any(|i| i.name == name) {
+            return;
+        }
+        let declared: Vec<&str> = self.plan.inputs.iter().map(|i| i.name.as_str()).collect();
+        let hint = match did_you_mean(name, declared.iter().copied()) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!("declare it under `inputs:`, e.g. `{name}: {{ default: \"...\" }}`"),
+        };
+        self.sink.err(pos, format!("unknown input `{name}` in {place}"), hint);
+    }
+
+    /// `tasks.<t>.outputs.<key>` (or `.status` when `key` is `None`) read by `reader`.
+    fn task(&mut self, reader: Reader, t: &str, key: Option<&str>, pos: Pos) {
+        let p = reader.phase();
+        let phase_id = &self.plan.phases[p].id;
+        let Some(&loc) = self.index.get(t) else {
+            let visible: Vec<&str> = self.plan.phases[..=p]
+                .iter()
+                .flat_map(|ph| ph.tasks.iter().map(|t| t.id.as_str()))
+                .collect();
+            let hint = suggest(t, visible.iter().copied(), "tasks it can read");
+            self.sink.err(pos, format!("unknown task `{t}` in {}", place(reader)), hint);
+            return;
+        };
+        if loc.rollback {
+            self.sink.err(
+                pos,
+                format!("`{t}` is a rollback step; its outputs cannot be read"),
+                "read tasks listed under a phase's `tasks:`",
+            );
+            return;
+        }
+        if loc.phase > p {
+            let later = &self.plan.phases[loc.phase].id;
+            self.sink.err(
+                pos,
+                format!("task `{t}` runs in a later phase (`{later}`) than phase `{phase_id}`"),
+                "only tasks of this phase or earlier phases can be read",
+            );
+            return;
+        }
+        if let (Reader::Task { index, .. }, true) = (reader, loc.phase == p) {
+            let me = &self.plan.phases[p].tasks[index].id;
+            if loc.index == index {
+                self.sink.err(
+                    pos,
+                    format!("task `{t}` reads its own outputs"),
+                    "a task's outputs exist only after it finishes; pass the value within the task",
+                );
+                return;
+            }
+            if !self.ancestors[p][index].contains(&loc.index) {
+                self.sink.err(
+                    pos,
+                    format!("task `{me}` reads outputs of `{t}`, which does not run before it"),
+                    format!("add `{t}` to the `needs` of `{me}` (directly or through a task it needs)"),
+                );
+                return;
+            }
+        }
+        let declared = &self.plan.phases[loc.phase].tasks[loc.index].outputs;
+        if let Some(key) = key.filter(|k| !declared.is_empty() && !declared.iter().any(|d| d == k)) {
+            self.sink.err(
+                pos,
+                format!("task `{t}` does not declare output `{key}`"),
+                suggest(key, declared.iter().map(String::as_str), "declared outputs"),
+            );
+        }
+    }
+}
+
+fn place(reader: Reader) -> &'static str {
+    match reader {
+        Reader::Gate { .. } => "gate expression",
+        _ => "template",
+    }
+}

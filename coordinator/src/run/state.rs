@@ -1,0 +1,207 @@
+//! The state of one run: what the fold reads and writes, and what a snapshot stores.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Plan;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    RolledBack,
+    Halted,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::RolledBack => "rolled_back",
+            RunStatus::Halted => "halted",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+    pub fn is_terminal(self) -> bool {
+        self != RunStatus::Running
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseStatus {
+    Pending,
+    Running,
+    /// Tasks are done; the gates were asked.
+    Gating,
+    Passed,
+    Failed,
+    RolledBack,
+}
+
+impl PhaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseStatus::Pending => "pending",
+            PhaseStatus::Running => "running",
+            PhaseStatus::Gating => "gating",
+            PhaseStatus::Passed => "passed",
+            PhaseStatus::Failed => "failed",
+            PhaseStatus::RolledBack => "rolled_back",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    AwaitingApproval,
+    /// Published to the role's queue; no worker has said it started.
+    Queued,
+    Running,
+    /// Failed an attempt; the next one starts when the backoff timer fires.
+    RetryWait,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::AwaitingApproval => "awaiting_approval",
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::RetryWait => "retry_wait",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Skipped => "skipped",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Skipped | TaskStatus::Cancelled
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateState {
+    pub kind: String,
+    /// `None` until the evaluator answers this round.
+    pub verdict: Option<Verdict>,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Pending,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Pending => "pending",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub approve: bool,
+    pub by: String,
+    pub reason: String,
+    pub time_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseState {
+    pub id: String,
+    pub status: PhaseStatus,
+    /// Bumped each time the gates are asked; answers for an older round are stale.
+    pub round: u32,
+    /// Times the phase was run again under `on_fail: retry`.
+    pub retries_used: u32,
+    pub gates: Vec<GateState>,
+    /// Decisions of people on this phase's approval gates.
+    pub decisions: Vec<DecisionRecord>,
+    pub reason: String,
+    pub started_ms: i64,
+    pub finished_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskState {
+    pub id: String,
+    pub phase: String,
+    pub role: String,
+    pub rollback: bool,
+    pub status: TaskStatus,
+    /// The current attempt, 1-based; 0 before the first dispatch.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub exit_code: Option<i64>,
+    /// The task's report as JSON text, empty when none.
+    pub report_json: String,
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+    pub error: String,
+    pub duration_ms: u64,
+    pub trace_id: String,
+    pub worker: String,
+    pub approved_by: Option<DecisionRecord>,
+    pub retry_at_ms: i64,
+    pub dispatched_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Mode {
+    Forward,
+    /// Rollback steps in the order they run; `pos` is the step running now.
+    RollingBack {
+        steps: Vec<String>,
+        pos: usize,
+        any_failed: bool,
+    },
+    Done,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub run_id: String,
+    pub plan: Plan,
+    pub plan_yaml: String,
+    pub plan_file: String,
+    pub inputs: BTreeMap<String, String>,
+    pub status: RunStatus,
+    pub reason: String,
+    pub created_ms: i64,
+    pub finished_ms: i64,
+    pub traceparent: String,
+    pub submitted_by: String,
+    /// Index of the phase moving forward now (or the one that failed).
+    pub current: usize,
+    pub phases: Vec<PhaseState>,
+    /// Every task and rollback step by id, in plan order of insertion.
+    pub tasks: BTreeMap<String, TaskState>,
+    /// Plan order of `tasks`, for views.
+    pub task_order: Vec<String>,
+    pub mode: Mode,
+    /// Stream sequence of the last event folded; replay skips anything at or below it.
+    pub last_seq: u64,
+}

@@ -1,0 +1,135 @@
+//! The coordinator as a component: `Options` → `build()` → `Coordinator::run(cancel)`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use baton_proto::topology::{self, TopologyOptions};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::AdminService;
+use crate::engine::Engine;
+use crate::state_store::RunStore;
+use crate::submit::Submitter;
+use crate::Error;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub nats_url: String,
+    pub grpc_addr: SocketAddr,
+    pub topology: TopologyOptions,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            grpc_addr: ([127, 0, 0, 1], 7233).into(),
+            topology: TopologyOptions::default(),
+        }
+    }
+}
+
+pub struct Coordinator {
+    client: async_nats::Client,
+    engine: Engine,
+    admin: AdminService,
+    submitter: Submitter,
+    listener: tokio::net::TcpListener,
+    timers: TaskTracker,
+}
+
+/// Cheap to clone; tells where the coordinator listens.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    pub grpc_addr: SocketAddr,
+}
+
+/// Connect to NATS with reconnects forever: a restart of nats-server must not kill a service.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Error> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|source| Error::NatsUnreachable {
+            url: url.to_string(),
+            source,
+        })
+}
+
+impl Options {
+    pub async fn build(self) -> Result<(Coordinator, Handle), Error> {
+        let client = tokio::time::timeout(Duration::from_secs(10), connect(&self.nats_url, "baton-coordinator"))
+            .await
+            .map_err(|_| Error::Bus(format!("cannot reach NATS at {} within 10s — start nats-server -js, or pass --nats-url", self.nats_url).into()))??;
+        let js = async_nats::jetstream::new(client.clone());
+        let topo = topology::ensure(&js, &self.topology).await?;
+        let store = RunStore::new(topo.runs.clone());
+        let submitter = Submitter {
+            js: js.clone(),
+            plans: topo.plans.clone(),
+        };
+        let timers = TaskTracker::new();
+        let admin = AdminService {
+            submitter: submitter.clone(),
+            store: store.clone(),
+            events: topo.events.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind(self.grpc_addr)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: self.grpc_addr.to_string(),
+                source,
+            })?;
+        let grpc_addr = listener.local_addr().map_err(|source| Error::Listen {
+            addr: self.grpc_addr.to_string(),
+            source,
+        })?;
+        let engine = Engine {
+            js,
+            topo,
+            store,
+            timers: timers.clone(),
+        };
+        Ok((
+            Coordinator {
+                client,
+                engine,
+                admin,
+                submitter,
+                listener,
+                timers,
+            },
+            Handle { grpc_addr },
+        ))
+    }
+}
+
+impl Coordinator {
+    /// Serve until `cancel`: the fold loop, the gRPC server and the triggers.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), Error> {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| Error::Bus(e.to_string().into()))?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        let grpc_cancel = cancel.child_token();
+        let grpc = tonic::transport::Server::builder()
+            .add_service(reflection)
+            .add_service(baton_proto::v1::admin_server::AdminServer::new(self.admin))
+            .serve_with_incoming_shutdown(incoming, grpc_cancel.cancelled_owned());
+        let trigger = crate::trigger::run(self.client.clone(), self.submitter, cancel.child_token());
+        let engine = self.engine.run(cancel.child_token());
+        let (g, t, e) = tokio::join!(grpc, trigger, engine);
+        self.timers.close();
+        // Timers still sleeping are dropped: their events are re-derived from
+        // state by whoever folds the run next.
+        let _ = tokio::time::timeout(Duration::from_millis(100), self.timers.wait()).await;
+        let _ = self.client.flush().await;
+        g?;
+        t?;
+        e
+    }
+}

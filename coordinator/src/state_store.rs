@@ -1,0 +1,87 @@
+//! Where admin calls read runs from: this coordinator's folded state first,
+//! then the `runs` bucket, so that any coordinator answers about any run.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::kv;
+use dashmap::DashMap;
+use futures::StreamExt;
+
+use crate::run::RunState;
+use crate::Error;
+
+/// A cheap, cloneable handle to the runs this process knows.
+#[derive(Clone)]
+pub struct RunStore {
+    pub local: Arc<DashMap<String, Arc<RunState>>>,
+    pub bucket: kv::Store,
+    /// Woken whenever the fold changes a run.
+    pub changed: Arc<tokio::sync::Notify>,
+}
+
+impl RunStore {
+    pub fn new(bucket: kv::Store) -> Self {
+        Self {
+            local: Arc::new(DashMap::new()),
+            bucket,
+            changed: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    pub async fn get(&self, run_id: &str) -> Result<Arc<RunState>, Error> {
+        if let Some(r) = self.local.get(run_id) {
+            return Ok(r.clone());
+        }
+        if !valid_id(run_id) {
+            return Err(Error::RunNotFound(run_id.to_string()));
+        }
+        match self.bucket.get(run_id).await {
+            Ok(Some(bytes)) => serde_json::from_slice::<RunState>(&bytes)
+                .map(Arc::new)
+                .map_err(|e| Error::Bus(format!("snapshot of run {run_id} is unreadable: {e}").into())),
+            Ok(None) => Err(Error::RunNotFound(run_id.to_string())),
+            Err(e) => Err(Error::Bus(e.into())),
+        }
+    }
+
+    /// Newest first, at most `limit`.
+    pub async fn list(&self, limit: usize) -> Result<Vec<Arc<RunState>>, Error> {
+        let mut ids: Vec<String> = Vec::new();
+        match self.bucket.keys().await {
+            Ok(mut keys) => {
+                while let Some(k) = keys.next().await {
+                    if let Ok(k) = k {
+                        ids.push(k);
+                    }
+                }
+            }
+            Err(e) => return Err(Error::Bus(e.into())),
+        }
+        for r in self.local.iter() {
+            ids.push(r.key().clone());
+        }
+        // Run ids start with the creation time in hex, so they sort by age.
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.dedup();
+        let mut out = Vec::new();
+        for id in ids.into_iter().take(limit) {
+            if let Ok(r) = self.get(&id).await {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Run ids are what `new_run_id` makes; anything else cannot be a key.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A new run id: creation time in milliseconds then randomness, hex, so that
+/// ids sort by age and are valid subject tokens.
+pub fn new_run_id() -> String {
+    let ms = baton_proto::codec::now_ms() as u64;
+    let r: u32 = rand::random();
+    format!("{ms:011x}{r:08x}")
+}

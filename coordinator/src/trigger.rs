@@ -1,0 +1,88 @@
+//! `baton.trigger.<plan>`: a NATS request with a JSON object of inputs starts
+//! a run of a registered plan; the reply is `{"run_id":..}` or `{"error":..}`.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::submit::{Submission, Submitter};
+use crate::Error;
+
+/// Coordinators share the subscription through a queue group, so each trigger starts one run.
+pub const QUEUE_GROUP: &str = "baton-coordinators";
+
+pub async fn run(client: async_nats::Client, submitter: Submitter, cancel: CancellationToken) -> Result<(), Error> {
+    let mut sub = client
+        .queue_subscribe(baton_proto::subjects::TRIGGER_ALL, QUEUE_GROUP.into())
+        .await
+        .map_err(|e| Error::Bus(e.into()))?;
+    loop {
+        let msg = tokio::select! {
+            _ = cancel.cancelled() => break,
+            m = sub.next() => match m { Some(m) => m, None => break },
+        };
+        let plan = msg.subject.rsplit('.').next().unwrap_or_default().to_string();
+        let reply = match parse_inputs(&msg.payload) {
+            Ok(inputs) => {
+                let s = Submission {
+                    plan_yaml: String::new(),
+                    plan_file: String::new(),
+                    plan_name: plan.clone(),
+                    inputs,
+                    submitted_by: "nats-trigger".into(),
+                    trigger: "nats".into(),
+                };
+                match submitter.submit(s).await {
+                    Ok(run_id) => serde_json::json!({ "run_id": run_id }),
+                    Err(e) => serde_json::json!({ "error": e.to_string() }),
+                }
+            }
+            Err(e) => serde_json::json!({ "error": e }),
+        };
+        if let Some(to) = msg.reply {
+            if let Err(e) = client.publish(to, reply.to_string().into()).await {
+                tracing::warn!(plan, error = %e, "trigger reply not sent");
+            }
+        } else {
+            tracing::info!(plan, %reply, "trigger without a reply subject");
+        }
+    }
+    Ok(())
+}
+
+/// An empty body means no inputs; otherwise a JSON object whose scalar values become strings.
+pub fn parse_inputs(body: &[u8]) -> Result<BTreeMap<String, String>, String> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(BTreeMap::new());
+    }
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("trigger body is not JSON ({e}) — send an object of inputs, e.g. {{\"version\":\"v1\"}}"))?;
+    let obj = v
+        .as_object()
+        .ok_or("trigger body must be a JSON object of inputs, e.g. {\"version\":\"v1\"}")?;
+    obj.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => Ok((k.clone(), v.to_string())),
+            _ => Err(format!("input `{k}` must be a string, number or boolean")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_inputs;
+
+    #[test]
+    fn inputs_from_json() {
+        let m = parse_inputs(br#"{"version":"v1","n":3,"go":true}"#).unwrap();
+        assert_eq!(m["version"], "v1");
+        assert_eq!(m["n"], "3");
+        assert_eq!(m["go"], "true");
+        assert!(parse_inputs(b"").unwrap().is_empty());
+        assert!(parse_inputs(b"[1]").unwrap_err().contains("object"));
+        assert!(parse_inputs(b"{nope").unwrap_err().contains("not JSON"));
+        assert!(parse_inputs(br#"{"a":{"b":1}}"#).unwrap_err().contains("`a`"));
+    }
+}

@@ -1,0 +1,49 @@
+//! One file per gate kind. Each turns a [`GateRequest`] into a verdict with reasons.
+
+use baton_proto::v1::{gate_spec::Kind, GateRequest, Verdict};
+
+pub mod approval;
+pub mod expr;
+pub mod tasks;
+
+/// A gate's answer: pass, fail or pending, and why, for a person.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+}
+
+impl Answer {
+    pub fn pass(reason: impl Into<String>) -> Self {
+        Self {
+            verdict: Verdict::Pass,
+            reasons: vec![reason.into()],
+        }
+    }
+    pub fn fail(reasons: Vec<String>) -> Self {
+        Self {
+            verdict: Verdict::Fail,
+            reasons,
+        }
+    }
+}
+
+pub fn kind_name(req: &GateRequest) -> &'static str {
+    match req.spec.as_ref().and_then(|s| s.kind.as_ref()) {
+        Some(Kind::Tasks(_)) => "tasks",
+        Some(Kind::Expr(_)) => "expr",
+        Some(Kind::Approval(_)) => "approval",
+        None => "unknown",
+    }
+}
+
+/// Evaluate any kind. A malformed request fails its gate with the reason;
+/// it never takes the evaluator down.
+pub fn evaluate(req: &GateRequest) -> Answer {
+    match req.spec.as_ref().and_then(|s| s.kind.as_ref()) {
+        Some(Kind::Tasks(g)) => tasks::evaluate(g, req),
+        Some(Kind::Expr(g)) => expr::evaluate(g, req),
+        Some(Kind::Approval(g)) => approval::evaluate(g, req),
+        None => Answer::fail(vec!["gate request carries no gate spec — a newer coordinator?".into()]),
+    }
+}

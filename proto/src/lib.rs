@@ -1,0 +1,26 @@
+//! Wire formats of Baton: the only place a message on the bus or the admin API is defined.
+//!
+//! # Layout
+//! - `baton/v1/bus.proto` → [`v1`]: events, task dispatches and gate requests on NATS JetStream.
+//! - `baton/v1/admin.proto` → [`v1::admin_client`], [`v1::admin_server`]: the gRPC admin service.
+//! - [`subjects`]: stream, consumer and subject names, and the `Nats-Msg-Id` of every publish.
+//! - [`codec`]: encoding helpers and the event kind names used in subjects.
+//! - [`bus`]: publishing with message ids and trace context.
+//! - [`trace`]: the W3C `traceparent` that makes one run one trace.
+//! - [`topology`]: the streams and buckets, created idempotently by every component.
+#![forbid(unsafe_code)]
+
+pub mod bus;
+pub mod codec;
+pub mod subjects;
+pub mod topology;
+pub mod trace;
+
+/// Generated from `baton/v1/*.proto`.
+pub mod v1 {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("baton.v1");
+}
+
+/// The encoded `FileDescriptorSet`, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("baton_descriptor");

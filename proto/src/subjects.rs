@@ -1,0 +1,88 @@
+//! Names on the bus. Changing one is a wire change: bump the stream names too.
+//!
+//! Ids that go into subjects (runs, roles, tasks, phases) are validated by the
+//! plan loader to `[a-z0-9][a-z0-9_-]*`, so they never hold `.`, `*` or `>`.
+
+pub const EVENTS_STREAM: &str = "BATON_EVENTS";
+pub const TASKS_STREAM: &str = "BATON_TASKS";
+pub const GATES_STREAM: &str = "BATON_GATES";
+pub const LOGS_STREAM: &str = "BATON_LOGS";
+pub const PLANS_BUCKET: &str = "baton_plans";
+pub const RUNS_BUCKET: &str = "baton_runs";
+
+pub const EVENTS_ALL: &str = "baton.evt.>";
+pub const TASKS_ALL: &str = "baton.task.>";
+pub const GATES_ALL: &str = "baton.gate.>";
+pub const LOGS_ALL: &str = "baton.log.>";
+pub const TRIGGER_ALL: &str = "baton.trigger.*";
+
+/// The durable consumer through which the coordinator folds events.
+pub const COORDINATOR_CONSUMER: &str = "coordinator";
+/// The durable consumer shared by all gate evaluators.
+pub const GATES_CONSUMER: &str = "gates";
+
+/// Header carrying the W3C trace context, so one run is one trace across processes.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+pub fn event(run: &str, kind: &str) -> String {
+    format!("baton.evt.{run}.{kind}")
+}
+pub fn run_events(run: &str) -> String {
+    format!("baton.evt.{run}.>")
+}
+/// Every run's events of one kind, e.g. all cancellations (workers watch those).
+pub fn events_of_kind(kind: &str) -> String {
+    format!("baton.evt.*.{kind}")
+}
+pub fn task(role: &str) -> String {
+    format!("baton.task.{role}")
+}
+pub fn gate(kind: &str) -> String {
+    format!("baton.gate.{kind}")
+}
+pub fn log(run: &str, task: &str) -> String {
+    format!("baton.log.{run}.{task}")
+}
+pub fn run_logs(run: &str) -> String {
+    format!("baton.log.{run}.>")
+}
+pub fn trigger(plan: &str) -> String {
+    format!("baton.trigger.{plan}")
+}
+/// The durable consumer of one role, shared by that role's workers.
+pub fn role_consumer(role: &str) -> String {
+    format!("role-{role}")
+}
+
+/// `Nats-Msg-Id` values: derived from what a message means, so a duplicate
+/// publish (a retry after a lost ack, a coordinator replaying) is dropped by
+/// the server inside the duplicate window.
+pub mod msg_id {
+    pub fn submitted(run: &str) -> String {
+        format!("{run}:submitted")
+    }
+    pub fn dispatch(run: &str, task: &str, attempt: u32) -> String {
+        format!("{run}:dispatch:{task}:{attempt}")
+    }
+    pub fn started(run: &str, task: &str, attempt: u32) -> String {
+        format!("{run}:started:{task}:{attempt}")
+    }
+    pub fn finished(run: &str, task: &str, attempt: u32) -> String {
+        format!("{run}:finished:{task}:{attempt}")
+    }
+    pub fn timer(run: &str, task: &str, attempt: u32) -> String {
+        format!("{run}:timer:{task}:{attempt}")
+    }
+    pub fn gate_request(run: &str, phase: &str, gate: u32, round: u32) -> String {
+        format!("{run}:gatereq:{phase}:{gate}:{round}")
+    }
+    pub fn gate_result(run: &str, phase: &str, gate: u32, round: u32) -> String {
+        format!("{run}:gate:{phase}:{gate}:{round}")
+    }
+    pub fn phase(run: &str, phase: &str, status: &str, round: u32) -> String {
+        format!("{run}:phase:{phase}:{status}:{round}")
+    }
+    pub fn finished_run(run: &str) -> String {
+        format!("{run}:finished")
+    }
+}

@@ -1,0 +1,123 @@
+//! The JetStream streams and buckets, created idempotently by every component
+//! at start, so that start-up order does not matter.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+
+use crate::subjects::*;
+
+#[derive(Clone, Debug)]
+pub struct TopologyOptions {
+    /// Replicas of every stream and bucket: 1 for one server, 3 for a cluster.
+    pub replicas: usize,
+    /// How long logs are kept.
+    pub log_max_age: Duration,
+    pub log_max_bytes: i64,
+}
+
+impl Default for TopologyOptions {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            log_max_age: Duration::from_secs(7 * 24 * 3600),
+            log_max_bytes: 1 << 30,
+        }
+    }
+}
+
+/// Handles to what [`ensure`] created.
+#[derive(Clone)]
+pub struct Topology {
+    pub events: stream::Stream,
+    pub tasks: stream::Stream,
+    pub gates: stream::Stream,
+    pub logs: stream::Stream,
+    pub plans: kv::Store,
+    pub runs: kv::Store,
+}
+
+pub async fn ensure(js: &jetstream::Context, opts: &TopologyOptions) -> Result<Topology, async_nats::Error> {
+    let events = js
+        .get_or_create_stream(stream::Config {
+            name: EVENTS_STREAM.into(),
+            subjects: vec![EVENTS_ALL.into()],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: opts.replicas,
+            // Wide enough that a publisher retrying after a lost ack is deduplicated.
+            duplicate_window: Duration::from_secs(120),
+            description: Some("Everything that happens to a run, in order: the source of truth".into()),
+            ..Default::default()
+        })
+        .await?;
+    let tasks = js
+        .get_or_create_stream(stream::Config {
+            name: TASKS_STREAM.into(),
+            subjects: vec![TASKS_ALL.into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: opts.replicas,
+            duplicate_window: Duration::from_secs(120),
+            description: Some("Task work queue, one durable consumer per role".into()),
+            ..Default::default()
+        })
+        .await?;
+    let gates = js
+        .get_or_create_stream(stream::Config {
+            name: GATES_STREAM.into(),
+            subjects: vec![GATES_ALL.into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: opts.replicas,
+            duplicate_window: Duration::from_secs(120),
+            description: Some("Gate evaluation work queue".into()),
+            ..Default::default()
+        })
+        .await?;
+    let logs = js
+        .get_or_create_stream(stream::Config {
+            name: LOGS_STREAM.into(),
+            subjects: vec![LOGS_ALL.into()],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: opts.replicas,
+            max_age: opts.log_max_age,
+            max_bytes: opts.log_max_bytes,
+            discard: stream::DiscardPolicy::Old,
+            description: Some("Task output, kept for a limited age and size".into()),
+            ..Default::default()
+        })
+        .await?;
+    let plans = kv_bucket(js, PLANS_BUCKET, "Plans registered by name, for triggers", opts).await?;
+    let runs = kv_bucket(js, RUNS_BUCKET, "Run state snapshots", opts).await?;
+    Ok(Topology {
+        events,
+        tasks,
+        gates,
+        logs,
+        plans,
+        runs,
+    })
+}
+
+async fn kv_bucket(
+    js: &jetstream::Context,
+    name: &str,
+    description: &str,
+    opts: &TopologyOptions,
+) -> Result<kv::Store, async_nats::Error> {
+    if let Ok(store) = js.get_key_value(name).await {
+        return Ok(store);
+    }
+    Ok(js
+        .create_key_value(kv::Config {
+            bucket: name.into(),
+            description: description.into(),
+            history: 1,
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: opts.replicas,
+            ..Default::default()
+        })
+        .await?)
+}

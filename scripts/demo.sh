@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The flagship demo: real NATS, real containers. Starts `baton dev`, runs
+# examples/release-train.yaml, approves the approval-gated deploy the way a
+# person would, follows the run to its end, then stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release --locked -p baton
+B=target/release/baton
+nats_port=${BATON_DEMO_NATS_PORT:-4222}
+admin=${BATON_DEMO_ADMIN:-127.0.0.1:7233}
+export BATON_SERVER="http://$admin"
+log=$(mktemp)
+"$B" dev --nats-port "$nats_port" --grpc-addr "$admin" >"$log" 2>&1 &
+dev=$!
+stop() { kill -INT "$dev" 2>/dev/null || true; wait "$dev" 2>/dev/null || true; }
+trap stop EXIT
+for _ in $(seq 1 100); do
+  "$B" runs >/dev/null 2>&1 && break
+  if ! kill -0 "$dev" 2>/dev/null; then cat "$log" >&2; echo "demo: baton dev did not start" >&2; exit 1; fi
+  sleep 0.2
+done
+sed -n '/baton dev is up/,/try:/p' "$log" >&2
+
+"$B" plan validate examples/release-train.yaml
+run=$("$B" run examples/release-train.yaml --input version=v3.0.0)
+echo "demo: run $run submitted; it will stop before the ops deploy and wait for an approval" >&2
+for _ in $(seq 1 300); do
+  if "$B" status "$run" | grep -q "waiting: approval"; then break; fi
+  sleep 0.2
+done
+"$B" status "$run"
+echo "demo: \$ baton approve $run --reason \"stage deploy reviewed\"" >&2
+"$B" approve "$run" --reason "stage deploy reviewed" --by demo
+"$B" status "$run" --wait

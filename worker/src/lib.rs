@@ -1,0 +1,28 @@
+//! The worker: role consumers, the container runtime, the sandbox, log
+//! streaming, result capture and heartbeats.
+//!
+//! # Layout
+//! - [`runtime`]: how one attempt runs: Docker (sandboxed), process (unsandboxed), noop (benchmarks).
+//! - [`service`]: `Options` → `build(runtime)` → `Worker::run(cancel)`: consumers and fetch loops.
+//! - [`task`]: one task message from start to end.
+//! - [`cancel`]: running tasks by run, so that cancelling a run kills them.
+#![forbid(unsafe_code)]
+
+pub mod cancel;
+pub mod runtime;
+pub mod service;
+pub mod task;
+
+pub use service::{Options, Worker};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no roles given — pass --roles arch,sec,…")]
+    NoRoles,
+    #[error("role `{0}` is not a valid id — use lowercase letters, digits, - and _")]
+    BadRole(String),
+    #[error("{0}")]
+    Nats(String),
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
+}

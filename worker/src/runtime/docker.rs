@@ -1,0 +1,311 @@
+//! [`DockerRuntime`]: one sandboxed container per attempt, through bollard.
+//!
+//! Flow: `inspect_image` (404 → [`RuntimeError::ImageMissing`], never pull) →
+//! `create_container` (see [`sandbox`](super::sandbox)) → `start_container` →
+//! `logs(follow)` in a task, forwarding lines → `wait_container` raced against
+//! the timeout and the cancel token (`kill_container` on either) →
+//! `inspect_container` for `OOMKilled` → `remove_container(force, v)`, which
+//! a guard also does if the future is dropped half-way.
+//!
+//! bollard's request timeout (2 minutes by default) covers a request until its
+//! response headers arrive. Docker 20.10 sends the headers of `/wait` and
+//! `/logs?follow` at once, but to stay safe behind proxies or other engines
+//! these long requests use a client whose timeout exceeds the task's.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::errors::Error as DockerError;
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+    WaitContainerOptions,
+};
+use bollard::Docker;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::logs::{self, Capture};
+use super::result::{evaluate, format_duration, format_mib};
+use super::{sandbox, validate, LogLine, Outcome, RuntimeError, SandboxPolicy, TaskSpec};
+
+/// How long output may keep arriving after the container stopped.
+const LOG_DRAIN: Duration = Duration::from_secs(10);
+/// Bound on waiting for a killed container to stop.
+const KILL_WAIT: Duration = Duration::from_secs(30);
+
+/// Runs tasks in containers; cheap to share (`Docker` is a pooled client).
+pub struct DockerRuntime {
+    docker: Docker,
+    policy: SandboxPolicy,
+}
+
+enum End {
+    Exited(i64),
+    TimedOut,
+    Cancelled,
+}
+
+impl DockerRuntime {
+    /// Connect (`DOCKER_HOST` or the local socket), negotiate the API
+    /// version down to the engine's, and ping.
+    pub async fn connect(policy: SandboxPolicy) -> Result<Self, RuntimeError> {
+        let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+        let endpoint = host
+            .clone()
+            .unwrap_or_else(|| "/var/run/docker.sock".to_string());
+        let unreachable = |source| RuntimeError::DockerUnreachable {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let client = match &host {
+            Some(h) if !h.starts_with("unix://") => Docker::connect_with_defaults(),
+            _ => Docker::connect_with_local_defaults(),
+        }
+        .map_err(unreachable)?;
+        let docker = client.negotiate_version().await.map_err(unreachable)?;
+        docker.ping().await.map_err(unreachable)?;
+        Ok(Self { docker, policy })
+    }
+
+    /// Timeout of the short API requests (bollard's default is 2 minutes).
+    pub fn with_api_timeout(mut self, timeout: Duration) -> Self {
+        self.docker = self.docker.with_timeout(timeout);
+        self
+    }
+
+    pub fn policy(&self) -> &SandboxPolicy {
+        &self.policy
+    }
+
+    /// The underlying client, e.g. for inspecting what a test left behind.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Force-remove every container (running or not) matching a label filter
+    /// such as `org.baton.managed=true` or `org.baton.run=<id>`.
+    pub async fn remove_labelled(&self, label_filter: &str) -> Result<usize, RuntimeError> {
+        let filters = HashMap::from([("label".to_string(), vec![label_filter.to_string()])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self.docker.list_containers(Some(options)).await?;
+        let mut removed = 0;
+        for id in containers.into_iter().filter_map(|c| c.id) {
+            match self
+                .docker
+                .remove_container(&id, Some(force_remove()))
+                .await
+            {
+                Ok(()) => removed += 1,
+                Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(removed)
+    }
+
+    pub(crate) async fn run(
+        &self,
+        spec: &TaskSpec,
+        logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+    ) -> Result<Outcome, RuntimeError> {
+        validate(spec)?;
+        let started = Instant::now();
+        let image_missing = || RuntimeError::ImageMissing {
+            image: spec.image.clone(),
+        };
+        match self.docker.inspect_image(&spec.image).await {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 404) => return Err(image_missing()),
+            Err(e) => return Err(e.into()),
+        }
+
+        let name = sandbox::container_name(spec, &format!("{:04x}", rand::random::<u16>()));
+        let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        let body = sandbox::container_body(spec, &self.policy);
+        let id = match self.docker.create_container(Some(options), body).await {
+            Ok(created) => created.id,
+            Err(e) if is_status(&e, 404) => return Err(image_missing()),
+            Err(e) => return Err(e.into()),
+        };
+        let guard = RemoveOnDrop {
+            docker: self.docker.clone(),
+            id: Some(id.clone()),
+        };
+        tracing::debug!(container = %name, task = %spec.task_id, "container created");
+
+        let result = self.drive(&id, spec, logs, cancel, started).await;
+        guard.remove().await;
+        result
+    }
+
+    async fn drive(
+        &self,
+        id: &str,
+        spec: &TaskSpec,
+        logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+        started: Instant,
+    ) -> Result<Outcome, RuntimeError> {
+        // Long-lived requests outlive the API timeout (see module docs).
+        let streaming = self
+            .docker
+            .clone()
+            .with_timeout(spec.timeout + KILL_WAIT + LOG_DRAIN + Duration::from_secs(60));
+        self.docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await?;
+
+        let stop_logs = CancellationToken::new();
+        let mut follower = tokio::spawn(logs::follow(
+            streaming.clone(),
+            id.to_string(),
+            Capture::new(logs),
+            stop_logs.clone(),
+        ));
+
+        let end = tokio::select! {
+            code = wait_exit(&streaming, id) => End::Exited(code?),
+            _ = tokio::time::sleep(spec.timeout) => End::TimedOut,
+            _ = cancel.cancelled() => End::Cancelled,
+        };
+        let exit_code = match end {
+            End::Exited(code) => Some(code),
+            End::TimedOut | End::Cancelled => {
+                let kill = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
+                match self.docker.kill_container(id, Some(kill)).await {
+                    Ok(()) => {}
+                    // 409: not running any more (it exited meanwhile).
+                    Err(e) if is_status(&e, 409) || is_status(&e, 404) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                tokio::time::timeout(KILL_WAIT, wait_exit(&streaming, id))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+        };
+
+        let mut capture = match tokio::time::timeout(LOG_DRAIN, &mut follower).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                tracing::warn!(
+                    container = id,
+                    "log stream still open after exit; closing it"
+                );
+                stop_logs.cancel();
+                follower.await
+            }
+        }
+        .map_err(|e| std::io::Error::other(format!("log follower failed: {e}")))?;
+        if !capture.stdout.ended() {
+            tracing::debug!(container = id, "end marker missing; re-reading the log");
+            logs::catch_up(&streaming, id, &mut capture).await;
+        }
+        capture.finish().await;
+        let stdout = &capture.stdout;
+
+        let state = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await?
+            .state
+            .unwrap_or_default();
+        let exit_code = exit_code.or(state.exit_code);
+        let verdict = evaluate(
+            exit_code,
+            stdout.last_non_empty_line(),
+            stdout.result_file(),
+        );
+        let code_text = exit_code.map_or("none".to_string(), |c| c.to_string());
+        let (ok, error) = match end {
+            End::TimedOut => (
+                false,
+                Some(format!("timed out after {}", format_duration(spec.timeout))),
+            ),
+            End::Cancelled => (false, Some("cancelled".to_string())),
+            End::Exited(_) if state.oom_killed == Some(true) => (
+                false,
+                Some(format!(
+                    "killed: exceeded memory limit {} (exit {code_text})",
+                    format_mib(spec.limits.memory_bytes)
+                )),
+            ),
+            End::Exited(_) => (verdict.ok, verdict.error),
+        };
+        Ok(Outcome {
+            ok,
+            exit_code,
+            report: verdict.report,
+            error,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+/// Exit code of the container; a non-zero exit arrives as an `Err` from bollard.
+async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, DockerError> {
+    let mut waits = Box::pin(docker.wait_container(id, None::<WaitContainerOptions>));
+    match waits.next().await {
+        Some(Ok(response)) => Ok(response.status_code),
+        Some(Err(DockerError::DockerContainerWaitError { code, .. })) => Ok(code),
+        Some(Err(e)) => Err(e),
+        None => Ok(docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await?
+            .state
+            .and_then(|s| s.exit_code)
+            .unwrap_or(-1)),
+    }
+}
+
+fn force_remove() -> bollard::query_parameters::RemoveContainerOptions {
+    RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build()
+}
+
+fn is_status(e: &DockerError, status: u16) -> bool {
+    matches!(e, DockerError::DockerResponseServerError { status_code, .. } if *status_code == status)
+}
+
+/// Removes the container when dropped (also if the `run` future is dropped).
+struct RemoveOnDrop {
+    docker: Docker,
+    id: Option<String>,
+}
+
+impl RemoveOnDrop {
+    async fn remove(mut self) {
+        if let Some(id) = self.id.take() {
+            remove_quietly(&self.docker, &id).await;
+        }
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let docker = self.docker.clone();
+                handle.spawn(async move { remove_quietly(&docker, &id).await });
+            }
+            Err(_) => tracing::warn!(container = %id, "no runtime to remove the container"),
+        }
+    }
+}
+
+async fn remove_quietly(docker: &Docker, id: &str) {
+    match docker.remove_container(id, Some(force_remove())).await {
+        Ok(()) => {}
+        Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
+        Err(e) => tracing::warn!(container = %id, error = %e, "cannot remove container"),
+    }
+}

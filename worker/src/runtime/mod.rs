@@ -1,0 +1,234 @@
+//! Runtimes: how a worker executes one attempt of an agent task.
+//!
+//! A [`TaskSpec`] (image, argv, env, timeout, [`Limits`]) goes in; log lines
+//! stream out through an `mpsc` channel while the task runs; an [`Outcome`]
+//! comes back. Task failures (non-zero exit, `"result":"fail"`, timeout,
+//! cancellation, OOM kill, unparseable result) are *outcomes* with
+//! `ok == false`; only infrastructure problems (Docker unreachable, image
+//! missing, API errors) are [`RuntimeError`]s.
+//!
+//! # Runtimes
+//! - [`DockerRuntime`]: one container per attempt, sandboxed by default (see
+//!   [`sandbox`]): no network, read-only root, all capabilities dropped,
+//!   `no-new-privileges`, uid 10001, memory/CPU/pids limits, tmpfs `/tmp` and
+//!   `/baton/out`. Images are never pulled (no registry is reachable); build
+//!   the agent image with `deploy/images/agent/build.sh`.
+//! - [`ProcessRuntime`]: a plain child process, **unsandboxed**, for local
+//!   development and tests. Same timeout / cancel / result rules.
+//! - [`NoopRuntime`]: runs nothing and succeeds at once, for benchmarks.
+//!
+//! # The result contract
+//! A task reports `{"result":"ok|fail","action":"...","evidence":[...],"outputs":{...}}`
+//! either by writing it to `/baton/out/result.json` (`$BATON_OUT/result.json`;
+//! the file wins) or by printing it as the **last non-empty line of stdout**.
+//! See [`result`] for the exact rules.
+//!
+//! # Docker: the `/bin/sh` wrapper (images need `/bin/sh`)
+//! `/baton/out` is a tmpfs that vanishes with the container, so the task
+//! command is wrapped ([`sandbox::wrapper_script`]):
+//! `/bin/sh -c '"$@"; rc=$?; echo; if [ -f /baton/out/result.json ]; then echo @@BATON-RESULT-FILE@@; cat /baton/out/result.json; echo; fi; echo @@BATON-END@@; exit $rc' baton-task <argv...>`.
+//! Everything after the `@@BATON-RESULT-FILE@@` line on stdout is the file's
+//! content; it is not forwarded as log lines. `@@BATON-END@@` proves that the
+//! followed log delivered all output (Docker 20.10 can end a followed log
+//! before an unterminated last line arrives; the runtime then re-reads the
+//! log). The wrapper's `echo` lines and markers are never forwarded.
+//! Consequently every image must provide `/bin/sh`, and a task must not
+//! print the marker lines itself.
+//!
+//! Docker mounts tmpfs with `noexec` unless told otherwise, so scripts in
+//! `/tmp` must be run as `sh script.sh`. Files in the tmpfs count against the
+//! memory limit.
+
+pub mod docker;
+mod logs;
+pub mod noop;
+pub mod output;
+pub mod process;
+pub mod result;
+pub mod sandbox;
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use docker::DockerRuntime;
+pub use noop::NoopRuntime;
+pub use process::ProcessRuntime;
+pub use sandbox::SandboxPolicy;
+
+/// One attempt of one task.
+#[derive(Clone, Debug)]
+pub struct TaskSpec {
+    pub run_id: String,
+    pub task_id: String,
+    pub attempt: u32,
+    /// Image reference (Docker only), e.g. `baton/agent:local`.
+    pub image: String,
+    /// Command and arguments; must not be empty.
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub limits: Limits,
+}
+
+/// Resource limits of one attempt (Docker only; `<= 0` means unlimited).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    /// CPU in units of 10^-9 CPUs (1 CPU = 1_000_000_000).
+    pub nano_cpus: i64,
+    pub pids: i64,
+}
+
+impl Default for Limits {
+    /// 256 MiB, 1 CPU, 128 processes.
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 * 1024 * 1024,
+            nano_cpus: 1_000_000_000,
+            pids: 128,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line the task printed (without its line terminator).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub stream: Stream,
+    pub line: String,
+}
+
+/// Result JSON the task printed: `{"result":"ok|fail","action":"...","evidence":[...],"outputs":{...}}`
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TaskReport {
+    pub result: String,
+    pub action: Option<String>,
+    pub evidence: Vec<String>,
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// `report.result == "ok"` and exit code 0 (and not killed, timed out or cancelled).
+    pub ok: bool,
+    pub exit_code: Option<i64>,
+    /// The parsed result, when there was one (also kept on failures).
+    pub report: Option<TaskReport>,
+    /// Human reason when `!ok`, e.g. `timed out after 30s`,
+    /// `killed: exceeded memory limit 64 MiB (exit 137)`, `exit code 3`.
+    pub error: Option<String>,
+    pub duration: Duration,
+}
+
+/// Infrastructure problems, not task failures.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot reach Docker at {endpoint}: {source} — start the engine (systemctl start docker) or set DOCKER_HOST")]
+    DockerUnreachable {
+        endpoint: String,
+        source: bollard::errors::Error,
+    },
+    #[error("image {image} not found — build it with deploy/images/agent/build.sh (no registry is reachable, so images are never pulled)")]
+    ImageMissing { image: String },
+    #[error("invalid task spec: {0}")]
+    InvalidSpec(String),
+    #[error("Docker API error: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The runtime a worker was configured with.
+pub enum Runtime {
+    Docker(DockerRuntime),
+    Process(ProcessRuntime),
+    Noop(NoopRuntime),
+}
+
+impl Runtime {
+    /// Run one attempt to completion. Log lines are sent to `logs` as they
+    /// appear (a dropped receiver just stops forwarding); `cancel` kills the
+    /// task and yields an outcome with error `cancelled`.
+    pub async fn run(
+        &self,
+        spec: &TaskSpec,
+        logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+    ) -> Result<Outcome, RuntimeError> {
+        match self {
+            Runtime::Docker(r) => r.run(spec, logs, cancel).await,
+            Runtime::Process(r) => r.run(spec, logs, cancel).await,
+            Runtime::Noop(r) => r.run(spec, logs, cancel).await,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Runtime::Docker(_) => "docker",
+            Runtime::Process(_) => "process",
+            Runtime::Noop(_) => "noop",
+        }
+    }
+}
+
+impl From<DockerRuntime> for Runtime {
+    fn from(r: DockerRuntime) -> Self {
+        Runtime::Docker(r)
+    }
+}
+
+impl From<ProcessRuntime> for Runtime {
+    fn from(r: ProcessRuntime) -> Self {
+        Runtime::Process(r)
+    }
+}
+
+impl From<NoopRuntime> for Runtime {
+    fn from(r: NoopRuntime) -> Self {
+        Runtime::Noop(r)
+    }
+}
+
+/// Forwards log lines until the receiver goes away (then drops them).
+pub(crate) struct Sink {
+    tx: mpsc::Sender<LogLine>,
+    open: bool,
+}
+
+impl Sink {
+    pub(crate) fn new(tx: mpsc::Sender<LogLine>) -> Self {
+        Self { tx, open: true }
+    }
+
+    pub(crate) async fn send(&mut self, stream: Stream, line: String) {
+        if self.open && self.tx.send(LogLine { stream, line }).await.is_err() {
+            self.open = false;
+        }
+    }
+}
+
+/// Rejects specs no runtime can execute.
+pub(crate) fn validate(spec: &TaskSpec) -> Result<(), RuntimeError> {
+    if spec.argv.is_empty() || spec.argv[0].is_empty() {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "task {} has an empty command (argv)",
+            spec.task_id
+        )));
+    }
+    if spec.timeout.is_zero() {
+        return Err(RuntimeError::InvalidSpec(format!(
+            "task {} has a zero timeout",
+            spec.task_id
+        )));
+    }
+    Ok(())
+}

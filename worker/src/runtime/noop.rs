@@ -1,0 +1,71 @@
+//! [`NoopRuntime`]: runs nothing and succeeds at once (for benchmarks of the
+//! orchestration itself).
+
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{LogLine, Outcome, RuntimeError, TaskReport, TaskSpec};
+
+#[derive(Debug, Default)]
+pub struct NoopRuntime;
+
+impl NoopRuntime {
+    pub fn new() -> Self {
+        Self
+    }
+
+    pub(crate) async fn run(
+        &self,
+        _spec: &TaskSpec,
+        _logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+    ) -> Result<Outcome, RuntimeError> {
+        let started = Instant::now();
+        if cancel.is_cancelled() {
+            return Ok(Outcome {
+                ok: false,
+                exit_code: None,
+                report: None,
+                error: Some("cancelled".to_string()),
+                duration: started.elapsed(),
+            });
+        }
+        Ok(Outcome {
+            ok: true,
+            exit_code: Some(0),
+            report: Some(TaskReport {
+                result: "ok".to_string(),
+                ..TaskReport::default()
+            }),
+            error: None,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn succeeds_immediately() {
+        let spec = TaskSpec {
+            run_id: "r".into(),
+            task_id: "t".into(),
+            attempt: 1,
+            image: String::new(),
+            argv: vec![],
+            env: vec![],
+            timeout: std::time::Duration::from_secs(1),
+            limits: Default::default(),
+        };
+        let (tx, _rx) = mpsc::channel(1);
+        let rt = crate::runtime::Runtime::Noop(NoopRuntime::new());
+        let outcome = rt.run(&spec, tx, CancellationToken::new()).await.unwrap();
+        assert!(outcome.ok);
+        assert_eq!(outcome.report.unwrap().result, "ok");
+        assert_eq!(rt.name(), "noop");
+    }
+}

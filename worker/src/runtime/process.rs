@@ -1,0 +1,290 @@
+//! [`ProcessRuntime`]: the task as a plain child process — **no sandbox**.
+//!
+//! For local development and tests only. The child gets a cleared
+//! environment (only `PATH`, the task's env and `BATON_OUT`), a fresh
+//! temporary working directory with an `out/` folder (`$BATON_OUT`; the
+//! result file is `$BATON_OUT/result.json`), and its own process group, which
+//! is killed as a whole when the task ends, times out or is cancelled —
+//! like a container whose PID 1 exited.
+
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::output::{LineSplitter, StdoutCollector};
+use super::result::{evaluate, format_duration, MAX_RESULT_FILE_BYTES};
+use super::{validate, LogLine, Outcome, RuntimeError, Sink, Stream, TaskSpec};
+
+/// How long output may keep arriving after the process group was killed.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Runs tasks as unsandboxed child processes.
+#[derive(Debug)]
+pub struct ProcessRuntime {
+    path: String,
+}
+
+impl Default for ProcessRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProcessRuntime {
+    pub fn new() -> Self {
+        tracing::warn!(
+            "process runtime: tasks run UNSANDBOXED as this user, with full network and \
+             file-system access — use the docker runtime outside development"
+        );
+        let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string());
+        Self { path }
+    }
+
+    pub(crate) async fn run(
+        &self,
+        spec: &TaskSpec,
+        logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+    ) -> Result<Outcome, RuntimeError> {
+        validate(spec)?;
+        let started = Instant::now();
+        let dir = TaskDir::create(spec)?;
+        let out = dir.path.join("out");
+
+        let mut command = tokio::process::Command::new(&spec.argv[0]);
+        command
+            .args(&spec.argv[1..])
+            .env_clear()
+            .env("PATH", &self.path)
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("BATON_OUT", &out)
+            .current_dir(&dir.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                return Ok(failed(
+                    format!("cannot start {:?}: {e}", spec.argv[0]),
+                    started,
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let group = child.id();
+
+        let stop = CancellationToken::new();
+        let stdout = child
+            .stdout
+            .take()
+            .map(|r| tokio::spawn(read_stdout(r, logs.clone(), stop.clone())));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|r| tokio::spawn(read_stderr(r, logs, stop.clone())));
+
+        enum End {
+            Exited(ExitStatus),
+            TimedOut,
+            Cancelled,
+        }
+        let end = tokio::select! {
+            status = child.wait() => End::Exited(status?),
+            _ = tokio::time::sleep(spec.timeout) => End::TimedOut,
+            _ = cancel.cancelled() => End::Cancelled,
+        };
+        kill_group(group).await;
+        let status = match end {
+            End::Exited(status) => status,
+            End::TimedOut | End::Cancelled => {
+                let _ = child.start_kill();
+                child.wait().await?
+            }
+        };
+
+        // Readers end when every holder of the pipes is gone; bound it anyway
+        // (a process may have left the group with setsid).
+        let readers = async {
+            let collector = match stdout {
+                Some(h) => h.await.ok(),
+                None => None,
+            };
+            if let Some(h) = stderr {
+                let _ = h.await;
+            }
+            collector
+        };
+        tokio::pin!(readers);
+        let collected = tokio::select! {
+            c = &mut readers => c,
+            _ = tokio::time::sleep(OUTPUT_DRAIN) => {
+                tracing::warn!(task = %spec.task_id, "output still open after the task ended; closing it");
+                stop.cancel();
+                readers.await
+            }
+        };
+        let collected = collected.unwrap_or_else(|| StdoutCollector::new(false));
+
+        let file = read_result_file(&out.join("result.json"))?;
+        let exit_code = status.code().map(i64::from);
+        let verdict = evaluate(exit_code, collected.last_non_empty_line(), file.as_deref());
+        let error = match end {
+            End::TimedOut => Some(format!("timed out after {}", format_duration(spec.timeout))),
+            End::Cancelled => Some("cancelled".to_string()),
+            End::Exited(_) => match status.signal() {
+                Some(signal) if exit_code.is_none() => Some(format!("killed by signal {signal}")),
+                _ => verdict.error,
+            },
+        };
+        let ok = matches!(end, End::Exited(_)) && verdict.ok;
+        Ok(Outcome {
+            ok,
+            exit_code,
+            report: verdict.report,
+            error: if ok { None } else { error },
+            duration: started.elapsed(),
+        })
+    }
+}
+
+fn failed(error: String, started: Instant) -> Outcome {
+    Outcome {
+        ok: false,
+        exit_code: None,
+        report: None,
+        error: Some(error),
+        duration: started.elapsed(),
+    }
+}
+
+/// Kill the task's whole process group (best effort; the group may be gone).
+async fn kill_group(pgid: Option<u32>) {
+    let Some(pgid) = pgid else { return };
+    let _ = tokio::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+}
+
+async fn read_stdout(
+    mut reader: impl AsyncRead + Unpin,
+    tx: mpsc::Sender<LogLine>,
+    stop: CancellationToken,
+) -> StdoutCollector {
+    let mut sink = Sink::new(tx);
+    let mut collector = StdoutCollector::new(false);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::select! {
+            n = reader.read(&mut buf) => n.unwrap_or(0),
+            _ = stop.cancelled() => 0,
+        };
+        if n == 0 {
+            break;
+        }
+        for line in collector.push(&buf[..n]) {
+            sink.send(Stream::Stdout, line).await;
+        }
+    }
+    for line in collector.finish() {
+        sink.send(Stream::Stdout, line).await;
+    }
+    collector
+}
+
+async fn read_stderr(
+    mut reader: impl AsyncRead + Unpin,
+    tx: mpsc::Sender<LogLine>,
+    stop: CancellationToken,
+) {
+    let mut sink = Sink::new(tx);
+    let mut splitter = LineSplitter::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::select! {
+            n = reader.read(&mut buf) => n.unwrap_or(0),
+            _ = stop.cancelled() => 0,
+        };
+        if n == 0 {
+            break;
+        }
+        splitter.push(&buf[..n]);
+        while let Some(line) = splitter.next_line() {
+            sink.send(Stream::Stderr, line).await;
+        }
+    }
+    if let Some(line) = splitter.finish() {
+        sink.send(Stream::Stderr, line).await;
+    }
+}
+
+/// `result.json` if it exists, capped one byte above the limit.
+fn read_result_file(path: &Path) -> Result<Option<Vec<u8>>, RuntimeError> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_RESULT_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
+}
+
+/// A fresh working directory with `out/`, removed on drop.
+struct TaskDir {
+    path: PathBuf,
+}
+
+impl TaskDir {
+    fn create(spec: &TaskSpec) -> Result<Self, RuntimeError> {
+        let safe = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .take(40)
+                .collect()
+        };
+        let name = format!(
+            "baton-{}-{}-{}-{:08x}",
+            safe(&spec.run_id),
+            safe(&spec.task_id),
+            spec.attempt,
+            rand::random::<u32>()
+        );
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(path.join("out"))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for TaskDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!(dir = %self.path.display(), error = %e, "cannot remove task directory");
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The Docker sandbox: from a [`SandboxPolicy`] and a [`TaskSpec`] to the
+//! container's create body (pure).
+//!
+//! Always on: `cap_drop: [ALL]`, `no-new-privileges`, no mounts or binds,
+//! memory == memory+swap (no swap), CPU and pids limits, tmpfs `/tmp` and
+//! `/baton/out`. Policy switches: user, `network_mode: none`, read-only root,
+//! tmpfs size, extra labels. Every field defaults to the strict setting.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+
+use super::output::{END_MARKER, RESULT_MARKER};
+use super::TaskSpec;
+
+/// Where a task writes `result.json` (inside the container).
+pub const OUT_DIR: &str = "/baton/out";
+
+/// Label keys on every container the runtime creates.
+pub const LABEL_RUN: &str = "org.baton.run";
+pub const LABEL_TASK: &str = "org.baton.task";
+pub const LABEL_ATTEMPT: &str = "org.baton.attempt";
+pub const LABEL_MANAGED: &str = "org.baton.managed";
+
+/// How much a container is fenced in. `Default` is the strict sandbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxPolicy {
+    /// `uid:gid` (or a user name known to the image), e.g. `10001:10001`.
+    pub user: String,
+    /// `network_mode: none`: only a loopback interface.
+    pub network_none: bool,
+    pub read_only_root: bool,
+    /// Size of each of the `/tmp` and `/baton/out` tmpfs mounts, e.g. `64m`.
+    pub out_tmpfs_size: String,
+    /// Added to every container (cannot override the `org.baton.*` ones).
+    pub extra_labels: Vec<(String, String)>,
+}
+
+impl Default for SandboxPolicy {
+    fn default() -> Self {
+        Self {
+            user: "10001:10001".to_string(),
+            network_none: true,
+            read_only_root: true,
+            out_tmpfs_size: "64m".to_string(),
+            extra_labels: Vec::new(),
+        }
+    }
+}
+
+/// The shell script that runs the task (`"$@"`), relays `result.json` over
+/// stdout after [`RESULT_MARKER`], ends with [`END_MARKER`] and keeps the
+/// task's exit code. The first `echo` terminates a last line the task left
+/// open: Docker may drop an unterminated last line from a followed log.
+pub fn wrapper_script() -> String {
+    format!(
+        "\"$@\"; rc=$?; echo; if [ -f {OUT_DIR}/result.json ]; then echo {RESULT_MARKER}; cat {OUT_DIR}/result.json; echo; fi; echo {END_MARKER}; exit $rc"
+    )
+}
+
+/// `/bin/sh -c <script> baton-task`; the task's argv follows as `Cmd`.
+pub fn wrapper_entrypoint() -> Vec<String> {
+    vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        wrapper_script(),
+        "baton-task".to_string(),
+    ]
+}
+
+/// `baton-<run>-<task>-<attempt>-<suffix>`, with characters Docker rejects
+/// replaced by `_` and long ids shortened.
+pub fn container_name(spec: &TaskSpec, suffix: &str) -> String {
+    format!(
+        "baton-{}-{}-{}-{}",
+        name_part(&spec.run_id),
+        name_part(&spec.task_id),
+        spec.attempt,
+        suffix
+    )
+}
+
+fn name_part(id: &str) -> String {
+    let cleaned: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    if cleaned.is_empty() {
+        "_".to_string()
+    } else {
+        cleaned
+    }
+}
+
+/// `(uid, gid)` when `user` is numeric (`1000` or `1000:1000`).
+pub fn numeric_ids(user: &str) -> Option<(u32, u32)> {
+    let (uid, gid) = match user.split_once(':') {
+        Some((u, g)) => (u, g),
+        None => (user, user),
+    };
+    Some((uid.parse().ok()?, gid.parse().ok()?))
+}
+
+/// Mount options of the `/tmp` and `/baton/out` tmpfs.
+pub fn tmpfs_options(policy: &SandboxPolicy) -> String {
+    let mut opts = format!("rw,nosuid,nodev,size={}", policy.out_tmpfs_size);
+    if let Some((uid, gid)) = numeric_ids(&policy.user) {
+        opts.push_str(&format!(",uid={uid},gid={gid}"));
+    }
+    opts.push_str(",mode=0700");
+    opts
+}
+
+pub fn labels(spec: &TaskSpec, policy: &SandboxPolicy) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = policy.extra_labels.iter().cloned().collect();
+    labels.insert(LABEL_RUN.to_string(), spec.run_id.clone());
+    labels.insert(LABEL_TASK.to_string(), spec.task_id.clone());
+    labels.insert(LABEL_ATTEMPT.to_string(), spec.attempt.to_string());
+    labels.insert(LABEL_MANAGED.to_string(), "true".to_string());
+    labels
+}
+
+pub fn host_config(spec: &TaskSpec, policy: &SandboxPolicy) -> HostConfig {
+    let positive = |v: i64| (v > 0).then_some(v);
+    let tmpfs_opts = tmpfs_options(policy);
+    let tmpfs = HashMap::from([
+        ("/tmp".to_string(), tmpfs_opts.clone()),
+        (OUT_DIR.to_string(), tmpfs_opts),
+    ]);
+    // json-file explicitly: the runtime reads the output back through the
+    // logs endpoint, which some drivers do not support.
+    let log_config = HostConfigLogConfig {
+        typ: Some("json-file".to_string()),
+        config: Some(HashMap::from([
+            ("max-size".to_string(), "32m".to_string()),
+            ("max-file".to_string(), "2".to_string()),
+        ])),
+    };
+    HostConfig {
+        network_mode: policy.network_none.then(|| "none".to_string()),
+        readonly_rootfs: Some(policy.read_only_root),
+        cap_drop: Some(vec!["ALL".to_string()]),
+        security_opt: Some(vec!["no-new-privileges".to_string()]),
+        privileged: Some(false),
+        memory: positive(spec.limits.memory_bytes),
+        memory_swap: positive(spec.limits.memory_bytes),
+        nano_cpus: positive(spec.limits.nano_cpus),
+        pids_limit: positive(spec.limits.pids),
+        tmpfs: Some(tmpfs),
+        mounts: None,
+        binds: None,
+        auto_remove: Some(false),
+        log_config: Some(log_config),
+        ..Default::default()
+    }
+}
+
+/// The full create body: wrapped command, env (+ `BATON_OUT`), user, labels, host config.
+pub fn container_body(spec: &TaskSpec, policy: &SandboxPolicy) -> ContainerCreateBody {
+    let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.push(format!("BATON_OUT={OUT_DIR}"));
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: Some(wrapper_entrypoint()),
+        cmd: Some(spec.argv.clone()),
+        env: Some(env),
+        user: Some(policy.user.clone()),
+        labels: Some(labels(spec, policy)),
+        tty: Some(false),
+        open_stdin: Some(false),
+        attach_stdin: Some(false),
+        host_config: Some(host_config(spec, policy)),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Limits;
+    use std::time::Duration;
+
+    fn spec() -> TaskSpec {
+        TaskSpec {
+            run_id: "run-1".into(),
+            task_id: "build/lint".into(),
+            attempt: 2,
+            image: "baton/agent:local".into(),
+            argv: vec!["echo".into(), "hi".into()],
+            env: vec![("A".into(), "1".into())],
+            timeout: Duration::from_secs(5),
+            limits: Limits::default(),
+        }
+    }
+
+    #[test]
+    fn default_policy_is_strict() {
+        let p = SandboxPolicy::default();
+        let hc = host_config(&spec(), &p);
+        assert_eq!(hc.network_mode.as_deref(), Some("none"));
+        assert_eq!(hc.readonly_rootfs, Some(true));
+        assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(hc.security_opt, Some(vec!["no-new-privileges".to_string()]));
+        assert_eq!(hc.memory, Some(256 * 1024 * 1024));
+        assert_eq!(hc.memory_swap, hc.memory);
+        assert_eq!(hc.nano_cpus, Some(1_000_000_000));
+        assert_eq!(hc.pids_limit, Some(128));
+        assert!(hc.mounts.is_none() && hc.binds.is_none());
+        let tmpfs = hc.tmpfs.unwrap();
+        let expected = "rw,nosuid,nodev,size=64m,uid=10001,gid=10001,mode=0700";
+        assert_eq!(tmpfs["/tmp"], expected);
+        assert_eq!(tmpfs["/baton/out"], expected);
+    }
+
+    #[test]
+    fn relaxed_policy() {
+        let p = SandboxPolicy {
+            user: "agent".into(),
+            network_none: false,
+            read_only_root: false,
+            out_tmpfs_size: "8m".into(),
+            extra_labels: vec![],
+        };
+        let mut s = spec();
+        s.limits = Limits {
+            memory_bytes: 0,
+            nano_cpus: 0,
+            pids: -1,
+        };
+        let hc = host_config(&s, &p);
+        assert_eq!(hc.network_mode, None);
+        assert_eq!(hc.readonly_rootfs, Some(false));
+        assert_eq!(
+            (hc.memory, hc.memory_swap, hc.nano_cpus, hc.pids_limit),
+            (None, None, None, None)
+        );
+        assert_eq!(
+            hc.tmpfs.unwrap()["/tmp"],
+            "rw,nosuid,nodev,size=8m,mode=0700"
+        );
+    }
+
+    #[test]
+    fn body_wraps_command_and_labels() {
+        let p = SandboxPolicy {
+            extra_labels: vec![
+                ("team".into(), "infra".into()),
+                (LABEL_RUN.into(), "spoofed".into()),
+            ],
+            ..Default::default()
+        };
+        let body = container_body(&spec(), &p);
+        let entry = body.entrypoint.unwrap();
+        assert_eq!(entry[0], "/bin/sh");
+        assert_eq!(entry[1], "-c");
+        assert!(entry[2].starts_with("\"$@\"; rc=$?;"));
+        assert!(entry[2].contains("echo @@BATON-RESULT-FILE@@; cat /baton/out/result.json; echo;"));
+        assert!(entry[2].contains("echo @@BATON-END@@; exit $rc"));
+        assert!(entry[2].ends_with("exit $rc"));
+        assert_eq!(entry[3], "baton-task");
+        assert_eq!(body.cmd.unwrap(), vec!["echo", "hi"]);
+        assert_eq!(body.user.as_deref(), Some("10001:10001"));
+        assert_eq!(body.env.unwrap(), vec!["A=1", "BATON_OUT=/baton/out"]);
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[LABEL_RUN], "run-1");
+        assert_eq!(labels[LABEL_TASK], "build/lint");
+        assert_eq!(labels[LABEL_ATTEMPT], "2");
+        assert_eq!(labels[LABEL_MANAGED], "true");
+        assert_eq!(labels["team"], "infra");
+    }
+
+    #[test]
+    fn names_are_docker_safe() {
+        assert_eq!(
+            container_name(&spec(), "0a1b"),
+            "baton-run-1-build_lint-2-0a1b"
+        );
+        let mut s = spec();
+        s.run_id = "r".repeat(100);
+        s.task_id = String::new();
+        let name = container_name(&s, "ffff");
+        assert_eq!(name, format!("baton-{}-_-2-ffff", "r".repeat(48)));
+    }
+
+    #[test]
+    fn numeric_user_ids() {
+        assert_eq!(numeric_ids("10001:10002"), Some((10001, 10002)));
+        assert_eq!(numeric_ids("1000"), Some((1000, 1000)));
+        assert_eq!(numeric_ids("agent"), None);
+        assert_eq!(numeric_ids("1000:staff"), None);
+    }
+}

@@ -1,0 +1,248 @@
+//! The worker: pull tasks of its roles one at a time, run each in the
+//! configured runtime, stream logs, heartbeat, publish the outcome, ack.
+//!
+//! Stateless: everything it knows arrives in the task message, so any number
+//! of workers can share a role and any of them can die.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, AckKind};
+use baton_proto::topology::{self, TopologyOptions};
+use baton_proto::v1::{self, event::Body};
+use baton_proto::{bus, subjects};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cancel::CancelRegistry;
+use crate::runtime::{Limits, Runtime};
+use crate::task;
+use crate::Error;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub nats_url: String,
+    pub roles: Vec<String>,
+    /// Tasks run at once by this worker, across its roles.
+    pub concurrency: usize,
+    /// Name in events and logs; defaults to `<host>-<pid>`.
+    pub worker_id: String,
+    /// The role consumers' ack deadline; heartbeats extend it while a task runs.
+    pub ack_wait: Duration,
+    /// On shutdown, how long running tasks may finish before they are handed back.
+    pub grace: Duration,
+    pub limits: Limits,
+    pub topology: TopologyOptions,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            roles: Vec::new(),
+            concurrency: 4,
+            worker_id: default_worker_id(),
+            ack_wait: Duration::from_secs(30),
+            grace: Duration::from_secs(30),
+            limits: Limits::default(),
+            topology: TopologyOptions::default(),
+        }
+    }
+}
+
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+pub struct Worker {
+    pub(crate) ctx: Arc<task::Ctx>,
+    consumers: Vec<(String, jetstream::consumer::Consumer<pull::Config>)>,
+    concurrency: usize,
+    grace: Duration,
+}
+
+impl Options {
+    pub async fn build(self, runtime: Runtime) -> Result<Worker, Error> {
+        if self.roles.is_empty() {
+            return Err(Error::NoRoles);
+        }
+        for r in &self.roles {
+            let ok = !r.is_empty() && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !ok {
+                return Err(Error::BadRole(r.clone()));
+            }
+        }
+        let client = async_nats::ConnectOptions::new()
+            .name(&format!("baton-worker {}", self.worker_id))
+            .retry_on_initial_connect()
+            .connect(&self.nats_url)
+            .await
+            .map_err(|e| Error::Nats(format!("cannot reach NATS at {}: {e} — pass --nats-url", self.nats_url)))?;
+        let js = jetstream::new(client.clone());
+        let topo = topology::ensure(&js, &self.topology).await.map_err(|e| Error::Nats(e.to_string()))?;
+        let mut consumers = Vec::new();
+        for role in &self.roles {
+            let name = subjects::role_consumer(role);
+            let c = topo
+                .tasks
+                .get_or_create_consumer(
+                    &name,
+                    pull::Config {
+                        durable_name: Some(name.clone()),
+                        filter_subject: subjects::task(role),
+                        ack_policy: AckPolicy::Explicit,
+                        ack_wait: self.ack_wait,
+                        max_deliver: 5,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| Error::Nats(e.to_string()))?;
+            consumers.push((role.clone(), c));
+        }
+        let ctx = Arc::new(task::Ctx {
+            js,
+            client,
+            runtime,
+            worker_id: self.worker_id.clone(),
+            heartbeat: self.ack_wait / 3,
+            limits: self.limits.clone(),
+            cancels: CancelRegistry::default(),
+            shutdown: CancellationToken::new(),
+        });
+        Ok(Worker {
+            ctx,
+            consumers,
+            concurrency: self.concurrency.max(1),
+            grace: self.grace,
+        })
+    }
+}
+
+impl Worker {
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), Error> {
+        tracing::info!(worker = %self.ctx.worker_id, runtime = self.ctx.runtime.name(),
+            roles = ?self.consumers.iter().map(|c| &c.0).collect::<Vec<_>>(), concurrency = self.concurrency, "worker started");
+        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let tasks = TaskTracker::new();
+        let fetchers = TaskTracker::new();
+        // Cancellations of runs reach running tasks through core NATS.
+        let mut cancel_sub = self
+            .ctx
+            .client
+            .subscribe(subjects::events_of_kind("cancel"))
+            .await
+            .map_err(|e| Error::Nats(e.to_string()))?;
+        let ctx = self.ctx.clone();
+        let stop_cancels = cancel.clone();
+        fetchers.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop_cancels.cancelled() => break,
+                    m = cancel_sub.next() => match m {
+                        Some(m) => if let Some(run) = m.subject.split('.').nth(2) { ctx.cancels.cancel_run(run) },
+                        None => break,
+                    }
+                }
+            }
+        });
+        let per_role = self.concurrency.min(4);
+        for (role, consumer) in &self.consumers {
+            for _ in 0..per_role {
+                let (consumer, permits, tasks, ctx, stop) =
+                    (consumer.clone(), permits.clone(), tasks.clone(), self.ctx.clone(), cancel.clone());
+                let role = role.clone();
+                fetchers.spawn(async move { fetch_loop(role, consumer, permits, tasks, ctx, stop).await });
+            }
+        }
+        cancel.cancelled().await;
+        fetchers.close();
+        fetchers.wait().await;
+        // Stop taking work (done), let running tasks finish within the grace
+        // period, then hand what is left back to the queue.
+        tasks.close();
+        if tokio::time::timeout(self.grace, tasks.wait()).await.is_err() {
+            tracing::warn!(grace = ?self.grace, "tasks still running after the grace period; handing them back");
+            self.ctx.shutdown.cancel();
+            tasks.wait().await;
+        }
+        let _ = self.ctx.client.flush().await;
+        tracing::info!(worker = %self.ctx.worker_id, "worker stopped");
+        Ok(())
+    }
+}
+
+/// Take one task at a time and only with a free slot, so that no task waits
+/// in this worker's buffer while its ack deadline runs.
+async fn fetch_loop(
+    role: String,
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    permits: Arc<Semaphore>,
+    tasks: TaskTracker,
+    ctx: Arc<task::Ctx>,
+    stop: CancellationToken,
+) {
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => return,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let fetched = tokio::select! {
+            _ = stop.cancelled() => return,
+            f = fetch_one(&consumer) => f,
+        };
+        match fetched {
+            Ok(Some(msg)) => {
+                let ctx = ctx.clone();
+                tasks.spawn(async move {
+                    task::handle(&ctx, msg).await;
+                    drop(permit);
+                });
+            }
+            Ok(None) => drop(permit),
+            Err(e) => {
+                drop(permit);
+                tracing::warn!(role, error = %e, "fetch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+async fn fetch_one(
+    consumer: &jetstream::consumer::Consumer<pull::Config>,
+) -> Result<Option<jetstream::Message>, async_nats::Error> {
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await?;
+    match batch.next().await {
+        Some(Ok(m)) => Ok(Some(m)),
+        Some(Err(e)) => Err(e),
+        None => Ok(None),
+    }
+}
+
+/// Publish a task's outcome and then acknowledge its message; on a
+/// restart the same ids make both idempotent.
+pub(crate) async fn finish(ctx: &task::Ctx, msg: &jetstream::Message, d: &v1::TaskDispatch, f: v1::TaskFinished) {
+    let id = subjects::msg_id::finished(&d.run_id, &d.task_id, d.attempt);
+    match bus::publish_event(&ctx.js, &d.run_id, &id, Body::TaskFinished(f), &d.traceparent).await {
+        Ok(()) => {
+            if let Err(e) = msg.double_ack().await {
+                tracing::warn!(run = %d.run_id, task = %d.task_id, error = %e, "ack failed; the task may run again and its result will be deduplicated");
+            }
+        }
+        Err(e) => {
+            tracing::error!(run = %d.run_id, task = %d.task_id, error = %e, "outcome not published; handing the task back");
+            let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+        }
+    }
+}

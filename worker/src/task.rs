@@ -1,0 +1,189 @@
+//! One task message, start to end: started event, heartbeats, logs, run, outcome.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use baton_proto::v1::{self, event::Body};
+use baton_proto::{bus, codec, subjects};
+use opentelemetry::trace::{Span, TraceContextExt, Tracer};
+use tokio_util::sync::CancellationToken;
+
+use crate::cancel::CancelRegistry;
+use crate::runtime::{Limits, LogLine, Runtime, RuntimeError, Stream, TaskSpec};
+
+pub struct Ctx {
+    pub js: jetstream::Context,
+    pub client: async_nats::Client,
+    pub runtime: Runtime,
+    pub worker_id: String,
+    pub heartbeat: Duration,
+    pub limits: Limits,
+    pub cancels: CancelRegistry,
+    /// Fires when the grace period of a shutdown ran out.
+    pub shutdown: CancellationToken,
+}
+
+pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
+    let d = match codec::decode::<v1::TaskDispatch>(&msg.payload) {
+        Ok(d) => d,
+        Err(e) => {
+            // Redelivering bytes we cannot read helps nobody.
+            tracing::error!(subject = %msg.subject, error = %e, "undecodable task message terminated");
+            let _ = msg.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let tracer = opentelemetry::global::tracer("baton-worker");
+    let parent = baton_proto::trace::parse(&d.traceparent)
+        .map(|sc| opentelemetry::Context::new().with_remote_span_context(sc))
+        .unwrap_or_default();
+    let mut span = tracer.start_with_context(format!("task {}", d.task_id), &parent);
+    span.set_attribute(opentelemetry::KeyValue::new("baton.run", d.run_id.clone()));
+    span.set_attribute(opentelemetry::KeyValue::new("baton.task", d.task_id.clone()));
+    span.set_attribute(opentelemetry::KeyValue::new("baton.attempt", d.attempt as i64));
+    span.set_attribute(opentelemetry::KeyValue::new("baton.role", d.role.clone()));
+    let sc = span.span_context().clone();
+    let (trace_id, task_tp) = if sc.is_valid() {
+        (sc.trace_id().to_string(), baton_proto::trace::format(&sc))
+    } else {
+        (baton_proto::trace::trace_id(&d.traceparent), d.traceparent.clone())
+    };
+
+    // Announce the start without waiting on it: the task's own run matters more.
+    let started = Body::TaskStarted(v1::TaskStarted {
+        task_id: d.task_id.clone(),
+        attempt: d.attempt,
+        worker: ctx.worker_id.clone(),
+    });
+    let started_ack = bus::publish(
+        &ctx.js,
+        subjects::event(&d.run_id, codec::event_kind(&started)),
+        &subjects::msg_id::started(&d.run_id, &d.task_id, d.attempt),
+        &codec::event_now(&d.run_id, started),
+        &d.traceparent,
+    )
+    .await;
+
+    let heartbeat = {
+        let every = ctx.heartbeat.max(Duration::from_millis(100));
+        let ack = msg.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if ack.ack_with(AckKind::Progress).await.is_err() {
+                    tracing::warn!("heartbeat not sent");
+                }
+            }
+        })
+    };
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<LogLine>(1024);
+    let logs = tokio::spawn(forward_logs(ctx.client.clone(), d.run_id.clone(), d.task_id.clone(), d.attempt, rx));
+
+    let run_cancel = ctx.cancels.register(&d.run_id);
+    let kill = CancellationToken::new();
+    let kill_guard = {
+        let (kill, run_cancel, shutdown) = (kill.clone(), run_cancel.clone(), ctx.shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = run_cancel.cancelled() => {},
+                _ = shutdown.cancelled() => {},
+            }
+            kill.cancel();
+        })
+    };
+    let mut env: Vec<(String, String)> = d.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    env.sort();
+    env.push(("BATON_RUN_ID".into(), d.run_id.clone()));
+    env.push(("BATON_TASK_ID".into(), d.task_id.clone()));
+    env.push(("BATON_ATTEMPT".into(), d.attempt.to_string()));
+    env.push(("TRACEPARENT".into(), task_tp));
+    let spec = TaskSpec {
+        run_id: d.run_id.clone(),
+        task_id: d.task_id.clone(),
+        attempt: d.attempt,
+        image: d.image.clone(),
+        argv: d.argv.clone(),
+        env,
+        timeout: Duration::from_millis(d.timeout_ms.max(1)),
+        limits: ctx.limits.clone(),
+    };
+    let result = ctx.runtime.run(&spec, tx, kill).await;
+    heartbeat.abort();
+    kill_guard.abort();
+    ctx.cancels.release(&d.run_id);
+    let _ = logs.await;
+    if let Ok(ack) = started_ack {
+        let _ = ack.await;
+    }
+
+    if ctx.shutdown.is_cancelled() {
+        // Killed by our own shutdown, not by the task: another worker runs it now.
+        tracing::warn!(run = %d.run_id, task = %d.task_id, "handing task back at shutdown");
+        let _ = msg.ack_with(AckKind::Nak(None)).await;
+        span.end();
+        return;
+    }
+    let finished = match result {
+        Ok(o) => v1::TaskFinished {
+            task_id: d.task_id.clone(),
+            attempt: d.attempt,
+            ok: o.ok,
+            exit_code: o.exit_code,
+            report_json: o
+                .report
+                .as_ref()
+                .and_then(|r| serde_json::to_string(r).ok())
+                .unwrap_or_default(),
+            error: o.error.unwrap_or_default(),
+            duration_ms: o.duration.as_millis() as u64,
+            worker: ctx.worker_id.clone(),
+            trace_id: trace_id.clone(),
+            permanent: false,
+        },
+        Err(e @ (RuntimeError::ImageMissing { .. } | RuntimeError::InvalidSpec(_))) => v1::TaskFinished {
+            task_id: d.task_id.clone(),
+            attempt: d.attempt,
+            ok: false,
+            error: e.to_string(),
+            worker: ctx.worker_id.clone(),
+            trace_id: trace_id.clone(),
+            permanent: true,
+            ..Default::default()
+        },
+        Err(e) => {
+            // This machine cannot run tasks now; let another worker try soon.
+            tracing::error!(run = %d.run_id, task = %d.task_id, error = %e, "runtime failure; task handed back");
+            let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+            span.end();
+            return;
+        }
+    };
+    span.set_attribute(opentelemetry::KeyValue::new("baton.task.ok", finished.ok));
+    if !finished.ok {
+        span.set_status(opentelemetry::trace::Status::error(finished.error.clone()));
+    }
+    tracing::info!(run = %d.run_id, task = %d.task_id, attempt = d.attempt, ok = finished.ok, error = %finished.error, "task finished");
+    crate::service::finish(ctx, &msg, &d, finished).await;
+    span.end();
+}
+
+/// Publish each line on `baton.log.<run>.<task>`; the LOGS stream keeps them.
+async fn forward_logs(
+    client: async_nats::Client,
+    run: String,
+    task: String,
+    attempt: u32,
+    mut rx: tokio::sync::mpsc::Receiver<LogLine>,
+) {
+    let subject = subjects::log(&run, &task);
+    let attempt = attempt.to_string();
+    while let Some(l) = rx.recv().await {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Baton-Stream", if l.stream == Stream::Stdout { "stdout" } else { "stderr" });
+        h.insert("Baton-Attempt", attempt.as_str());
+        if client.publish_with_headers(subject.clone(), h, l.line.into()).await.is_err() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The process runtime (unsandboxed) with real child processes.
+
+use std::time::{Duration, Instant};
+
+use baton_worker::runtime::{Limits, LogLine, Outcome, ProcessRuntime, Runtime, Stream, TaskSpec};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn spec(script: &str) -> TaskSpec {
+    TaskSpec {
+        run_id: format!("rt-process-{:08x}", rand::random::<u32>()),
+        task_id: "t1".to_string(),
+        attempt: 1,
+        image: String::new(),
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        env: vec![("GREETING".into(), "hello there".into())],
+        timeout: Duration::from_secs(30),
+        limits: Limits::default(),
+    }
+}
+
+async fn run_with(spec: &TaskSpec, cancel: CancellationToken) -> (Outcome, Vec<LogLine>) {
+    let rt = Runtime::Process(ProcessRuntime::new());
+    assert_eq!(rt.name(), "process");
+    let (tx, mut rx) = mpsc::channel(16);
+    let drain = tokio::spawn(async move {
+        let mut lines = Vec::new();
+        while let Some(line) = rx.recv().await {
+            lines.push(line);
+        }
+        lines
+    });
+    let outcome = rt.run(spec, tx, cancel).await.expect("runtime error");
+    (outcome, drain.await.expect("drain"))
+}
+
+async fn run(script: &str) -> (Outcome, Vec<LogLine>) {
+    run_with(&spec(script), CancellationToken::new()).await
+}
+
+fn lines(logs: &[LogLine], stream: Stream) -> Vec<&str> {
+    logs.iter()
+        .filter(|l| l.stream == stream)
+        .map(|l| l.line.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn ok_result_from_stdout_and_logs_forwarded() {
+    let (outcome, logs) = run(
+        r#"echo "$GREETING"; echo warning >&2; for i in $(seq 1 100); do echo "line $i"; done; echo '{"result":"ok","evidence":["e1"]}'"#,
+    )
+    .await;
+    assert!(outcome.ok, "{outcome:?}");
+    assert_eq!(outcome.exit_code, Some(0));
+    assert_eq!(outcome.report.unwrap().evidence, vec!["e1".to_string()]);
+    let stdout = lines(&logs, Stream::Stdout);
+    assert_eq!(stdout[0], "hello there");
+    assert_eq!(stdout.len(), 102);
+    assert_eq!(lines(&logs, Stream::Stderr), vec!["warning"]);
+}
+
+#[tokio::test]
+async fn result_file_wins() {
+    let (outcome, _) = run(
+        r#"echo '{"result":"fail"}'; echo '{"result":"ok","outputs":{"from":"file"}}' > "$BATON_OUT/result.json""#,
+    )
+    .await;
+    assert!(outcome.ok, "{outcome:?}");
+    assert_eq!(outcome.report.unwrap().outputs["from"], "file");
+}
+
+#[tokio::test]
+async fn environment_is_cleared_and_cwd_is_temporary() {
+    std::env::var("HOME").expect("HOME is set for the test process");
+    let (outcome, _) = run(
+        r#"echo "{\"result\":\"ok\",\"outputs\":{\"home\":\"${HOME:-unset}\",\"cwd\":\"$(pwd)\",\"out\":\"$BATON_OUT\"}}""#,
+    )
+    .await;
+    assert!(outcome.ok, "{outcome:?}");
+    let o = outcome.report.unwrap().outputs;
+    assert_eq!(o["home"], "unset");
+    let cwd = o["cwd"].as_str().unwrap().to_string();
+    assert_eq!(o["out"], format!("{cwd}/out"));
+    assert!(!std::path::Path::new(&cwd).exists(), "{cwd} not removed");
+}
+
+#[tokio::test]
+async fn nonzero_exit_is_a_failure() {
+    let (outcome, _) = run(r#"echo '{"result":"ok"}'; exit 3"#).await;
+    assert!(!outcome.ok);
+    assert_eq!(outcome.exit_code, Some(3));
+    assert_eq!(outcome.error.as_deref(), Some("exit code 3"));
+    assert!(outcome.report.is_some());
+}
+
+#[tokio::test]
+async fn missing_or_bad_result() {
+    let (outcome, _) = run("true").await;
+    assert!(outcome.error.unwrap().starts_with("task printed no result"));
+    let (outcome, _) = run("echo done").await;
+    assert_eq!(outcome.error.as_deref(), Some("result is not JSON: done"));
+}
+
+#[tokio::test]
+async fn timeout_kills_the_process_group() {
+    let mut spec = spec("echo started; sleep 30; echo never");
+    spec.timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let (outcome, logs) = run_with(&spec, CancellationToken::new()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!outcome.ok);
+    assert_eq!(outcome.error.as_deref(), Some("timed out after 2s"));
+    assert_eq!(lines(&logs, Stream::Stdout), vec!["started"]);
+}
+
+#[tokio::test]
+async fn cancel_stops_the_task() {
+    let spec = spec("sleep 30");
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        trigger.cancel();
+    });
+    let started = Instant::now();
+    let (outcome, _) = run_with(&spec, cancel).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(outcome.error.as_deref(), Some("cancelled"));
+}
+
+#[tokio::test]
+async fn missing_program_is_a_task_failure() {
+    let mut spec = spec("");
+    spec.argv = vec!["/definitely/not/here".into()];
+    let (outcome, _) = run_with(&spec, CancellationToken::new()).await;
+    assert!(!outcome.ok);
+    assert!(outcome.error.unwrap().starts_with("cannot start"));
+}
