@@ -30,7 +30,9 @@ async fn connect(server: &str) -> Result<AdminClient<Channel>, u8> {
 fn status_code(s: &tonic::Status) -> u8 {
     eprintln!("error: {}", s.message());
     match s.code() {
-        tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::FailedPrecondition => BAD_INPUT,
+        tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::FailedPrecondition => {
+            BAD_INPUT
+        }
         _ => 1,
     }
 }
@@ -125,11 +127,19 @@ pub async fn run(a: RunArgs) -> u8 {
         eprintln!("run {run_id} started");
     }
     follow(&mut c, &run_id, !a.json).await;
-    match c.get_run(v1::GetRunRequest { run_id: run_id.clone() }).await {
+    match c
+        .get_run(v1::GetRunRequest {
+            run_id: run_id.clone(),
+        })
+        .await
+    {
         Ok(r) => {
             let r = r.into_inner();
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&render::run_json(&r)).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&render::run_json(&r)).unwrap_or_default()
+                );
             } else {
                 println!("{}", render::run_text(&r));
             }
@@ -143,11 +153,18 @@ pub async fn run(a: RunArgs) -> u8 {
 async fn follow(c: &mut AdminClient<Channel>, run_id: &str, print: bool) {
     let mut backoff = 0u64;
     loop {
-        let stream = c.watch_run(v1::WatchRunRequest { run_id: run_id.to_string() }).await;
+        let stream = c
+            .watch_run(v1::WatchRunRequest {
+                run_id: run_id.to_string(),
+            })
+            .await;
         let mut stream = match stream {
             Ok(s) => s.into_inner(),
             Err(e) => {
-                eprintln!("warning: watching the run failed: {}; retrying", e.message());
+                eprintln!(
+                    "warning: watching the run failed: {}; retrying",
+                    e.message()
+                );
                 backoff = (backoff + 1).min(5);
                 tokio::time::sleep(std::time::Duration::from_secs(backoff)).await;
                 continue;
@@ -163,6 +180,7 @@ async fn follow(c: &mut AdminClient<Channel>, run_id: &str, print: bool) {
                 }
                 if matches!(e.body, Some(Body::RunFinished(_))) {
                     seen_end = true;
+                    break;
                 }
             }
         }
@@ -170,7 +188,12 @@ async fn follow(c: &mut AdminClient<Channel>, run_id: &str, print: bool) {
             return;
         }
         // The stream broke (coordinator restart): check, then watch again.
-        if let Ok(r) = c.get_run(v1::GetRunRequest { run_id: run_id.to_string() }).await {
+        if let Ok(r) = c
+            .get_run(v1::GetRunRequest {
+                run_id: run_id.to_string(),
+            })
+            .await
+        {
             if r.into_inner().status != "running" {
                 return;
             }
@@ -184,7 +207,12 @@ pub async fn status(a: StatusArgs) -> u8 {
         Err(code) => return code,
     };
     if a.wait {
-        if let Err(s) = c.get_run(v1::GetRunRequest { run_id: a.run.clone() }).await {
+        if let Err(s) = c
+            .get_run(v1::GetRunRequest {
+                run_id: a.run.clone(),
+            })
+            .await
+        {
             return status_code(&s);
         }
         follow(&mut c, &a.run, !a.json).await;
@@ -193,7 +221,10 @@ pub async fn status(a: StatusArgs) -> u8 {
         Ok(r) => {
             let r = r.into_inner();
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&render::run_json(&r)).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&render::run_json(&r)).unwrap_or_default()
+                );
             } else {
                 println!("{}", render::run_text(&r));
             }
@@ -224,7 +255,10 @@ pub async fn runs(a: RunsArgs) -> u8 {
             } else {
                 println!("{:<20} {:<22} {:<12} WAITING", "RUN", "PLAN", "STATUS");
                 for r in runs {
-                    println!("{:<20} {:<22} {:<12} {}", r.run_id, r.plan, r.status, r.waiting);
+                    println!(
+                        "{:<20} {:<22} {:<12} {}",
+                        r.run_id, r.plan, r.status, r.waiting
+                    );
                 }
             }
             0
@@ -244,10 +278,18 @@ pub async fn decide(a: DecideArgs, approve: bool) -> u8 {
         by: a.by,
         task_id: a.task.unwrap_or_default(),
     };
-    let r = if approve { c.approve(req).await } else { c.reject(req).await };
+    let r = if approve {
+        c.approve(req).await
+    } else {
+        c.reject(req).await
+    };
     match r {
         Ok(_) => {
-            println!("{} run {}", if approve { "approved" } else { "rejected" }, a.run);
+            println!(
+                "{} run {}",
+                if approve { "approved" } else { "rejected" },
+                a.run
+            );
             0
         }
         Err(s) => status_code(&s),

@@ -19,7 +19,11 @@ pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:7233";
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 #[derive(Parser)]
-#[command(name = "baton", version, about = "Phased, gated, multi-agent workflows over NATS JetStream")]
+#[command(
+    name = "baton",
+    version,
+    about = "Phased, gated, multi-agent workflows over NATS JetStream"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -176,7 +180,10 @@ pub fn inputs_map(v: &[(String, String)]) -> BTreeMap<String, String> {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Multi-thread: the OTLP batch exporter's flush hangs on a current-thread runtime.
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -190,7 +197,9 @@ fn main() -> std::process::ExitCode {
             Cmd::Worker(a) => services::worker(a).await,
             Cmd::Gates(a) => services::gates(a).await,
             Cmd::Plan(PlanCmd::Validate { file }) => client::plan_validate(&file),
-            Cmd::Plan(PlanCmd::Apply { file, server }) => client::plan_apply(&file, &server.server).await,
+            Cmd::Plan(PlanCmd::Apply { file, server }) => {
+                client::plan_apply(&file, &server.server).await
+            }
             Cmd::Run(a) => client::run(a).await,
             Cmd::Status(a) => client::status(a).await,
             Cmd::Runs(a) => client::runs(a).await,

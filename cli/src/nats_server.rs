@@ -43,7 +43,14 @@ impl DevNats {
             }
         };
         let child = Command::new(&bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "--store_dir"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "--store_dir",
+            ])
             .arg(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -59,9 +59,19 @@ pub fn run_text(r: &v1::Run) -> String {
     }
     for p in &r.phases {
         s += &format!("\n{} phase {} ({})", mark(&p.status), p.id, p.status);
-        for t in r.tasks.iter().filter(|t| t.phase == p.id && (!t.rollback || t.status != "pending")) {
+        for t in r
+            .tasks
+            .iter()
+            .filter(|t| t.phase == p.id && (!t.rollback || t.status != "pending"))
+        {
             let kind = if t.rollback { "rollback " } else { "" };
-            s += &format!("\n    {} {kind}{} [{}] {}", mark(&t.status), t.id, t.role, t.status);
+            s += &format!(
+                "\n    {} {kind}{} [{}] {}",
+                mark(&t.status),
+                t.id,
+                t.role,
+                t.status
+            );
             if t.attempts > 1 {
                 s += &format!(" after {} attempts", t.attempts);
             }
@@ -73,7 +83,12 @@ pub fn run_text(r: &v1::Run) -> String {
             }
         }
         for g in &p.gates {
-            s += &format!("\n    {} gate {}: {}", mark(&g.verdict), g.kind, g.reasons.join("; "));
+            s += &format!(
+                "\n    {} gate {}: {}",
+                mark(&g.verdict),
+                g.kind,
+                g.reasons.join("; ")
+            );
         }
     }
     s
@@ -83,18 +98,40 @@ pub fn run_text(r: &v1::Run) -> String {
 pub fn event_line(e: &v1::Event) -> Option<String> {
     Some(match e.body.as_ref()? {
         Body::RunSubmitted(s) => format!("submitted by {} via {}", s.submitted_by, s.trigger),
-        Body::PhaseChanged(p) if p.reason.is_empty() => format!("{} phase {} {}", mark(&p.status), p.phase_id, p.status),
-        Body::PhaseChanged(p) => format!("{} phase {} {}: {}", mark(&p.status), p.phase_id, p.status, p.reason),
-        Body::TaskStarted(t) => format!("  … task {} started (attempt {}, {})", t.task_id, t.attempt, t.worker),
-        Body::TaskFinished(t) if t.ok => format!("  ✓ task {} succeeded in {}ms", t.task_id, t.duration_ms),
-        Body::TaskFinished(t) => format!("  ✗ task {} failed (attempt {}): {}", t.task_id, t.attempt, t.error),
+        Body::PhaseChanged(p) if p.reason.is_empty() => {
+            format!("{} phase {} {}", mark(&p.status), p.phase_id, p.status)
+        }
+        Body::PhaseChanged(p) => format!(
+            "{} phase {} {}: {}",
+            mark(&p.status),
+            p.phase_id,
+            p.status,
+            p.reason
+        ),
+        Body::TaskStarted(t) => format!(
+            "  … task {} started (attempt {}, {})",
+            t.task_id, t.attempt, t.worker
+        ),
+        Body::TaskFinished(t) if t.ok => {
+            format!("  ✓ task {} succeeded in {}ms", t.task_id, t.duration_ms)
+        }
+        Body::TaskFinished(t) => format!(
+            "  ✗ task {} failed (attempt {}): {}",
+            t.task_id, t.attempt, t.error
+        ),
         Body::GateEvaluated(g) => {
             let v = match v1::Verdict::try_from(g.verdict) {
                 Ok(v1::Verdict::Pass) => "pass",
                 Ok(v1::Verdict::Pending) => "pending",
                 _ => "fail",
             };
-            format!("  {} gate {} {}: {}", mark(v), g.kind, v, g.reasons.join("; "))
+            format!(
+                "  {} gate {} {}: {}",
+                mark(v),
+                g.kind,
+                v,
+                g.reasons.join("; ")
+            )
         }
         Body::Decision(d) => format!(
             "  {} by {}: {}",
@@ -103,7 +140,11 @@ pub fn event_line(e: &v1::Event) -> Option<String> {
             d.reason
         ),
         Body::CancelRequested(c) => format!("cancel requested by {}", c.by),
-        Body::TimerFired(t) => format!("  … retrying task {} (attempt {})", t.task_id, t.attempt + 1),
+        Body::TimerFired(t) => format!(
+            "  … retrying task {} (attempt {})",
+            t.task_id,
+            t.attempt + 1
+        ),
         Body::RunFinished(f) if f.reason.is_empty() => format!("run {}", f.status),
         Body::RunFinished(f) => format!("run {}: {}", f.status, f.reason),
     })

@@ -30,7 +30,11 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Roles the dev worker serves (default: every role any plan may name).
-    #[arg(long, value_delimiter = ',', default_value = "arch,plat,sec,obs,net,ops,qa,docs,dev,build,test,deploy,review,patch,scan")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "arch,plat,sec,obs,net,ops,qa,docs,dev,build,test,deploy,review,patch,scan"
+    )]
     pub roles: Vec<String>,
     /// Approve every approval at once. For demos only: it defeats the point of approvals.
     #[arg(long)]
@@ -111,7 +115,11 @@ fn report(r: Result<Result<(), String>, tokio::task::JoinError>) -> u8 {
 }
 
 /// Run until a signal, then cancel and give the parts `grace` to stop.
-async fn serve(parts: Vec<tokio::task::JoinHandle<Result<(), String>>>, cancel: CancellationToken, grace: Duration) -> u8 {
+async fn serve(
+    parts: Vec<tokio::task::JoinHandle<Result<(), String>>>,
+    cancel: CancellationToken,
+    grace: Duration,
+) -> u8 {
     let mut parts: futures::stream::FuturesUnordered<_> = parts.into_iter().collect();
     let mut code = 0;
     tokio::select! {
@@ -259,22 +267,40 @@ pub async fn dev(a: DevArgs) -> u8 {
     };
     let mut parts = Vec::new();
     let t = cancel.child_token();
-    parts.push(tokio::spawn(async move { coord.run(t).await.map_err(|e| e.to_string()) }));
+    parts.push(tokio::spawn(async move {
+        coord.run(t).await.map_err(|e| e.to_string())
+    }));
     let t = cancel.child_token();
-    parts.push(tokio::spawn(async move { gates.run(t).await.map_err(|e| e.to_string()) }));
+    parts.push(tokio::spawn(async move {
+        gates.run(t).await.map_err(|e| e.to_string())
+    }));
     let t = cancel.child_token();
-    parts.push(tokio::spawn(async move { worker.run(t).await.map_err(|e| e.to_string()) }));
+    parts.push(tokio::spawn(async move {
+        worker.run(t).await.map_err(|e| e.to_string())
+    }));
     if a.auto_approve {
-        eprintln!("warning: --auto-approve approves every approval at once; never use it outside a demo");
+        eprintln!(
+            "warning: --auto-approve approves every approval at once; never use it outside a demo"
+        );
         let t = cancel.child_token();
         let url = nats_url.clone();
         parts.push(tokio::spawn(async move { auto_approve(url, t).await }));
     }
     eprintln!("baton dev is up");
     eprintln!("  nats:      {nats_url}");
-    eprintln!("  admin:     http://{}  (gRPC, with reflection)", handle.grpc_addr);
-    eprintln!("  worker:    roles {} · runtime {:?} · concurrency {}", a.roles.join(","), a.runtime, a.concurrency);
-    eprintln!("  try:       baton run examples/release-train.yaml --wait   (Ctrl-C stops everything)");
+    eprintln!(
+        "  admin:     http://{}  (gRPC, with reflection)",
+        handle.grpc_addr
+    );
+    eprintln!(
+        "  worker:    roles {} · runtime {:?} · concurrency {}",
+        a.roles.join(","),
+        a.runtime,
+        a.concurrency
+    );
+    eprintln!(
+        "  try:       baton run examples/release-train.yaml --wait   (Ctrl-C stops everything)"
+    );
     let code = serve(parts, cancel, Duration::from_secs(15)).await;
     drop(nats);
     tel.shutdown();
@@ -283,7 +309,9 @@ pub async fn dev(a: DevArgs) -> u8 {
 
 /// Approve every approval as soon as a run asks for one (demo only).
 async fn auto_approve(nats_url: String, cancel: CancellationToken) -> Result<(), String> {
-    let client = async_nats::connect(&nats_url).await.map_err(|e| e.to_string())?;
+    let client = async_nats::connect(&nats_url)
+        .await
+        .map_err(|e| e.to_string())?;
     let js = async_nats::jetstream::new(client.clone());
     let mut sub = client
         .subscribe(baton_proto::subjects::events_of_kind("phase"))
@@ -294,8 +322,12 @@ async fn auto_approve(nats_url: String, cancel: CancellationToken) -> Result<(),
             _ = cancel.cancelled() => return Ok(()),
             m = sub.next() => match m { Some(m) => m, None => return Ok(()) },
         };
-        let Ok(ev) = baton_proto::codec::decode::<v1::Event>(&m.payload) else { continue };
-        let Some(Body::PhaseChanged(p)) = &ev.body else { continue };
+        let Ok(ev) = baton_proto::codec::decode::<v1::Event>(&m.payload) else {
+            continue;
+        };
+        let Some(Body::PhaseChanged(p)) = &ev.body else {
+            continue;
+        };
         if p.status != "awaiting_approval" {
             continue;
         }

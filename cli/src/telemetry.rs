@@ -21,16 +21,27 @@ impl Telemetry {
 
 /// `default_level` applies when `RUST_LOG` is unset: services log `info`, clients `warn`.
 pub fn init(service: &'static str, default_level: &str) -> Telemetry {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
-    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|s| !s.is_empty());
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|s| !s.is_empty());
     let provider = endpoint.and_then(|_| {
-        let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build();
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build();
         match exporter {
             Ok(exporter) => Some(
                 SdkTracerProvider::builder()
                     .with_batch_exporter(exporter)
-                    .with_resource(opentelemetry_sdk::Resource::builder().with_service_name(service).build())
+                    .with_resource(
+                        opentelemetry_sdk::Resource::builder()
+                            .with_service_name(service)
+                            .build(),
+                    )
                     .build(),
             ),
             Err(e) => {

@@ -44,7 +44,10 @@ async fn trigger_over_nats_starts_a_registered_plan() {
         .await
         .expect("a coordinator answers the trigger");
     let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
-    let run = v["run_id"].as_str().unwrap_or_else(|| panic!("no run id in {v}")).to_string();
+    let run = v["run_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no run id in {v}"))
+        .to_string();
     let r = c.wait_end(&run, T).await;
     assert_eq!(r.status, "succeeded", "{r:#?}");
     let out: serde_json::Value = serde_json::from_str(&task(&r, "hello").result_json).unwrap();
@@ -53,8 +56,17 @@ async fn trigger_over_nats_starts_a_registered_plan() {
     // An unknown plan and a bad body get an error reply, not silence.
     let reply = nc.request("baton.trigger.nope", "{}".into()).await.unwrap();
     let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
-    assert!(v["error"].as_str().unwrap().contains("no plan named `nope`"), "{v}");
-    let reply = nc.request("baton.trigger.one-task", "[1,2]".into()).await.unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("no plan named `nope`"),
+        "{v}"
+    );
+    let reply = nc
+        .request("baton.trigger.one-task", "[1,2]".into())
+        .await
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
     assert!(v["error"].as_str().unwrap().contains("JSON object"), "{v}");
 }
@@ -71,7 +83,11 @@ async fn fifty_runs_at_once_all_succeed() {
         let r = c.wait_end(&run, Duration::from_secs(300)).await;
         assert_eq!(r.status, "succeeded", "{r:#?}");
         let out: serde_json::Value = serde_json::from_str(&task(&r, "hello").result_json).unwrap();
-        assert_eq!(out["outputs"]["who"], who.as_str(), "each run got its own inputs");
+        assert_eq!(
+            out["outputs"]["who"],
+            who.as_str(),
+            "each run got its own inputs"
+        );
     }
     let list = c
         .admin
@@ -90,7 +106,9 @@ async fn bad_input_gets_precise_errors() {
     let bad = "name: bad\nroles:\n  dev: { image: x }\nphases:\n  - id: p\n    tasks:\n      - id: a\n        role: dve\n        run: [\"true\"]\n";
     let e = c.try_submit(bad, &[]).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    let local = baton_coordinator::plan::load("test.yaml", bad).unwrap_err().to_string();
+    let local = baton_coordinator::plan::load("test.yaml", bad)
+        .unwrap_err()
+        .to_string();
     assert_eq!(e.message(), local);
     assert!(e.message().contains("test.yaml:8:"), "{}", e.message());
     // Unknown input.
@@ -114,7 +132,10 @@ async fn bad_input_gets_precise_errors() {
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::NotFound, "{id}");
     }
-    let e = c.decide("0000000000000000000", true, "x").await.unwrap_err();
+    let e = c
+        .decide("0000000000000000000", true, "x")
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
     // The services survived all of it.
     let run = c.submit(ONE_TASK, &[]).await;
@@ -127,7 +148,11 @@ async fn garbage_on_the_bus_does_not_stop_the_services() {
     let nc = async_nats::connect(c.nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(nc);
     for subject in ["baton.evt.x.submitted", "baton.task.dev", "baton.gate.expr"] {
-        js.publish(subject, "\u{1}not protobuf".into()).await.unwrap().await.unwrap();
+        js.publish(subject, "\u{1}not protobuf".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
     let run = c.submit(ONE_TASK, &[]).await;
     assert_eq!(c.wait_end(&run, T).await.status, "succeeded");

@@ -66,7 +66,11 @@ async fn failing_expr_gate_rolls_back_newest_phase_first() {
     let stage = r.phases.iter().find(|p| p.id == "stage").unwrap();
     let expr_gate = stage.gates.iter().find(|g| g.kind == "expr").unwrap();
     assert_eq!(expr_gate.verdict, "fail");
-    assert!(expr_gate.reasons[0].contains("tasks.deploy.outputs.p95_ms = 900"), "{:?}", expr_gate.reasons);
+    assert!(
+        expr_gate.reasons[0].contains("tasks.deploy.outputs.p95_ms = 900"),
+        "{:?}",
+        expr_gate.reasons
+    );
     assert_eq!(task(&r, "undeploy").status, "succeeded");
     assert_eq!(task(&r, "revert-types").status, "succeeded");
     // Order: stage's rollback finished before readiness's started.
@@ -81,7 +85,10 @@ async fn failing_expr_gate_rolls_back_newest_phase_first() {
             })
             .unwrap_or_else(|| panic!("no event for {want}"))
     };
-    assert!(pos("undeploy", false) < pos("revert-types", true), "rollback ran newest phase first");
+    assert!(
+        pos("undeploy", false) < pos("revert-types", true),
+        "rollback ran newest phase first"
+    );
     assert!(r.reason.contains("phase stage failed"), "{}", r.reason);
 }
 
@@ -144,7 +151,7 @@ phases:
         run: ["sleep", "60"]
       - id: hog
         role: dev
-        run: ["sh", "-c", "head -c 300000000 /dev/zero | tail > /dev/null; echo '{\"result\":\"ok\"}'"]
+        run: ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1; echo '{\"result\":\"ok\"}'"]
       - id: chatty
         role: dev
         run: ["sh", "-c", "echo this is not json at all"]
@@ -161,24 +168,43 @@ phases:
     let slow = task(&r, "slow");
     assert_eq!(slow.status, "failed");
     assert!(slow.error.contains("timed out after 2s"), "{}", slow.error);
-    assert!(started.elapsed() < Duration::from_secs(60), "the timeout was enforced");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the timeout was enforced"
+    );
     let hog = task(&r, "hog");
     assert_eq!(hog.status, "failed");
     assert!(hog.error.contains("memory limit"), "{}", hog.error);
     let chatty = task(&r, "chatty");
     assert_eq!(chatty.status, "failed");
-    assert!(chatty.error.contains("not JSON: this is not json at all"), "{}", chatty.error);
+    assert!(
+        chatty.error.contains("not JSON: this is not json at all"),
+        "{}",
+        chatty.error
+    );
     let ghost = task(&r, "ghost");
     assert_eq!(ghost.status, "failed");
-    assert_eq!(ghost.attempts, 1, "a missing image is permanent: no retries burnt");
+    assert_eq!(
+        ghost.attempts, 1,
+        "a missing image is permanent: no retries burnt"
+    );
     assert!(
-        ghost.error.contains("image baton/no-such-image:local not found — build it with"),
+        ghost
+            .error
+            .contains("image baton/no-such-image:local not found — build it with"),
         "{}",
         ghost.error
     );
     let gate = &r.phases[0].gates[0];
-    assert_eq!((gate.kind.as_str(), gate.verdict.as_str()), ("tasks", "fail"));
-    assert!(gate.reasons.iter().any(|x| x.contains("task slow failed")), "{:?}", gate.reasons);
+    assert_eq!(
+        (gate.kind.as_str(), gate.verdict.as_str()),
+        ("tasks", "fail")
+    );
+    assert!(
+        gate.reasons.iter().any(|x| x.contains("task slow failed")),
+        "{:?}",
+        gate.reasons
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,13 +212,19 @@ async fn rejection_fails_the_task_and_rolls_back() {
     let c = Cluster::start(Rt::Docker).await;
     let run = c.submit(&release_train(), &[]).await;
     c.wait_waiting(&run, T).await;
-    c.decide(&run, false, "not on a Friday").await.expect("reject");
+    c.decide(&run, false, "not on a Friday")
+        .await
+        .expect("reject");
     let r = c.wait_end(&run, T).await;
     assert_eq!(r.status, "rolled_back", "{r:#?}");
     let deploy = task(&r, "deploy");
     assert_eq!(deploy.status, "failed");
     assert_eq!(deploy.attempts, 0, "a rejected task never reaches a worker");
-    assert!(deploy.error.contains("rejected by tester: not on a Friday"), "{}", deploy.error);
+    assert!(
+        deploy.error.contains("rejected by tester: not on a Friday"),
+        "{}",
+        deploy.error
+    );
     assert_eq!(task(&r, "undeploy").status, "succeeded");
     // Nothing waits any more, so a second decision is refused.
     let e = c.decide(&run, true, "late").await.unwrap_err();
@@ -214,7 +246,11 @@ phases:
         run: ["sh", "-c", "echo started; sleep 120"]
 "#;
     let run = c.submit(yaml, &[]).await;
-    baton_test_support::assert_eventually!(T, task(&c.get(&run).await, "sleeper").status == "running", "sleeper never ran");
+    baton_test_support::assert_eventually!(
+        T,
+        task(&c.get(&run).await, "sleeper").status == "running",
+        "sleeper never ran"
+    );
     let t0 = std::time::Instant::now();
     c.admin
         .clone()
@@ -228,6 +264,10 @@ phases:
     let r = c.wait_end(&run, T).await;
     assert_eq!(r.status, "cancelled");
     let containers = baton_test_support::LabelledContainers::new("org.baton.run", &run);
-    baton_test_support::assert_eventually!(Duration::from_secs(20), containers.count().await == 0, "container of a cancelled run still exists");
+    baton_test_support::assert_eventually!(
+        Duration::from_secs(20),
+        containers.count().await == 0,
+        "container of a cancelled run still exists"
+    );
     assert!(t0.elapsed() < Duration::from_secs(30));
 }

@@ -57,7 +57,10 @@ impl AdminService {
 
 #[tonic::async_trait]
 impl Admin for AdminService {
-    async fn submit_run(&self, req: Request<v1::SubmitRunRequest>) -> Result<Response<v1::SubmitRunResponse>, Status> {
+    async fn submit_run(
+        &self,
+        req: Request<v1::SubmitRunRequest>,
+    ) -> Result<Response<v1::SubmitRunResponse>, Status> {
         let r = req.into_inner();
         let run_id = self
             .submitter
@@ -78,7 +81,10 @@ impl Admin for AdminService {
         Ok(Response::new(view::to_proto(&st)))
     }
 
-    async fn list_runs(&self, req: Request<v1::ListRunsRequest>) -> Result<Response<v1::ListRunsResponse>, Status> {
+    async fn list_runs(
+        &self,
+        req: Request<v1::ListRunsRequest>,
+    ) -> Result<Response<v1::ListRunsResponse>, Status> {
         let limit = match req.into_inner().limit {
             0 => 50,
             n => n.min(1000) as usize,
@@ -91,7 +97,10 @@ impl Admin for AdminService {
 
     type WatchRunStream = EventStream;
 
-    async fn watch_run(&self, req: Request<v1::WatchRunRequest>) -> Result<Response<EventStream>, Status> {
+    async fn watch_run(
+        &self,
+        req: Request<v1::WatchRunRequest>,
+    ) -> Result<Response<EventStream>, Status> {
         let run_id = req.into_inner().run_id;
         if !crate::state_store::valid_id(&run_id) {
             return Err(Error::RunNotFound(run_id).into());
@@ -114,36 +123,63 @@ impl Admin for AdminService {
             })
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        let messages = consumer.messages().await.map_err(|e| Status::unavailable(e.to_string()))?;
-        let stream = messages
-            .filter_map(|m| async move {
-                let m = m.ok()?;
-                let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-                let event = codec::decode::<v1::Event>(&m.payload).ok()?;
-                Some(v1::RunEvent { seq, event: Some(event) })
-            })
-            .scan(false, |done, ev| {
-                // End the stream after the run's end has been sent.
-                if *done {
-                    return futures::future::ready(None);
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        // Ends right after the run's end is sent, not when a later event arrives.
+        let stream =
+            futures::stream::unfold((messages, false), |(mut messages, done)| async move {
+                if done {
+                    return None;
                 }
-                *done = matches!(ev.event.as_ref().and_then(|e| e.body.as_ref()), Some(Body::RunFinished(_)));
-                futures::future::ready(Some(Ok(ev)))
+                loop {
+                    let m = match messages.next().await? {
+                        Ok(m) => m,
+                        Err(e) => {
+                            return Some((
+                                Err(Status::unavailable(e.to_string())),
+                                (messages, true),
+                            ))
+                        }
+                    };
+                    let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                    let Ok(event) = codec::decode::<v1::Event>(&m.payload) else {
+                        continue;
+                    };
+                    let end = matches!(event.body, Some(Body::RunFinished(_)));
+                    return Some((
+                        Ok(v1::RunEvent {
+                            seq,
+                            event: Some(event),
+                        }),
+                        (messages, end),
+                    ));
+                }
             });
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn approve(&self, req: Request<v1::DecisionRequest>) -> Result<Response<v1::DecisionResponse>, Status> {
+    async fn approve(
+        &self,
+        req: Request<v1::DecisionRequest>,
+    ) -> Result<Response<v1::DecisionResponse>, Status> {
         self.decide(req.into_inner(), true).await?;
         Ok(Response::new(v1::DecisionResponse {}))
     }
 
-    async fn reject(&self, req: Request<v1::DecisionRequest>) -> Result<Response<v1::DecisionResponse>, Status> {
+    async fn reject(
+        &self,
+        req: Request<v1::DecisionRequest>,
+    ) -> Result<Response<v1::DecisionResponse>, Status> {
         self.decide(req.into_inner(), false).await?;
         Ok(Response::new(v1::DecisionResponse {}))
     }
 
-    async fn cancel_run(&self, req: Request<v1::CancelRunRequest>) -> Result<Response<v1::CancelRunResponse>, Status> {
+    async fn cancel_run(
+        &self,
+        req: Request<v1::CancelRunRequest>,
+    ) -> Result<Response<v1::CancelRunResponse>, Status> {
         let r = req.into_inner();
         let st = self.store.get(&r.run_id).await.map_err(Status::from)?;
         if st.status.is_terminal() {
@@ -170,9 +206,16 @@ impl Admin for AdminService {
         Ok(Response::new(self.logs_stream(req.into_inner()).await?))
     }
 
-    async fn apply_plan(&self, req: Request<v1::ApplyPlanRequest>) -> Result<Response<v1::ApplyPlanResponse>, Status> {
+    async fn apply_plan(
+        &self,
+        req: Request<v1::ApplyPlanRequest>,
+    ) -> Result<Response<v1::ApplyPlanResponse>, Status> {
         let r = req.into_inner();
-        let file = if r.plan_file.is_empty() { "plan.yaml" } else { &r.plan_file };
+        let file = if r.plan_file.is_empty() {
+            "plan.yaml"
+        } else {
+            &r.plan_file
+        };
         let plan = self.submitter.apply(&r.plan_yaml, file).await?;
         Ok(Response::new(v1::ApplyPlanResponse {
             name: plan.name.clone(),
@@ -214,7 +257,10 @@ impl AdminService {
             })
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        let mut messages = consumer.messages().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         let store = self.store.clone();
         let run_id = st.run_id.clone();
         let follow = r.follow;
@@ -222,12 +268,18 @@ impl AdminService {
             loop {
                 // Idle for a moment: without follow we are caught up; with it,
                 // stop once the run has ended and nothing more arrives.
-                let next = tokio::time::timeout(std::time::Duration::from_millis(500), messages.next()).await;
+                let next =
+                    tokio::time::timeout(std::time::Duration::from_millis(500), messages.next())
+                        .await;
                 match next {
                     Ok(Some(Ok(m))) => {
                         let task_id = m.subject.rsplit('.').next().unwrap_or_default().to_string();
                         let h = m.headers.as_ref();
-                        let get = |k: &str| h.and_then(|h| h.get(k)).map(|v| v.as_str().to_string()).unwrap_or_default();
+                        let get = |k: &str| {
+                            h.and_then(|h| h.get(k))
+                                .map(|v| v.as_str().to_string())
+                                .unwrap_or_default()
+                        };
                         let time_ms = m
                             .info()
                             .map(|i| (i.published.unix_timestamp_nanos() / 1_000_000) as i64)

@@ -74,7 +74,9 @@ impl Engine {
                 match codec::decode::<v1::Event>(&m.payload) {
                     Ok(ev) => self.fold(&mut runs, ev, seq, &mut commands, &mut dirty),
                     // Bad input never stops the loop: log it and move on.
-                    Err(e) => tracing::error!(subject = %m.subject, error = %e, "undecodable event skipped"),
+                    Err(e) => {
+                        tracing::error!(subject = %m.subject, error = %e, "undecodable event skipped")
+                    }
                 }
                 last = Some(m);
             }
@@ -114,7 +116,9 @@ impl Engine {
                     runs.insert(run_id.clone(), st);
                     dirty.push(run_id);
                 }
-                Err(e) => tracing::error!(run = %run_id, error = %e, "submitted plan no longer loads; run ignored"),
+                Err(e) => {
+                    tracing::error!(run = %run_id, error = %e, "submitted plan no longer loads; run ignored")
+                }
             }
             return;
         }
@@ -129,7 +133,12 @@ impl Engine {
             telemetry::event_folded(st, body, ev.time_ms);
         }
         let cmds = st.apply(&ev);
-        if !cmds.is_empty() || !matches!(ev.body, Some(Body::PhaseChanged(_)) | Some(Body::RunFinished(_))) {
+        if !cmds.is_empty()
+            || !matches!(
+                ev.body,
+                Some(Body::PhaseChanged(_)) | Some(Body::RunFinished(_))
+            )
+        {
             dirty.push(run_id.clone());
         }
         commands.extend(cmds.into_iter().map(|c| (run_id.clone(), c)));
@@ -137,19 +146,42 @@ impl Engine {
 
     /// Publish commands and write snapshots concurrently, then announce the
     /// runs that finished, so that a watcher who sees `finished` reads the final state.
-    async fn execute(&self, runs: &HashMap<String, RunState>, commands: Vec<(String, Command)>, dirty: &[String]) {
+    async fn execute(
+        &self,
+        runs: &HashMap<String, RunState>,
+        commands: Vec<(String, Command)>,
+        dirty: &[String],
+    ) {
         let mut finishes = Vec::new();
         let mut publishes = Vec::new();
         for (run_id, cmd) in commands {
-            let tp = runs.get(&run_id).map(|r| r.traceparent.clone()).unwrap_or_default();
+            let tp = runs
+                .get(&run_id)
+                .map(|r| r.traceparent.clone())
+                .unwrap_or_default();
             match cmd {
                 Command::Dispatch(d) => {
                     let id = subjects::msg_id::dispatch(&d.run_id, &d.task_id, d.attempt);
-                    publishes.push(self.publish(subjects::task(&d.role), id, codec::encode(&d), tp));
+                    publishes.push(self.publish(
+                        subjects::task(&d.role),
+                        id,
+                        codec::encode(&d),
+                        tp,
+                    ));
                 }
                 Command::AskGate { kind, request } => {
-                    let id = subjects::msg_id::gate_request(&request.run_id, &request.phase_id, request.gate_index, request.round);
-                    publishes.push(self.publish(subjects::gate(&kind), id, codec::encode(&request), tp));
+                    let id = subjects::msg_id::gate_request(
+                        &request.run_id,
+                        &request.phase_id,
+                        request.gate_index,
+                        request.round,
+                    );
+                    publishes.push(self.publish(
+                        subjects::gate(&kind),
+                        id,
+                        codec::encode(&request),
+                        tp,
+                    ));
                 }
                 Command::Emit { msg_id, body } => {
                     let subject = subjects::event(&run_id, codec::event_kind(&body));
@@ -160,7 +192,11 @@ impl Engine {
                         publishes.push(self.publish(subject, msg_id, codec::encode(&ev), tp));
                     }
                 }
-                Command::StartTimer { task_id, attempt, at_ms } => {
+                Command::StartTimer {
+                    task_id,
+                    attempt,
+                    at_ms,
+                } => {
                     let js = self.js.clone();
                     self.timers.spawn(async move {
                         let wait = (at_ms - codec::now_ms()).max(0) as u64;
@@ -174,7 +210,10 @@ impl Engine {
                 }
             }
         }
-        let snapshots = dirty.iter().filter_map(|id| runs.get(id)).map(|st| self.snapshot(st));
+        let snapshots = dirty
+            .iter()
+            .filter_map(|id| runs.get(id))
+            .map(|st| self.snapshot(st));
         let (_, results) = futures::join!(join_all(snapshots), join_all(publishes));
         for r in results {
             if let Err(e) = r {
@@ -194,8 +233,16 @@ impl Engine {
         }
     }
 
-    async fn publish(&self, subject: String, msg_id: String, payload: bytes::Bytes, tp: String) -> Result<(), async_nats::Error> {
-        let mut p = jetstream::message::PublishMessage::build().payload(payload).message_id(&msg_id);
+    async fn publish(
+        &self,
+        subject: String,
+        msg_id: String,
+        payload: bytes::Bytes,
+        tp: String,
+    ) -> Result<(), async_nats::Error> {
+        let mut p = jetstream::message::PublishMessage::build()
+            .payload(payload)
+            .message_id(&msg_id);
         if !tp.is_empty() {
             p = p.header(subjects::TRACEPARENT_HEADER, tp.as_str());
         }

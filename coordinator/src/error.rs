@@ -12,13 +12,17 @@ pub enum Error {
     UnknownPlan(String),
     #[error("run {0} not found — list runs with `baton runs`")]
     RunNotFound(String),
-    #[error("run {run} is not waiting for an approval (status {status}) — see `baton status {run}`")]
+    #[error(
+        "run {run} is not waiting for an approval (status {status}) — see `baton status {run}`"
+    )]
     NothingToDecide { run: String, status: String },
     #[error("run {run} already ended ({status})")]
     RunEnded { run: String, status: String },
     #[error("give either a plan's YAML or a registered plan's name, not {0}")]
     PlanSource(&'static str),
-    #[error("cannot reach NATS at {url}: {source} — start nats-server with -js, or pass --nats-url")]
+    #[error(
+        "cannot reach NATS at {url}: {source} — start nats-server with -js, or pass --nats-url"
+    )]
     NatsUnreachable {
         url: String,
         #[source]
@@ -44,7 +48,9 @@ impl From<Error> for tonic::Status {
                 tonic::Status::invalid_argument(msg)
             }
             Error::UnknownPlan(_) | Error::RunNotFound(_) => tonic::Status::not_found(msg),
-            Error::NothingToDecide { .. } | Error::RunEnded { .. } => tonic::Status::failed_precondition(msg),
+            Error::NothingToDecide { .. } | Error::RunEnded { .. } => {
+                tonic::Status::failed_precondition(msg)
+            }
             _ => tonic::Status::unavailable(msg),
         }
     }

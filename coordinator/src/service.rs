@@ -66,7 +66,7 @@ impl Options {
             .map_err(|_| Error::Bus(format!("cannot reach NATS at {} within 10s — start nats-server -js, or pass --nats-url", self.nats_url).into()))??;
         let js = async_nats::jetstream::new(client.clone());
         let topo = topology::ensure(&js, &self.topology).await?;
-        let store = RunStore::new(topo.runs.clone());
+        let store = RunStore::new(topo.runs.clone(), topo.events.clone());
         let submitter = Submitter {
             js: js.clone(),
             plans: topo.plans.clone(),
@@ -120,7 +120,8 @@ impl Coordinator {
             .add_service(reflection)
             .add_service(baton_proto::v1::admin_server::AdminServer::new(self.admin))
             .serve_with_incoming_shutdown(incoming, grpc_cancel.cancelled_owned());
-        let trigger = crate::trigger::run(self.client.clone(), self.submitter, cancel.child_token());
+        let trigger =
+            crate::trigger::run(self.client.clone(), self.submitter, cancel.child_token());
         let engine = self.engine.run(cancel.child_token());
         let (g, t, e) = tokio::join!(grpc, trigger, engine);
         self.timers.close();

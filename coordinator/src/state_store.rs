@@ -15,15 +15,18 @@ use crate::Error;
 pub struct RunStore {
     pub local: Arc<DashMap<String, Arc<RunState>>>,
     pub bucket: kv::Store,
+    /// For runs accepted but not folded yet: their submission is their state.
+    pub events: async_nats::jetstream::stream::Stream,
     /// Woken whenever the fold changes a run.
     pub changed: Arc<tokio::sync::Notify>,
 }
 
 impl RunStore {
-    pub fn new(bucket: kv::Store) -> Self {
+    pub fn new(bucket: kv::Store, events: async_nats::jetstream::stream::Stream) -> Self {
         Self {
             local: Arc::new(DashMap::new()),
             bucket,
+            events,
             changed: Arc::new(tokio::sync::Notify::new()),
         }
     }
@@ -38,9 +41,31 @@ impl RunStore {
         match self.bucket.get(run_id).await {
             Ok(Some(bytes)) => serde_json::from_slice::<RunState>(&bytes)
                 .map(Arc::new)
-                .map_err(|e| Error::Bus(format!("snapshot of run {run_id} is unreadable: {e}").into())),
-            Ok(None) => Err(Error::RunNotFound(run_id.to_string())),
+                .map_err(|e| {
+                    Error::Bus(format!("snapshot of run {run_id} is unreadable: {e}").into())
+                }),
+            Ok(None) => self.just_submitted(run_id).await,
             Err(e) => Err(Error::Bus(e.into())),
+        }
+    }
+
+    /// A run whose submission is on the bus but not folded yet: folding the
+    /// submission alone (the fold is pure) gives exactly its first state.
+    async fn just_submitted(&self, run_id: &str) -> Result<Arc<RunState>, Error> {
+        let subject = baton_proto::subjects::event(run_id, "submitted");
+        let Ok(raw) = self.events.get_last_raw_message_by_subject(&subject).await else {
+            return Err(Error::RunNotFound(run_id.to_string()));
+        };
+        let ev =
+            baton_proto::codec::decode::<baton_proto::v1::Event>(&raw.payload).map_err(|e| {
+                Error::Bus(format!("submission of run {run_id} is unreadable: {e}").into())
+            })?;
+        match ev.body {
+            Some(baton_proto::v1::event::Body::RunSubmitted(sub)) => {
+                let (st, _) = RunState::submitted(run_id, &sub, ev.time_ms)?;
+                Ok(Arc::new(st))
+            }
+            _ => Err(Error::RunNotFound(run_id.to_string())),
         }
     }
 
@@ -75,7 +100,11 @@ impl RunStore {
 
 /// Run ids are what `new_run_id` makes; anything else cannot be a key.
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A new run id: creation time in milliseconds then randomness, hex, so that

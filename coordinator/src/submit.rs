@@ -31,11 +31,18 @@ impl Submitter {
     pub async fn submit(&self, s: Submission) -> Result<String, Error> {
         let (yaml, file) = match (s.plan_yaml.is_empty(), s.plan_name.is_empty()) {
             (false, true) => (s.plan_yaml, s.plan_file),
-            (true, false) => (self.registered(&s.plan_name).await?, format!("plan {}", s.plan_name)),
+            (true, false) => (
+                self.registered(&s.plan_name).await?,
+                format!("plan {}", s.plan_name),
+            ),
             (false, false) => return Err(Error::PlanSource("both")),
             (true, true) => return Err(Error::PlanSource("neither")),
         };
-        let file = if file.is_empty() { "plan.yaml".to_string() } else { file };
+        let file = if file.is_empty() {
+            "plan.yaml".to_string()
+        } else {
+            file
+        };
         let plan = plan::load(&file, &yaml)?;
         let inputs = plan::resolve_inputs(&plan, &s.inputs).map_err(Error::InvalidInputs)?;
         let run_id = new_run_id();
@@ -48,7 +55,14 @@ impl Submitter {
             trigger: s.trigger,
             traceparent: traceparent.clone(),
         });
-        bus::publish_event(&self.js, &run_id, &subjects::msg_id::submitted(&run_id), body, &traceparent).await?;
+        bus::publish_event(
+            &self.js,
+            &run_id,
+            &subjects::msg_id::submitted(&run_id),
+            body,
+            &traceparent,
+        )
+        .await?;
         tracing::info!(run = %run_id, plan = %plan.name, "run accepted");
         Ok(run_id)
     }
@@ -64,7 +78,10 @@ impl Submitter {
     }
 
     async fn registered(&self, name: &str) -> Result<String, Error> {
-        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
             return Err(Error::UnknownPlan(name.to_string()));
         }

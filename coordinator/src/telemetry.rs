@@ -87,7 +87,11 @@ pub fn run_finished(st: &RunState) {
     );
     let run_cx = cx.with_span(run_span);
     for p in st.phases.iter().filter(|p| p.started_ms > 0) {
-        let end = if p.finished_ms > 0 { p.finished_ms } else { st.finished_ms };
+        let end = if p.finished_ms > 0 {
+            p.finished_ms
+        } else {
+            st.finished_ms
+        };
         let mut span = tracer.build_with_context(
             SpanBuilder::from_name(format!("phase {}", p.id))
                 .with_start_time(at(p.started_ms))

@@ -12,7 +12,11 @@ use crate::Error;
 /// Coordinators share the subscription through a queue group, so each trigger starts one run.
 pub const QUEUE_GROUP: &str = "baton-coordinators";
 
-pub async fn run(client: async_nats::Client, submitter: Submitter, cancel: CancellationToken) -> Result<(), Error> {
+pub async fn run(
+    client: async_nats::Client,
+    submitter: Submitter,
+    cancel: CancellationToken,
+) -> Result<(), Error> {
     let mut sub = client
         .queue_subscribe(baton_proto::subjects::TRIGGER_ALL, QUEUE_GROUP.into())
         .await
@@ -22,7 +26,12 @@ pub async fn run(client: async_nats::Client, submitter: Submitter, cancel: Cance
             _ = cancel.cancelled() => break,
             m = sub.next() => match m { Some(m) => m, None => break },
         };
-        let plan = msg.subject.rsplit('.').next().unwrap_or_default().to_string();
+        let plan = msg
+            .subject
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let reply = match parse_inputs(&msg.payload) {
             Ok(inputs) => {
                 let s = Submission {
@@ -64,7 +73,9 @@ pub fn parse_inputs(body: &[u8]) -> Result<BTreeMap<String, String>, String> {
     obj.iter()
         .map(|(k, v)| match v {
             serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
-            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => Ok((k.clone(), v.to_string())),
+            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+                Ok((k.clone(), v.to_string()))
+            }
             _ => Err(format!("input `{k}` must be a string, number or boolean")),
         })
         .collect()
@@ -83,6 +94,8 @@ mod tests {
         assert!(parse_inputs(b"").unwrap().is_empty());
         assert!(parse_inputs(b"[1]").unwrap_err().contains("object"));
         assert!(parse_inputs(b"{nope").unwrap_err().contains("not JSON"));
-        assert!(parse_inputs(br#"{"a":{"b":1}}"#).unwrap_err().contains("`a`"));
+        assert!(parse_inputs(br#"{"a":{"b":1}}"#)
+            .unwrap_err()
+            .contains("`a`"));
     }
 }

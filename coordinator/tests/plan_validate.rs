@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use baton_coordinator::plan::{
-    self, Diagnostic, GateSpec, OnFail, Plan, Risk, DEFAULT_TIMEOUT,
-};
+use baton_coordinator::plan::{self, Diagnostic, GateSpec, OnFail, Plan, Risk, DEFAULT_TIMEOUT};
 use serde_json::json;
 
 const RELEASE_TRAIN: &str = include_str!("plans/release-train.yaml");
@@ -32,7 +30,10 @@ fn only(src: &str) -> Diagnostic {
 }
 
 fn lines(d: &[Diagnostic]) -> String {
-    d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    d.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[track_caller]
@@ -86,7 +87,13 @@ fn release_train_model() {
     let tasks: Vec<(&str, &str, Vec<&str>)> = ready
         .tasks
         .iter()
-        .map(|t| (t.id.as_str(), t.role.as_str(), t.needs.iter().map(String::as_str).collect()))
+        .map(|t| {
+            (
+                t.id.as_str(),
+                t.role.as_str(),
+                t.needs.iter().map(String::as_str).collect(),
+            )
+        })
         .collect();
     assert_eq!(
         tasks,
@@ -112,7 +119,10 @@ fn release_train_model() {
     let expr = "tasks.scan.outputs.critical == 0 && tasks.tests.outputs.coverage >= 80";
     assert_eq!(
         ready.gates,
-        [GateSpec::Tasks { min_ok: None }, GateSpec::Expr { expr: expr.into() }]
+        [
+            GateSpec::Tasks { min_ok: None },
+            GateSpec::Expr { expr: expr.into() }
+        ]
     );
     assert_eq!(ready.effective_gates(), ready.gates);
     assert_eq!(ready.on_fail, OnFail::Rollback);
@@ -128,18 +138,29 @@ fn release_train_model() {
         deploy.env,
         BTreeMap::from([("VERSION".to_string(), "${{ inputs.version }}".to_string())])
     );
-    let p95 = GateSpec::Expr { expr: "tasks.deploy.outputs.p95_ms < 250".into() };
-    assert_eq!(stage.gates, [p95.clone()]);
+    let p95 = GateSpec::Expr {
+        expr: "tasks.deploy.outputs.p95_ms < 250".into(),
+    };
+    assert_eq!(stage.gates, std::slice::from_ref(&p95));
     // No `tasks` gate written: an implicit all_ok comes first.
-    assert_eq!(stage.effective_gates(), [GateSpec::Tasks { min_ok: None }, p95]);
+    assert_eq!(
+        stage.effective_gates(),
+        [GateSpec::Tasks { min_ok: None }, p95]
+    );
     assert_eq!(stage.rollback[0].id, "undeploy");
 }
 
 #[test]
 fn release_train_fixture_matches_example() {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/release-train.yaml"));
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/release-train.yaml"
+    ));
     if let Ok(example) = example {
-        assert_eq!(example, RELEASE_TRAIN, "examples/release-train.yaml and tests/plans/release-train.yaml differ");
+        assert_eq!(
+            example, RELEASE_TRAIN,
+            "examples/release-train.yaml and tests/plans/release-train.yaml differ"
+        );
     }
 }
 
@@ -200,9 +221,20 @@ phases:
     max_retries: 5
 ";
     let p = plan::load("shapes.yaml", src).unwrap_or_else(|e| panic!("{e}"));
-    let inputs: Vec<(&str, Option<&str>)> =
-        p.inputs.iter().map(|i| (i.name.as_str(), i.default.as_deref())).collect();
-    assert_eq!(inputs, [("a", None), ("b", None), ("c", Some("plain")), ("d", Some("3"))]);
+    let inputs: Vec<(&str, Option<&str>)> = p
+        .inputs
+        .iter()
+        .map(|i| (i.name.as_str(), i.default.as_deref()))
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            ("a", None),
+            ("b", None),
+            ("c", Some("plain")),
+            ("d", Some("3"))
+        ]
+    );
     assert_eq!(p.inputs[3].description.as_deref(), Some("the d"));
     let phase = &p.phases[0];
     let t = &phase.tasks[0];
@@ -236,10 +268,16 @@ fn yaml_syntax_error() {
 
 #[test]
 fn yaml_duplicate_role_key() {
-    let src = BASE.replace("  build: { image: img }\n", "  build: { image: img }\n  build: { image: other }\n");
+    let src = BASE.replace(
+        "  build: { image: img }\n",
+        "  build: { image: img }\n  build: { image: other }\n",
+    );
     let d = only(&src);
     at(&d, 4, 3);
-    assert_eq!(d.message, "duplicate key `build` (first at line 3, column 3)");
+    assert_eq!(
+        d.message,
+        "duplicate key `build` (first at line 3, column 3)"
+    );
 }
 
 #[test]
@@ -255,7 +293,10 @@ fn unknown_key_lists_allowed_keys() {
     let d = only(&format!("colour: red\n{BASE}"));
     at(&d, 1, 1);
     assert_eq!(d.message, "unknown key `colour` in the plan");
-    assert_eq!(d.hint, "allowed keys: name, description, inputs, roles, phases");
+    assert_eq!(
+        d.hint,
+        "allowed keys: name, description, inputs, roles, phases"
+    );
 }
 
 #[test]
@@ -273,7 +314,10 @@ fn wrong_type() {
     assert_eq!(d.message, "`retries` must be a whole number, not `two`");
     let d = only(&format!("{BASE}        retries: 11\n"));
     assert_eq!(d.message, "`retries` is 11, more than the limit of 10");
-    let d = only(&BASE.replace("    tasks:\n", "    tasks: nope\n").replace("      - id: a\n        role: build\n        run: make\n", ""));
+    let d = only(&BASE.replace("    tasks:\n", "    tasks: nope\n").replace(
+        "      - id: a\n        role: build\n        run: make\n",
+        "",
+    ));
     at(&d, 6, 12);
     assert_eq!(d.message, "`tasks` must be a list, not `nope`");
 }
@@ -288,9 +332,11 @@ fn bad_ids() {
     at(&d, 1, 7);
     assert_eq!(d.message, "plan name `My Plan` starts with `M`");
     let d = only(&BASE.replace("- id: one", "- id: \"one>\""));
-    at(&d, 5, 11);
+    at(&d, 5, 9);
     assert_eq!(d.message, "phase id `one>` contains `>`");
-    let src = BASE.replace("  build: { image: img }", "  Build: { image: img }").replace("role: build", "role: Build");
+    let src = BASE
+        .replace("  build: { image: img }", "  Build: { image: img }")
+        .replace("role: build", "role: Build");
     let d = only(&src);
     at(&d, 3, 3);
     assert_eq!(d.message, "role `Build` starts with `B`");
@@ -309,8 +355,20 @@ fn unknown_role() {
 }
 
 #[test]
+fn malformed_role_is_reported_once() {
+    let d = only(&BASE.replace("  build: { image: img }", "  build: [img]"));
+    at(&d, 3, 10);
+    assert_eq!(d.message, "role `build` must be a mapping, not a list");
+    let d = only(&BASE.replace("  build: { image: img }", "  build: { risk: auto }"));
+    at(&d, 3, 12);
+    assert_eq!(d.message, "role `build` has no `image`");
+}
+
+#[test]
 fn unknown_role_in_rollback_step() {
-    let d = only(&format!("{BASE}    rollback:\n      - id: undo\n        role: nobody\n        run: undo\n"));
+    let d = only(&format!(
+        "{BASE}    rollback:\n      - id: undo\n        role: nobody\n        run: undo\n"
+    ));
     at(&d, 12, 15);
     assert_eq!(d.message, "unknown role `nobody` for task `undo`");
 }
@@ -374,8 +432,14 @@ fn needs_task_of_another_phase() {
     let src = format!("{BASE}  - id: two\n    tasks:\n      - id: b\n        role: build\n        needs: [a]\n        run: x\n");
     let d = only(&src);
     at(&d, 14, 17);
-    assert_eq!(d.message, "`a` is a task of phase `one`, not of phase `two`");
-    assert_eq!(d.hint, "needs only names tasks of the same phase; earlier phases always finish first");
+    assert_eq!(
+        d.message,
+        "`a` is a task of phase `one`, not of phase `two`"
+    );
+    assert_eq!(
+        d.hint,
+        "needs only names tasks of the same phase; earlier phases always finish first"
+    );
 }
 
 #[test]
@@ -389,7 +453,9 @@ fn needs_in_rollback_step() {
 
 #[test]
 fn duplicate_task_ids_across_the_plan() {
-    let src = format!("{BASE}  - id: two\n    tasks:\n      - id: a\n        role: build\n        run: x\n");
+    let src = format!(
+        "{BASE}  - id: two\n    tasks:\n      - id: a\n        role: build\n        run: x\n"
+    );
     let d = only(&src);
     at(&d, 12, 13);
     assert_eq!(d.message, "duplicate task id `a` (first used at line 7)");
@@ -398,14 +464,18 @@ fn duplicate_task_ids_across_the_plan() {
 
 #[test]
 fn rollback_step_reusing_a_task_id() {
-    let d = only(&format!("{BASE}    rollback:\n      - id: a\n        role: build\n        run: undo\n"));
+    let d = only(&format!(
+        "{BASE}    rollback:\n      - id: a\n        role: build\n        run: undo\n"
+    ));
     at(&d, 11, 13);
     assert_eq!(d.message, "duplicate task id `a` (first used at line 7)");
 }
 
 #[test]
 fn duplicate_phase_ids() {
-    let src = format!("{BASE}  - id: one\n    tasks:\n      - id: b\n        role: build\n        run: x\n");
+    let src = format!(
+        "{BASE}  - id: one\n    tasks:\n      - id: b\n        role: build\n        run: x\n"
+    );
     let d = only(&src);
     at(&d, 10, 9);
     assert_eq!(d.message, "duplicate phase id `one` (first used at line 5)");
@@ -443,8 +513,12 @@ phases:
 
 #[test]
 fn valid_templates_load() {
-    let src = with_run("echo ${{ inputs.version }} ${{tasks.a.outputs.digest}} ${{ tasks.b.outputs.x }}")
-        .replace("      - id: d\n        role: build\n", "      - id: d\n        role: build\n        needs: [b]\n");
+    let src =
+        with_run("echo ${{ inputs.version }} ${{tasks.a.outputs.digest}} ${{ tasks.b.outputs.x }}")
+            .replace(
+                "      - id: d\n        role: build\n",
+                "      - id: d\n        role: build\n        needs: [b]\n",
+            );
     plan::load("p.yaml", &src).unwrap_or_else(|e| panic!("{e}"));
 }
 
@@ -458,9 +532,12 @@ fn template_unknown_input() {
 
 #[test]
 fn template_unknown_input_in_env() {
-    let src = with_run("x").replace("        run: x\n", "        env: { V: \"${{ inputs.nope }}\" }\n        run: x\n");
+    let src = with_run("x").replace(
+        "        run: x\n",
+        "        env: { V: \"${{ inputs.nope }}\" }\n        run: x\n",
+    );
     let d = only(&src);
-    at(&d, 20, 21);
+    at(&d, 20, 20);
     assert_eq!(d.message, "unknown input `nope` in template");
     assert!(d.hint.contains("declare it under `inputs:`"), "{d}");
 }
@@ -468,7 +545,7 @@ fn template_unknown_input_in_env() {
 #[test]
 fn template_unknown_task() {
     let d = only(&with_run("[\"echo\", \"${{ tasks.zz.outputs.k }}\"]"));
-    at(&d, 20, 23);
+    at(&d, 20, 24);
     assert_eq!(d.message, "unknown task `zz` in template");
     assert_eq!(d.hint, "tasks it can read: a, b, d");
 }
@@ -477,16 +554,28 @@ fn template_unknown_task() {
 fn template_task_that_does_not_run_before() {
     let d = only(&with_run("echo ${{ tasks.b.outputs.k }}"));
     at(&d, 20, 19);
-    assert_eq!(d.message, "task `d` reads outputs of `b`, which does not run before it");
-    assert_eq!(d.hint, "add `b` to the `needs` of `d` (directly or through a task it needs)");
+    assert_eq!(
+        d.message,
+        "task `d` reads outputs of `b`, which does not run before it"
+    );
+    assert_eq!(
+        d.hint,
+        "add `b` to the `needs` of `d` (directly or through a task it needs)"
+    );
 }
 
 #[test]
 fn template_task_of_later_phase() {
-    let src = with_run("x").replace("        run: make\n  - id: two", "        run: echo ${{ tasks.d.outputs.k }}\n  - id: two");
+    let src = with_run("x").replace(
+        "        run: make\n  - id: two",
+        "        run: echo ${{ tasks.d.outputs.k }}\n  - id: two",
+    );
     let d = only(&src);
     at(&d, 12, 19);
-    assert_eq!(d.message, "task `d` runs in a later phase (`two`) than phase `one`");
+    assert_eq!(
+        d.message,
+        "task `d` runs in a later phase (`two`) than phase `one`"
+    );
 }
 
 #[test]
@@ -505,7 +594,10 @@ fn template_reading_a_rollback_step() {
     );
     let d = only(&src);
     at(&d, 20, 19);
-    assert_eq!(d.message, "`undo` is a rollback step; its outputs cannot be read");
+    assert_eq!(
+        d.message,
+        "`undo` is a rollback step, which templates and gates cannot read"
+    );
 }
 
 #[test]
@@ -542,14 +634,18 @@ fn with_gate(gate: &str) -> String {
 
 #[test]
 fn gate_expression_parse_error_points_inside_the_string() {
+    // The expression ends where a value is expected: column of `"` + 1 + 26.
     let d = only(&with_gate("expr: \"tasks.a.outputs.digest == \""));
-    at(&d, 22, 41);
+    at(&d, 22, 42);
     assert!(d.message.starts_with("bad gate expression: "), "{d}");
 }
 
 #[test]
 fn gate_expression_parse_error_in_a_folded_string_points_at_the_node() {
-    let src = format!("{}    gates:\n      - expr: >\n          tasks.a.outputs.digest ==\n          ==\n", with_run("make"));
+    let src = format!(
+        "{}    gates:\n      - expr: >\n          tasks.a.outputs.digest ==\n          ==\n",
+        with_run("make")
+    );
     let d = only(&src);
     at(&d, 23, 11);
     assert!(d.message.starts_with("bad gate expression: "), "{d}");
@@ -557,8 +653,10 @@ fn gate_expression_parse_error_in_a_folded_string_points_at_the_node() {
 
 #[test]
 fn gate_expression_unknown_names() {
-    let d = only(&with_gate("expr: \"tasks.a.outputs.digest == 'x' && tasks.q.status == 'ok'\""));
-    at(&d, 22, 48);
+    let d = only(&with_gate(
+        "expr: \"tasks.a.outputs.digest == 'x' && tasks.q.status == 'ok'\"",
+    ));
+    at(&d, 22, 49);
     assert_eq!(d.message, "unknown task `q` in gate expression");
     let d = only(&with_gate("expr: \"inputs.versoin == 'v1'\""));
     at(&d, 22, 16);
@@ -569,29 +667,41 @@ fn gate_expression_unknown_names() {
     assert_eq!(d.hint, "declared outputs: digest");
     let d = only(&with_gate("expr: \"tasks.a.digest == 'x'\""));
     at(&d, 22, 16);
-    assert_eq!(d.message, "gate expression reads `tasks.a.digest`, which is not something a gate can read");
-    assert_eq!(d.hint, "use tasks.<id>.outputs.<key>, tasks.<id>.status or inputs.<name>");
+    assert_eq!(
+        d.message,
+        "gate expression reads `tasks.a.digest`, which is not something a gate can read"
+    );
+    assert_eq!(
+        d.hint,
+        "use tasks.<id>.outputs.<key>, tasks.<id>.status or inputs.<name>"
+    );
 }
 
 #[test]
 fn gate_expression_cannot_read_later_phases() {
-    let src = with_run("make").replace("        run: make\n  - id: two", "        run: make\n    gates:\n      - expr: \"tasks.b.status == 'ok'\"\n  - id: two");
+    let src = with_run("make").replace(
+        "        run: make\n  - id: two",
+        "        run: make\n    gates:\n      - expr: \"tasks.b.status == 'ok'\"\n  - id: two",
+    );
     let d = only(&src);
     at(&d, 14, 16);
-    assert_eq!(d.message, "task `b` runs in a later phase (`two`) than phase `one`");
+    assert_eq!(
+        d.message,
+        "task `b` runs in a later phase (`two`) than phase `one`"
+    );
 }
 
 #[test]
 fn min_ok_more_than_tasks() {
     let d = only(&with_gate("tasks: { min_ok: 3 }"));
-    at(&d, 22, 24);
+    at(&d, 22, 26);
     assert_eq!(d.message, "min_ok is 3 but phase `two` has only 2 tasks");
 }
 
 #[test]
 fn quorum_zero() {
     let d = only(&with_gate("approval: { quorum: 0 }"));
-    at(&d, 22, 27);
+    at(&d, 22, 29);
     assert_eq!(d.message, "quorum 0 means nobody has to approve");
 }
 
@@ -608,7 +718,11 @@ fn max_retries_needs_on_fail_retry() {
     let d = only(&format!("{BASE}    max_retries: 3\n"));
     at(&d, 10, 5);
     assert_eq!(d.message, "max_retries only applies with on_fail: retry");
-    plan::load("p.yaml", &format!("{BASE}    on_fail: retry\n    max_retries: 3\n")).unwrap();
+    plan::load(
+        "p.yaml",
+        &format!("{BASE}    on_fail: retry\n    max_retries: 3\n"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -635,7 +749,10 @@ fn bad_duration() {
 
 #[test]
 fn empty_phase() {
-    let src = BASE.replace("    tasks:\n      - id: a\n        role: build\n        run: make\n", "    tasks: []\n");
+    let src = BASE.replace(
+        "    tasks:\n      - id: a\n        role: build\n        run: make\n",
+        "    tasks: []\n",
+    );
     let d = only(&src);
     at(&d, 6, 12);
     assert_eq!(d.message, "phase `one` has no tasks");
@@ -681,9 +798,17 @@ phases:
 ";
     let d = diags(src);
     let got: Vec<(usize, usize)> = d.iter().map(|d| (d.line, d.col)).collect();
-    assert_eq!(got, [(8, 15), (9, 18), (10, 19), (13, 17), (14, 18), (15, 14)], "{}", lines(&d));
+    assert_eq!(
+        got,
+        [(8, 15), (9, 18), (10, 19), (13, 17), (14, 18), (15, 14)],
+        "{}",
+        lines(&d)
+    );
     let text = plan::load("p.yaml", src).unwrap_err().to_string();
-    assert!(text.starts_with("p.yaml:8:15: unknown role `q` for task `a` — "), "{text}");
+    assert!(
+        text.starts_with("p.yaml:8:15: unknown role `q` for task `a` — "),
+        "{text}"
+    );
     assert_eq!(text.lines().count(), 6);
 }
 
@@ -698,14 +823,20 @@ fn resolve_inputs_uses_defaults_and_rejects_unknown_names() {
         BTreeMap::from([("version".to_string(), "v3.0.0".to_string())])
     );
     let given = BTreeMap::from([("version".to_string(), "v3.1.0".to_string())]);
-    assert_eq!(plan::resolve_inputs(&p, &given).unwrap()["version"], "v3.1.0");
+    assert_eq!(
+        plan::resolve_inputs(&p, &given).unwrap()["version"],
+        "v3.1.0"
+    );
     let typo = BTreeMap::from([("verison".to_string(), "v3.1.0".to_string())]);
     let e = plan::resolve_inputs(&p, &typo).unwrap_err();
     assert_eq!(e, "unknown input `verison` — did you mean `version`?");
 
     let required = plan::load("p.yaml", &format!("inputs:\n  target:\n{BASE}")).unwrap();
     let e = plan::resolve_inputs(&required, &none).unwrap_err();
-    assert_eq!(e, "missing required input `target` — give it with `target=<value>`");
+    assert_eq!(
+        e,
+        "missing required input `target` — give it with `target=<value>`"
+    );
 }
 
 #[test]
@@ -728,11 +859,17 @@ fn render_inputs_and_outputs() {
     )
     .unwrap();
     assert_eq!(out, r#"0/v3/true/["a","b"]"#);
-    assert_eq!(plan::render("no templates", &inputs, &outputs).unwrap(), "no templates");
+    assert_eq!(
+        plan::render("no templates", &inputs, &outputs).unwrap(),
+        "no templates"
+    );
 
     let e = plan::render("${{ tasks.scan.outputs.x }}", &inputs, &outputs).unwrap_err();
     assert_eq!(e, "tasks.scan.outputs.x is not set: task scan reported outputs critical, files, high, ok, tag");
     let e = plan::render("${{ tasks.deploy.outputs.p95_ms }}", &inputs, &outputs).unwrap_err();
-    assert!(e.starts_with("tasks.deploy.outputs.p95_ms is not set: task deploy reported no outputs"), "{e}");
+    assert!(
+        e.starts_with("tasks.deploy.outputs.p95_ms is not set: task deploy reported no outputs"),
+        "{e}"
+    );
     assert!(plan::render("${{ bogus }}", &inputs, &outputs).is_err());
 }

@@ -45,7 +45,12 @@ impl Options {
             .retry_on_initial_connect()
             .connect(&self.nats_url)
             .await
-            .map_err(|e| Error::Nats(format!("cannot reach NATS at {}: {e} — pass --nats-url", self.nats_url)))?;
+            .map_err(|e| {
+                Error::Nats(format!(
+                    "cannot reach NATS at {}: {e} — pass --nats-url",
+                    self.nats_url
+                ))
+            })?;
         let js = jetstream::new(client);
         let topo = topology::ensure(&js, &self.topology)
             .await
@@ -107,7 +112,10 @@ impl Gates {
 }
 
 /// Evaluate one request and publish its verdict.
-pub async fn answer(js: &jetstream::Context, req: &v1::GateRequest) -> Result<(), async_nats::Error> {
+pub async fn answer(
+    js: &jetstream::Context,
+    req: &v1::GateRequest,
+) -> Result<(), async_nats::Error> {
     let kind = kinds::kind_name(req);
     let tracer = opentelemetry::global::tracer("baton-gates");
     let cx = baton_proto::trace::parse(&req.traceparent)
@@ -115,7 +123,10 @@ pub async fn answer(js: &jetstream::Context, req: &v1::GateRequest) -> Result<()
         .unwrap_or_default();
     let mut span = tracer.start_with_context(format!("gate {kind}"), &cx);
     let a = kinds::evaluate(req);
-    span.set_attribute(opentelemetry::KeyValue::new("baton.gate.verdict", format!("{:?}", a.verdict)));
+    span.set_attribute(opentelemetry::KeyValue::new(
+        "baton.gate.verdict",
+        format!("{:?}", a.verdict),
+    ));
     span.end();
     tracing::info!(run = %req.run_id, phase = %req.phase_id, kind, verdict = ?a.verdict, reasons = ?a.reasons, "gate evaluated");
     let body = Body::GateEvaluated(v1::GateEvaluated {

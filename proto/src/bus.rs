@@ -48,7 +48,12 @@ pub async fn publish_acked<M: Message>(
             },
             Err(e) => last = Some(e.into()),
         }
-        tracing::warn!(subject, msg_id, attempt, "publish not acknowledged; retrying");
+        tracing::warn!(
+            subject,
+            msg_id,
+            attempt,
+            "publish not acknowledged; retrying"
+        );
     }
     Err(last.expect("at least one attempt"))
 }

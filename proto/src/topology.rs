@@ -37,7 +37,10 @@ pub struct Topology {
     pub runs: kv::Store,
 }
 
-pub async fn ensure(js: &jetstream::Context, opts: &TopologyOptions) -> Result<Topology, async_nats::Error> {
+pub async fn ensure(
+    js: &jetstream::Context,
+    opts: &TopologyOptions,
+) -> Result<Topology, async_nats::Error> {
     let events = js
         .get_or_create_stream(stream::Config {
             name: EVENTS_STREAM.into(),
@@ -47,7 +50,9 @@ pub async fn ensure(js: &jetstream::Context, opts: &TopologyOptions) -> Result<T
             num_replicas: opts.replicas,
             // Wide enough that a publisher retrying after a lost ack is deduplicated.
             duplicate_window: Duration::from_secs(120),
-            description: Some("Everything that happens to a run, in order: the source of truth".into()),
+            description: Some(
+                "Everything that happens to a run, in order: the source of truth".into(),
+            ),
             ..Default::default()
         })
         .await?;
@@ -89,7 +94,13 @@ pub async fn ensure(js: &jetstream::Context, opts: &TopologyOptions) -> Result<T
             ..Default::default()
         })
         .await?;
-    let plans = kv_bucket(js, PLANS_BUCKET, "Plans registered by name, for triggers", opts).await?;
+    let plans = kv_bucket(
+        js,
+        PLANS_BUCKET,
+        "Plans registered by name, for triggers",
+        opts,
+    )
+    .await?;
     let runs = kv_bucket(js, RUNS_BUCKET, "Run state snapshots", opts).await?;
     Ok(Topology {
         events,

@@ -11,13 +11,19 @@ pub fn new_traceparent() -> String {
 }
 
 pub fn format(sc: &SpanContext) -> String {
-    format!("00-{}-{}-{:02x}", sc.trace_id(), sc.span_id(), sc.trace_flags().to_u8())
+    format!(
+        "00-{}-{}-{:02x}",
+        sc.trace_id(),
+        sc.span_id(),
+        sc.trace_flags().to_u8()
+    )
 }
 
 /// A remote span context, or `None` for anything malformed (it is then ignored, never fatal).
 pub fn parse(tp: &str) -> Option<SpanContext> {
     let mut parts = tp.trim().split('-');
-    let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     if version != "00" || trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
         return None;
     }
@@ -27,12 +33,20 @@ pub fn parse(tp: &str) -> Option<SpanContext> {
         return None;
     }
     let flags = TraceFlags::new(u8::from_str_radix(flags, 16).ok()?);
-    Some(SpanContext::new(trace_id, span_id, flags, true, TraceState::default()))
+    Some(SpanContext::new(
+        trace_id,
+        span_id,
+        flags,
+        true,
+        TraceState::default(),
+    ))
 }
 
 /// The trace id of a traceparent, as hex; empty when malformed.
 pub fn trace_id(tp: &str) -> String {
-    parse(tp).map(|sc| sc.trace_id().to_string()).unwrap_or_default()
+    parse(tp)
+        .map(|sc| sc.trace_id().to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -21,12 +21,19 @@ impl LabelledContainers {
     pub async fn count(&self) -> usize {
         let docker = bollard::Docker::connect_with_local_defaults().expect("docker");
         let mut filters = HashMap::new();
-        filters.insert("label".to_string(), vec![format!("{}={}", self.label, self.value)]);
+        filters.insert(
+            "label".to_string(),
+            vec![format!("{}={}", self.label, self.value)],
+        );
         let opts = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
             .build();
-        docker.list_containers(Some(opts)).await.map(|v| v.len()).unwrap_or(0)
+        docker
+            .list_containers(Some(opts))
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0)
     }
 }
 
@@ -43,7 +50,11 @@ impl Drop for LabelledContainers {
                 .map(String::from)
                 .collect();
             if !ids.is_empty() {
-                let _ = std::process::Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+                let _ = std::process::Command::new("docker")
+                    .arg("rm")
+                    .arg("-f")
+                    .args(&ids)
+                    .output();
             }
         }
     }

@@ -72,12 +72,19 @@ impl NatsServer {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "nats-server did not write {ports_file:?} within 15s");
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not write {ports_file:?} within 15s"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         // The ports file appears before the listener accepts; wait until it does.
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server is not accepting on {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "nats-server is not accepting on {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }

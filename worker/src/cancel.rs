@@ -14,7 +14,9 @@ impl CancelRegistry {
     /// A token that fires when `run` is cancelled; call [`Self::release`] when the task ends.
     pub fn register(&self, run: &str) -> CancellationToken {
         let mut m = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        let e = m.entry(run.to_string()).or_insert_with(|| (CancellationToken::new(), 0));
+        let e = m
+            .entry(run.to_string())
+            .or_insert_with(|| (CancellationToken::new(), 0));
         e.1 += 1;
         e.0.child_token()
     }

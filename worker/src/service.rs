@@ -72,19 +72,29 @@ impl Options {
             return Err(Error::NoRoles);
         }
         for r in &self.roles {
-            let ok = !r.is_empty() && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            let ok = !r.is_empty()
+                && r.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if !ok {
                 return Err(Error::BadRole(r.clone()));
             }
         }
         let client = async_nats::ConnectOptions::new()
-            .name(&format!("baton-worker {}", self.worker_id))
+            .name(format!("baton-worker {}", self.worker_id))
             .retry_on_initial_connect()
             .connect(&self.nats_url)
             .await
-            .map_err(|e| Error::Nats(format!("cannot reach NATS at {}: {e} — pass --nats-url", self.nats_url)))?;
+            .map_err(|e| {
+                Error::Nats(format!(
+                    "cannot reach NATS at {}: {e} — pass --nats-url",
+                    self.nats_url
+                ))
+            })?;
         let js = jetstream::new(client.clone());
-        let topo = topology::ensure(&js, &self.topology).await.map_err(|e| Error::Nats(e.to_string()))?;
+        let topo = topology::ensure(&js, &self.topology)
+            .await
+            .map_err(|e| Error::Nats(e.to_string()))?;
         let mut consumers = Vec::new();
         for role in &self.roles {
             let name = subjects::role_consumer(role);
@@ -154,10 +164,17 @@ impl Worker {
         let per_role = self.concurrency.min(4);
         for (role, consumer) in &self.consumers {
             for _ in 0..per_role {
-                let (consumer, permits, tasks, ctx, stop) =
-                    (consumer.clone(), permits.clone(), tasks.clone(), self.ctx.clone(), cancel.clone());
+                let (consumer, permits, tasks, ctx, stop) = (
+                    consumer.clone(),
+                    permits.clone(),
+                    tasks.clone(),
+                    self.ctx.clone(),
+                    cancel.clone(),
+                );
                 let role = role.clone();
-                fetchers.spawn(async move { fetch_loop(role, consumer, permits, tasks, ctx, stop).await });
+                fetchers.spawn(async move {
+                    fetch_loop(role, consumer, permits, tasks, ctx, stop).await
+                });
             }
         }
         cancel.cancelled().await;
@@ -166,7 +183,10 @@ impl Worker {
         // Stop taking work (done), let running tasks finish within the grace
         // period, then hand what is left back to the queue.
         tasks.close();
-        if tokio::time::timeout(self.grace, tasks.wait()).await.is_err() {
+        if tokio::time::timeout(self.grace, tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(grace = ?self.grace, "tasks still running after the grace period; handing them back");
             self.ctx.shutdown.cancel();
             tasks.wait().await;
@@ -177,8 +197,13 @@ impl Worker {
     }
 }
 
-/// Take one task at a time and only with a free slot, so that no task waits
-/// in this worker's buffer while its ack deadline runs.
+/// Pull one task at a time, and only while a slot is free, so that tasks
+/// do not queue up in this worker while their ack deadline runs.
+///
+/// The slot is not held while the pull waits on the server: an idle role
+/// must not block a busy one. So when several roles' pulls land at once,
+/// a task may wait here for a slot (at most one per fetcher); it is kept
+/// alive with heartbeats meanwhile.
 async fn fetch_loop(
     role: String,
     consumer: jetstream::consumer::Consumer<pull::Config>,
@@ -188,29 +213,41 @@ async fn fetch_loop(
     stop: CancellationToken,
 ) {
     loop {
-        let permit = tokio::select! {
+        tokio::select! {
             _ = stop.cancelled() => return,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
+            p = permits.acquire() => match p { Ok(p) => drop(p), Err(_) => return },
+        }
         let fetched = tokio::select! {
             _ = stop.cancelled() => return,
             f = fetch_one(&consumer) => f,
         };
-        match fetched {
-            Ok(Some(msg)) => {
-                let ctx = ctx.clone();
-                tasks.spawn(async move {
-                    task::handle(&ctx, msg).await;
-                    drop(permit);
-                });
-            }
-            Ok(None) => drop(permit),
+        let msg = match fetched {
+            Ok(Some(msg)) => msg,
+            Ok(None) => continue,
             Err(e) => {
-                drop(permit);
                 tracing::warn!(role, error = %e, "fetch failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
             }
-        }
+        };
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => loop {
+                tokio::select! {
+                    p = permits.clone().acquire_owned() => match p { Ok(p) => break p, Err(_) => return },
+                    _ = tokio::time::sleep(ctx.heartbeat) => { let _ = msg.ack_with(AckKind::Progress).await; }
+                    _ = stop.cancelled() => {
+                        let _ = msg.ack_with(AckKind::Nak(None)).await;
+                        return;
+                    }
+                }
+            },
+        };
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            task::handle(&ctx, msg).await;
+            drop(permit);
+        });
     }
 }
 
@@ -220,7 +257,7 @@ async fn fetch_one(
     let mut batch = consumer
         .fetch()
         .max_messages(1)
-        .expires(Duration::from_secs(1))
+        .expires(Duration::from_secs(5))
         .messages()
         .await?;
     match batch.next().await {
@@ -232,9 +269,22 @@ async fn fetch_one(
 
 /// Publish a task's outcome and then acknowledge its message; on a
 /// restart the same ids make both idempotent.
-pub(crate) async fn finish(ctx: &task::Ctx, msg: &jetstream::Message, d: &v1::TaskDispatch, f: v1::TaskFinished) {
+pub(crate) async fn finish(
+    ctx: &task::Ctx,
+    msg: &jetstream::Message,
+    d: &v1::TaskDispatch,
+    f: v1::TaskFinished,
+) {
     let id = subjects::msg_id::finished(&d.run_id, &d.task_id, d.attempt);
-    match bus::publish_event(&ctx.js, &d.run_id, &id, Body::TaskFinished(f), &d.traceparent).await {
+    match bus::publish_event(
+        &ctx.js,
+        &d.run_id,
+        &id,
+        Body::TaskFinished(f),
+        &d.traceparent,
+    )
+    .await
+    {
         Ok(()) => {
             if let Err(e) = msg.double_ack().await {
                 tracing::warn!(run = %d.run_id, task = %d.task_id, error = %e, "ack failed; the task may run again and its result will be deduplicated");
@@ -242,7 +292,9 @@ pub(crate) async fn finish(ctx: &task::Ctx, msg: &jetstream::Message, d: &v1::Ta
         }
         Err(e) => {
             tracing::error!(run = %d.run_id, task = %d.task_id, error = %e, "outcome not published; handing the task back");
-            let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
         }
     }
 }

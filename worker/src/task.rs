@@ -39,14 +39,23 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         .unwrap_or_default();
     let mut span = tracer.start_with_context(format!("task {}", d.task_id), &parent);
     span.set_attribute(opentelemetry::KeyValue::new("baton.run", d.run_id.clone()));
-    span.set_attribute(opentelemetry::KeyValue::new("baton.task", d.task_id.clone()));
-    span.set_attribute(opentelemetry::KeyValue::new("baton.attempt", d.attempt as i64));
+    span.set_attribute(opentelemetry::KeyValue::new(
+        "baton.task",
+        d.task_id.clone(),
+    ));
+    span.set_attribute(opentelemetry::KeyValue::new(
+        "baton.attempt",
+        d.attempt as i64,
+    ));
     span.set_attribute(opentelemetry::KeyValue::new("baton.role", d.role.clone()));
     let sc = span.span_context().clone();
     let (trace_id, task_tp) = if sc.is_valid() {
         (sc.trace_id().to_string(), baton_proto::trace::format(&sc))
     } else {
-        (baton_proto::trace::trace_id(&d.traceparent), d.traceparent.clone())
+        (
+            baton_proto::trace::trace_id(&d.traceparent),
+            d.traceparent.clone(),
+        )
     };
 
     // Announce the start without waiting on it: the task's own run matters more.
@@ -78,7 +87,13 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
     };
 
     let (tx, rx) = tokio::sync::mpsc::channel::<LogLine>(1024);
-    let logs = tokio::spawn(forward_logs(ctx.client.clone(), d.run_id.clone(), d.task_id.clone(), d.attempt, rx));
+    let logs = tokio::spawn(forward_logs(
+        ctx.client.clone(),
+        d.run_id.clone(),
+        d.task_id.clone(),
+        d.attempt,
+        rx,
+    ));
 
     let run_cancel = ctx.cancels.register(&d.run_id);
     let kill = CancellationToken::new();
@@ -92,7 +107,8 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             kill.cancel();
         })
     };
-    let mut env: Vec<(String, String)> = d.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut env: Vec<(String, String)> =
+        d.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     env.sort();
     env.push(("BATON_RUN_ID".into(), d.run_id.clone()));
     env.push(("BATON_TASK_ID".into(), d.task_id.clone()));
@@ -141,20 +157,24 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             trace_id: trace_id.clone(),
             permanent: false,
         },
-        Err(e @ (RuntimeError::ImageMissing { .. } | RuntimeError::InvalidSpec(_))) => v1::TaskFinished {
-            task_id: d.task_id.clone(),
-            attempt: d.attempt,
-            ok: false,
-            error: e.to_string(),
-            worker: ctx.worker_id.clone(),
-            trace_id: trace_id.clone(),
-            permanent: true,
-            ..Default::default()
-        },
+        Err(e @ (RuntimeError::ImageMissing { .. } | RuntimeError::InvalidSpec(_))) => {
+            v1::TaskFinished {
+                task_id: d.task_id.clone(),
+                attempt: d.attempt,
+                ok: false,
+                error: e.to_string(),
+                worker: ctx.worker_id.clone(),
+                trace_id: trace_id.clone(),
+                permanent: true,
+                ..Default::default()
+            }
+        }
         Err(e) => {
             // This machine cannot run tasks now; let another worker try soon.
             tracing::error!(run = %d.run_id, task = %d.task_id, error = %e, "runtime failure; task handed back");
-            let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+                .await;
             span.end();
             return;
         }
@@ -180,9 +200,20 @@ async fn forward_logs(
     let attempt = attempt.to_string();
     while let Some(l) = rx.recv().await {
         let mut h = async_nats::HeaderMap::new();
-        h.insert("Baton-Stream", if l.stream == Stream::Stdout { "stdout" } else { "stderr" });
+        h.insert(
+            "Baton-Stream",
+            if l.stream == Stream::Stdout {
+                "stdout"
+            } else {
+                "stderr"
+            },
+        );
         h.insert("Baton-Attempt", attempt.as_str());
-        if client.publish_with_headers(subject.clone(), h, l.line.into()).await.is_err() {
+        if client
+            .publish_with_headers(subject.clone(), h, l.line.into())
+            .await
+            .is_err()
+        {
             break;
         }
     }

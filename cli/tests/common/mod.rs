@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use baton_proto::v1::{self, admin_client::AdminClient};
 use baton_test_support::NatsServer;
-use baton_worker::runtime::{DockerRuntime, Limits, NoopRuntime, ProcessRuntime, Runtime, SandboxPolicy};
+use baton_worker::runtime::{
+    DockerRuntime, Limits, NoopRuntime, ProcessRuntime, Runtime, SandboxPolicy,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -40,8 +42,13 @@ pub fn ensure_agent_image() {
             .unwrap_or(false);
         if !ok {
             let script = baton_test_support::workspace_root().join("deploy/images/agent/build.sh");
-            let st = std::process::Command::new(script).status().expect("run build.sh");
-            assert!(st.success(), "could not build baton/agent:local — is Docker running?");
+            let st = std::process::Command::new(script)
+                .status()
+                .expect("run build.sh");
+            assert!(
+                st.success(),
+                "could not build baton/agent:local — is Docker running?"
+            );
         }
     });
 }
@@ -96,11 +103,17 @@ impl Cluster {
         .expect("worker builds");
         let mut tasks = Vec::new();
         let t = cancel.child_token();
-        tasks.push(tokio::spawn(async move { coord.run(t).await.expect("coordinator runs") }));
+        tasks.push(tokio::spawn(async move {
+            coord.run(t).await.expect("coordinator runs")
+        }));
         let t = cancel.child_token();
-        tasks.push(tokio::spawn(async move { gates.run(t).await.expect("gates run") }));
+        tasks.push(tokio::spawn(async move {
+            gates.run(t).await.expect("gates run")
+        }));
         let t = cancel.child_token();
-        tasks.push(tokio::spawn(async move { worker.run(t).await.expect("worker runs") }));
+        tasks.push(tokio::spawn(async move {
+            worker.run(t).await.expect("worker runs")
+        }));
         let admin = AdminClient::connect(format!("http://{}", handle.grpc_addr))
             .await
             .expect("admin connects");
@@ -118,17 +131,30 @@ impl Cluster {
     }
 
     pub async fn submit(&self, yaml: &str, inputs: &[(&str, &str)]) -> String {
-        self.try_submit(yaml, inputs).await.expect("plan is accepted")
+        self.try_submit(yaml, inputs)
+            .await
+            .expect("plan is accepted")
     }
 
-    pub async fn try_submit(&self, yaml: &str, inputs: &[(&str, &str)]) -> Result<String, tonic::Status> {
+    pub async fn try_submit(
+        &self,
+        yaml: &str,
+        inputs: &[(&str, &str)],
+    ) -> Result<String, tonic::Status> {
         let req = v1::SubmitRunRequest {
             plan_yaml: yaml.into(),
             plan_file: "test.yaml".into(),
-            inputs: inputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
+            inputs: inputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>(),
             ..Default::default()
         };
-        self.admin.clone().submit_run(req).await.map(|r| r.into_inner().run_id)
+        self.admin
+            .clone()
+            .submit_run(req)
+            .await
+            .map(|r| r.into_inner().run_id)
     }
 
     pub async fn get(&self, run: &str) -> v1::Run {
@@ -144,7 +170,12 @@ impl Cluster {
     pub async fn wait_end(&self, run: &str, timeout: Duration) -> v1::Run {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if let Ok(r) = self.admin.clone().get_run(v1::GetRunRequest { run_id: run.into() }).await {
+            if let Ok(r) = self
+                .admin
+                .clone()
+                .get_run(v1::GetRunRequest { run_id: run.into() })
+                .await
+            {
                 let r = r.into_inner();
                 if r.status != "running" {
                     return r;
@@ -162,19 +193,35 @@ impl Cluster {
     pub async fn wait_waiting(&self, run: &str, timeout: Duration) -> v1::Run {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if let Ok(r) = self.admin.clone().get_run(v1::GetRunRequest { run_id: run.into() }).await {
+            if let Ok(r) = self
+                .admin
+                .clone()
+                .get_run(v1::GetRunRequest { run_id: run.into() })
+                .await
+            {
                 let r = r.into_inner();
                 if r.waiting.contains("approval") {
                     return r;
                 }
-                assert!(r.status == "running", "run ended instead of waiting: {r:#?}");
+                assert!(
+                    r.status == "running",
+                    "run ended instead of waiting: {r:#?}"
+                );
             }
-            assert!(std::time::Instant::now() < deadline, "run {run} never waited for an approval");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {run} never waited for an approval"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
-    pub async fn decide(&self, run: &str, approve: bool, reason: &str) -> Result<(), tonic::Status> {
+    pub async fn decide(
+        &self,
+        run: &str,
+        approve: bool,
+        reason: &str,
+    ) -> Result<(), tonic::Status> {
         let req = v1::DecisionRequest {
             run_id: run.into(),
             reason: reason.into(),
@@ -208,7 +255,10 @@ impl Cluster {
 }
 
 pub fn task<'a>(r: &'a v1::Run, id: &str) -> &'a v1::TaskView {
-    r.tasks.iter().find(|t| t.id == id).unwrap_or_else(|| panic!("no task {id} in {r:#?}"))
+    r.tasks
+        .iter()
+        .find(|t| t.id == id)
+        .unwrap_or_else(|| panic!("no task {id} in {r:#?}"))
 }
 
 impl Drop for Cluster {
@@ -221,5 +271,8 @@ impl Drop for Cluster {
 }
 
 pub fn release_train() -> String {
-    std::fs::read_to_string(baton_test_support::workspace_root().join("examples/release-train.yaml")).unwrap()
+    std::fs::read_to_string(
+        baton_test_support::workspace_root().join("examples/release-train.yaml"),
+    )
+    .unwrap()
 }

@@ -24,7 +24,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
         let millis_per_unit = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -67,14 +70,31 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1m30s500ms"), Ok(Duration::from_millis(90_500)));
+        assert_eq!(
+            parse_duration("1m30s500ms"),
+            Ok(Duration::from_millis(90_500))
+        );
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
     }
 
     #[test]
     fn rejects_other_spellings() {
-        for bad in ["", "30", "30 seconds", "s", "1.5h", "5d", "-1s", "1h 30m", "99999999999999999999h"] {
-            assert_eq!(parse_duration(bad), Err(format!("bad duration `{bad}`")), "{bad}");
+        for bad in [
+            "",
+            "30",
+            "30 seconds",
+            "s",
+            "1.5h",
+            "5d",
+            "-1s",
+            "1h 30m",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(
+                parse_duration(bad),
+                Err(format!("bad duration `{bad}`")),
+                "{bad}"
+            );
         }
     }
 

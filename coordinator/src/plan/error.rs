@@ -171,11 +171,17 @@ mod tests {
         let keys = ["id", "role", "timeout", "retries"];
         assert_eq!(did_you_mean("timout", keys), Some("timeout"));
         assert_eq!(did_you_mean("zzz", keys), None);
-        assert_eq!(suggest("reties", keys, "allowed keys"), "did you mean `retries`?");
+        assert_eq!(
+            suggest("reties", keys, "allowed keys"),
+            "did you mean `retries`?"
+        );
         assert_eq!(
             suggest("zzz", keys, "allowed keys"),
             "allowed keys: id, role, timeout, retries"
         );
-        assert_eq!(suggest("x", [], "declared roles"), "there are no declared roles");
+        assert_eq!(
+            suggest("x", [], "declared roles"),
+            "there are no declared roles"
+        );
     }
 }

@@ -33,7 +33,11 @@ pub fn resolve_inputs(
                 resolved.insert(spec.name.clone(), value.clone());
             }
             None => {
-                let about = spec.description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+                let about = spec
+                    .description
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
                 problems.push(format!(
                     "missing required input `{}`{about} — give it with `{}=<value>`",
                     spec.name, spec.name
@@ -69,7 +73,10 @@ mod tests {
     }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

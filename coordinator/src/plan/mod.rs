@@ -158,11 +158,17 @@ phases:
     fn yaml_errors_have_positions() {
         let e = load("p.yaml", "name: x\nphases: [\n").unwrap_err();
         assert_eq!(e.diagnostics.len(), 1);
-        assert!(e.diagnostics[0].message.starts_with("YAML syntax error"), "{e}");
+        assert!(
+            e.diagnostics[0].message.starts_with("YAML syntax error"),
+            "{e}"
+        );
         let e = load("p.yaml", "name: x\nname: y\n").unwrap_err();
         let d = &e.diagnostics[0];
         assert_eq!((d.line, d.col), (2, 1));
-        assert_eq!(d.message, "duplicate key `name` (first at line 1, column 1)");
+        assert_eq!(
+            d.message,
+            "duplicate key `name` (first at line 1, column 1)"
+        );
         let e = load("p.yaml", "- a\n").unwrap_err();
         assert_eq!(e.diagnostics[0].message, "a plan must be a YAML mapping");
     }
@@ -171,6 +177,9 @@ phases:
     fn empty_file_reports_missing_keys() {
         let e = load("p.yaml", "").unwrap_err();
         let messages: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
-        assert_eq!(messages, ["the plan has no `name`", "the plan has no `phases`"]);
+        assert_eq!(
+            messages,
+            ["the plan has no `name`", "the plan has no `phases`"]
+        );
     }
 }

@@ -103,7 +103,10 @@ impl Phase {
     /// first when the plan wrote no `tasks` gate, so a failed task never
     /// slips through a phase that only checks an expression.
     pub fn effective_gates(&self) -> Vec<GateSpec> {
-        let has_tasks_gate = self.gates.iter().any(|g| matches!(g, GateSpec::Tasks { .. }));
+        let has_tasks_gate = self
+            .gates
+            .iter()
+            .any(|g| matches!(g, GateSpec::Tasks { .. }));
         let mut gates = Vec::with_capacity(self.gates.len() + 1);
         if !has_tasks_gate {
             gates.push(GateSpec::Tasks { min_ok: None });

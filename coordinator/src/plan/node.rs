@@ -126,7 +126,10 @@ impl Cx {
             self.err(
                 at,
                 format!("{what} must be a mapping, not {}", kind(node)),
-                format!("write it as `key: value` lines; allowed keys: {}", allowed.join(", ")),
+                format!(
+                    "write it as `key: value` lines; allowed keys: {}",
+                    allowed.join(", ")
+                ),
             );
             return None;
         };
@@ -141,13 +144,25 @@ impl Cx {
                 );
                 continue;
             }
-            entries.push(Field { name: k.as_str(), key, node: v });
+            entries.push(Field {
+                name: k.as_str(),
+                key,
+                node: v,
+            });
         }
-        Some(Fields { pos: node_pos(node), entries })
+        Some(Fields {
+            pos: node_pos(node),
+            entries,
+        })
     }
 
     /// A required key of `fields`; its absence is reported at the mapping.
-    pub(crate) fn require<'a>(&mut self, fields: &Fields<'a>, name: &str, what: &str) -> Option<Field<'a>> {
+    pub(crate) fn require<'a>(
+        &mut self,
+        fields: &Fields<'a>,
+        name: &str,
+        what: &str,
+    ) -> Option<Field<'a>> {
         let found = fields.get(name);
         if found.is_none() {
             self.err(
@@ -246,7 +261,8 @@ impl Cx {
         let quoted = matches!(self.chars.get(start), Some('"' | '\''));
         let first = start + usize::from(quoted);
         let value: Vec<char> = s.as_str().chars().collect();
-        let exact = !value.contains(&'\n') && self.chars.get(first..first + value.len()) == Some(&value[..]);
+        let exact = !value.contains(&'\n')
+            && self.chars.get(first..first + value.len()) == Some(&value[..]);
         let inline = exact.then(|| Pos::new(node.line, node.col + usize::from(quoted)));
         TextPos { node, inline }
     }
@@ -289,7 +305,10 @@ mod tests {
         assert_eq!(id_problem("a.b").unwrap(), "contains a dot");
         assert_eq!(id_problem("a b").unwrap(), "contains a space");
         assert_eq!(id_problem("Scan").unwrap(), "starts with `S`");
-        assert_eq!(id_problem("sCan").unwrap(), "contains an uppercase letter `C`");
+        assert_eq!(
+            id_problem("sCan").unwrap(),
+            "contains an uppercase letter `C`"
+        );
         assert_eq!(id_problem("a>").unwrap(), "contains `>`");
         assert_eq!(id_problem("").unwrap(), "is empty");
         assert!(id_problem(&"a".repeat(64)).is_some());
@@ -304,7 +323,9 @@ mod tests {
         let top = cx.fields(&root, Pos::new(1, 1), "plan", &["top"]).unwrap();
         let t = top.get("top").unwrap();
         assert_eq!(t.pos(), Pos::new(2, 3));
-        let inner = cx.fields(t.node, t.pos(), "top", &["a", "b", "c", "d"]).unwrap();
+        let inner = cx
+            .fields(t.node, t.pos(), "top", &["a", "b", "c", "d"])
+            .unwrap();
         let (a, at) = cx.string(inner.get("a").unwrap()).unwrap();
         assert_eq!(a, "x y");
         assert_eq!(at.node, Pos::new(2, 6));
@@ -327,13 +348,23 @@ mod tests {
         let src = "timout: 1\nretries: two\nmax: 11\n";
         let root = parse(src);
         let mut cx = Cx::new("f", src);
-        let f = cx.fields(&root, Pos::new(1, 1), "task", &["timeout", "retries", "max"]).unwrap();
+        let f = cx
+            .fields(
+                &root,
+                Pos::new(1, 1),
+                "task",
+                &["timeout", "retries", "max"],
+            )
+            .unwrap();
         assert!(cx.uint(f.get("retries").unwrap(), 10).is_none());
         assert!(cx.uint(f.get("max").unwrap(), 10).is_none());
         assert!(cx.require(&f, "timeout", "task").is_none());
         let d = cx.sink.finish(()).unwrap_err().diagnostics;
         assert_eq!(d.len(), 4);
-        assert_eq!((d[0].line, d[0].col, d[0].hint.as_str()), (1, 1, "did you mean `timeout`?"));
+        assert_eq!(
+            (d[0].line, d[0].col, d[0].hint.as_str()),
+            (1, 1, "did you mean `timeout`?")
+        );
         assert_eq!(d[1].message, "task has no `timeout`");
         assert_eq!(d[2].message, "`retries` must be a whole number, not `two`");
         assert_eq!(d[3].message, "`max` is 11, more than the limit of 10");

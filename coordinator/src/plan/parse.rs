@@ -27,7 +27,6 @@ pub const DEFAULT_MAX_RETRIES: u32 = 2;
 /// Positions of the parts of a plan, parallel to the model's vectors.
 #[derive(Debug, Default)]
 pub(crate) struct Spans {
-    pub inputs: BTreeMap<String, Pos>,
     pub phases: Vec<PhaseSpans>,
 }
 
@@ -74,9 +73,12 @@ pub(crate) fn plan(cx: &mut Cx, root: &Node) -> (Plan, Spans) {
     if let Some(f) = cx.require(&top, "name", "the plan") {
         plan.name = cx.id(f, "plan name").unwrap_or_default();
     }
-    plan.description = top.get("description").and_then(|f| cx.string(f)).map(|(s, _)| s);
+    plan.description = top
+        .get("description")
+        .and_then(|f| cx.string(f))
+        .map(|(s, _)| s);
     if let Some(f) = top.get("inputs").filter(|f| !is_null(f.node)) {
-        inputs(cx, f, &mut plan, &mut spans);
+        inputs(cx, f, &mut plan);
     }
     if let Some(f) = top.get("roles").filter(|f| !is_null(f.node)) {
         roles(cx, f, &mut plan);
@@ -84,10 +86,18 @@ pub(crate) fn plan(cx: &mut Cx, root: &Node) -> (Plan, Spans) {
     if let Some(f) = cx.require(&top, "phases", "the plan") {
         let hint = "write `phases:` followed by `- id: ...` items";
         if is_null(f.node) {
-            cx.err(f.pos(), "the plan has no phases", "add at least one phase under `phases:`");
+            cx.err(
+                f.pos(),
+                "the plan has no phases",
+                "add at least one phase under `phases:`",
+            );
         } else if let Some(list) = cx.seq(f, hint) {
             if list.is_empty() {
-                cx.err(f.pos(), "the plan has no phases", "add at least one phase under `phases:`");
+                cx.err(
+                    f.pos(),
+                    "the plan has no phases",
+                    "add at least one phase under `phases:`",
+                );
             }
             for item in list.iter() {
                 if let Some((p, s)) = phase(cx, item) {
@@ -102,7 +112,7 @@ pub(crate) fn plan(cx: &mut Cx, root: &Node) -> (Plan, Spans) {
 
 /// `name → { default, description }`, `name → scalar` (the default) or
 /// `name → null / {}` (required).
-fn inputs(cx: &mut Cx, f: Field<'_>, plan: &mut Plan, spans: &mut Spans) {
+fn inputs(cx: &mut Cx, f: Field<'_>, plan: &mut Plan) {
     let Node::Mapping(map) = f.node else {
         cx.err(
             f.pos(),
@@ -113,9 +123,17 @@ fn inputs(cx: &mut Cx, f: Field<'_>, plan: &mut Plan, spans: &mut Spans) {
     };
     for (k, v) in map.iter() {
         let name = k.as_str().to_string();
-        let key = Field { name: k.as_str(), key: span_pos(k.span()), node: v };
+        let key = Field {
+            name: k.as_str(),
+            key: span_pos(k.span()),
+            node: v,
+        };
         cx.check_id(&name, key.key, "input name");
-        let mut spec = InputSpec { name: name.clone(), default: None, description: None };
+        let mut spec = InputSpec {
+            name: name.clone(),
+            default: None,
+            description: None,
+        };
         match v {
             _ if is_null(v) => {}
             Node::Scalar(s) => spec.default = Some(s.as_str().to_string()),
@@ -134,7 +152,6 @@ fn inputs(cx: &mut Cx, f: Field<'_>, plan: &mut Plan, spans: &mut Spans) {
                 "write `name: { default: \"...\" }`, `name: \"default\"` or `name: {}` for a required input",
             ),
         }
-        spans.inputs.insert(name, key.key);
         plan.inputs.push(spec);
     }
 }
@@ -155,10 +172,20 @@ fn roles(cx: &mut Cx, f: Field<'_>, plan: &mut Plan) {
         cx.check_id(&id, key, "role");
         let at = if is_null(v) { key } else { node_pos(v) };
         let Some(fs) = cx.fields(v, at, &format!("role `{id}`"), ROLE_KEYS) else {
+            // Already reported; keep the id so tasks using it are not also flagged.
+            let role = Role {
+                id: id.clone(),
+                image: String::new(),
+                risk: Risk::Auto,
+            };
+            plan.roles.insert(id, role);
             continue;
         };
         let image = cx.require(&fs, "image", &format!("role `{id}`"));
-        let image = image.and_then(|f| cx.string(f)).map(|(s, _)| s).unwrap_or_default();
+        let image = image
+            .and_then(|f| cx.string(f))
+            .map(|(s, _)| s)
+            .unwrap_or_default();
         let risk = match fs.get("risk").map(|f| (f, cx.string(f))) {
             None => Risk::Auto,
             Some((_, None)) => Risk::Auto,
@@ -182,7 +209,10 @@ fn roles(cx: &mut Cx, f: Field<'_>, plan: &mut Plan) {
 
 fn phase(cx: &mut Cx, node: &Node) -> Option<(Phase, PhaseSpans)> {
     let fs = cx.fields(node, node_pos(node), "a phase", PHASE_KEYS)?;
-    let mut spans = PhaseSpans { id: fs.pos, ..PhaseSpans::default() };
+    let mut spans = PhaseSpans {
+        id: fs.pos,
+        ..PhaseSpans::default()
+    };
     let mut phase = Phase {
         id: String::new(),
         tasks: Vec::new(),
@@ -199,10 +229,18 @@ fn phase(cx: &mut Cx, node: &Node) -> Option<(Phase, PhaseSpans)> {
     if let Some(f) = cx.require(&fs, "tasks", &label) {
         let hint = "write `tasks:` followed by `- id: ...` items";
         if is_null(f.node) {
-            cx.err(f.pos(), format!("{label} has no tasks"), "add at least one task under `tasks:`");
+            cx.err(
+                f.pos(),
+                format!("{label} has no tasks"),
+                "add at least one task under `tasks:`",
+            );
         } else if let Some(list) = cx.seq(f, hint) {
             if list.is_empty() {
-                cx.err(f.pos(), format!("{label} has no tasks"), "add at least one task under `tasks:`");
+                cx.err(
+                    f.pos(),
+                    format!("{label} has no tasks"),
+                    "add at least one task under `tasks:`",
+                );
             }
             for item in list.iter() {
                 if let Some((t, s)) = task(cx, item, false) {
@@ -241,7 +279,11 @@ fn phase(cx: &mut Cx, node: &Node) -> Option<(Phase, PhaseSpans)> {
                 "halt" => OnFail::Halt,
                 other => {
                     let allowed = ["rollback", "retry", "halt"];
-                    cx.err(f.pos(), format!("unknown on_fail `{other}`"), suggest(other, allowed, "allowed values"));
+                    cx.err(
+                        f.pos(),
+                        format!("unknown on_fail `{other}`"),
+                        suggest(other, allowed, "allowed values"),
+                    );
                     OnFail::Rollback
                 }
             };
@@ -251,7 +293,9 @@ fn phase(cx: &mut Cx, node: &Node) -> Option<(Phase, PhaseSpans)> {
         if let Some(n) = cx.uint(f, 100) {
             phase.max_retries = n;
         }
-        let retry_written = fs.get("on_fail").is_some_and(|f| matches!(f.node, Node::Scalar(s) if s.as_str() == "retry"));
+        let retry_written = fs
+            .get("on_fail")
+            .is_some_and(|f| matches!(f.node, Node::Scalar(s) if s.as_str() == "retry"));
         if !retry_written {
             cx.err(
                 f.key,
@@ -268,31 +312,56 @@ fn gate(cx: &mut Cx, node: &Node) -> Option<(GateSpec, GateSpans)> {
     let at = node_pos(node);
     let fs = cx.fields(node, at, "a gate", GATE_KINDS)?;
     let [f] = fs.entries.as_slice() else {
-        if !fs.entries.is_empty() {
+        let written = node.as_mapping().map_or(0, |m| m.len());
+        if fs.entries.len() > 1 {
             let keys: Vec<&str> = fs.entries.iter().map(|f| f.name).collect();
-            cx.err(at, format!("a gate has one kind, this one has {}", keys.join(", ")), "write each gate as its own `- ` item");
-        } else {
-            cx.err(at, "empty gate", format!("use one of: {}", GATE_KINDS.join(", ")));
+            cx.err(
+                at,
+                format!("a gate has one kind, this one has {}", keys.join(", ")),
+                "write each gate as its own `- ` item",
+            );
+        } else if written == 0 {
+            cx.err(
+                at,
+                "empty gate",
+                format!("use one of: {}", GATE_KINDS.join(", ")),
+            );
         }
         return None;
     };
     let f = *f;
-    let value = TextPos { node: f.pos(), inline: None };
+    let value = TextPos {
+        node: f.pos(),
+        inline: None,
+    };
     match f.name {
         "tasks" => match f.node {
-            Node::Scalar(s) if s.as_str() == "all_ok" => Some((GateSpec::Tasks { min_ok: None }, GateSpans { value })),
+            Node::Scalar(s) if s.as_str() == "all_ok" => {
+                Some((GateSpec::Tasks { min_ok: None }, GateSpans { value }))
+            }
             Node::Mapping(_) => {
                 let inner = cx.fields(f.node, f.pos(), "the `tasks` gate", &["min_ok"])?;
                 let m = cx.require(&inner, "min_ok", "the `tasks` gate")?;
                 let n = cx.uint(m, u32::MAX)?;
                 if n == 0 {
-                    cx.err(m.pos(), "min_ok is 0, so the gate could never fail", "use at least 1, or `tasks: all_ok`");
+                    cx.err(
+                        m.pos(),
+                        "min_ok is 0, so the gate could never fail",
+                        "use at least 1, or `tasks: all_ok`",
+                    );
                 }
-                let value = TextPos { node: m.pos(), inline: None };
+                let value = TextPos {
+                    node: m.pos(),
+                    inline: None,
+                };
                 Some((GateSpec::Tasks { min_ok: Some(n) }, GateSpans { value }))
             }
             other => {
-                cx.err(f.pos(), format!("unknown `tasks` gate {}", kind(other)), "write `tasks: all_ok` or `tasks: { min_ok: N }`");
+                cx.err(
+                    f.pos(),
+                    format!("unknown `tasks` gate {}", kind(other)),
+                    "write `tasks: all_ok` or `tasks: { min_ok: N }`",
+                );
                 None
             }
         },
@@ -307,7 +376,11 @@ fn gate(cx: &mut Cx, node: &Node) -> Option<(GateSpec, GateSpans)> {
                 if let Some(q) = inner.get("quorum") {
                     quorum = cx.uint(q, u32::MAX)?;
                     if quorum == 0 {
-                        cx.err(q.pos(), "quorum 0 means nobody has to approve", "use a quorum of at least 1");
+                        cx.err(
+                            q.pos(),
+                            "quorum 0 means nobody has to approve",
+                            "use a quorum of at least 1",
+                        );
                     }
                 }
             }

@@ -27,7 +27,9 @@ pub(crate) enum Reader {
 impl Reader {
     fn phase(self) -> usize {
         match self {
-            Reader::Task { phase, .. } | Reader::Rollback { phase, .. } | Reader::Gate { phase } => phase,
+            Reader::Task { phase, .. }
+            | Reader::Rollback { phase, .. }
+            | Reader::Gate { phase } => phase,
         }
     }
 }
@@ -44,14 +46,20 @@ pub(crate) struct Refs<'a> {
 impl Refs<'_> {
     /// Check every template in the `run` and `env` of one task.
     pub(crate) fn templates(&mut self, reader: Reader) {
-        let (phase, ps) = (&self.plan.phases[reader.phase()], &self.spans.phases[reader.phase()]);
+        let (phase, ps) = (
+            &self.plan.phases[reader.phase()],
+            &self.spans.phases[reader.phase()],
+        );
         let (task, ts) = match reader {
             Reader::Task { index, .. } => (&phase.tasks[index], &ps.tasks[index]),
             Reader::Rollback { index, .. } => (&phase.rollback[index], &ps.rollback[index]),
             Reader::Gate { .. } => return,
         };
         let run = task.run.iter().zip(&ts.run).map(|(s, at)| (s, *at));
-        let env = task.env.iter().map(|(k, v)| (v, ts.env.get(k).copied().unwrap_or_default()));
+        let env = task
+            .env
+            .iter()
+            .map(|(k, v)| (v, ts.env.get(k).copied().unwrap_or_default()));
         for (text, at) in run.chain(env) {
             match references(text) {
                 Err(e) => self.sink.err(at.at(e.offset), e.message, e.hint),
@@ -78,7 +86,10 @@ impl Refs<'_> {
                     let count = phase.tasks.len();
                     self.sink.err(
                         gs.value.node,
-                        format!("min_ok is {n} but phase `{}` has only {count} tasks", phase.id),
+                        format!(
+                            "min_ok is {n} but phase `{}` has only {count} tasks",
+                            phase.id
+                        ),
                         format!("use a number from 1 to {count}, or `tasks: all_ok`"),
                     );
                 }
@@ -94,9 +105,16 @@ impl Refs<'_> {
             Err(e) => {
                 let (message, hint) = match e.message.split_once(" — ") {
                     Some((m, h)) => (m.to_string(), h.to_string()),
-                    None => (e.message.clone(), "fix the expression; e.g. `tasks.scan.outputs.critical == 0`".to_string()),
+                    None => (
+                        e.message.clone(),
+                        "fix the expression; e.g. `tasks.scan.outputs.critical == 0`".to_string(),
+                    ),
                 };
-                self.sink.err(at.at(e.offset), format!("bad gate expression: {message}"), hint);
+                self.sink.err(
+                    at.at(e.offset),
+                    format!("bad gate expression: {message}"),
+                    hint,
+                );
                 return;
             }
         };
@@ -109,10 +127,14 @@ impl Refs<'_> {
             match parts.as_slice() {
                 ["inputs", input] => self.input(input, pos, "gate expression"),
                 ["tasks", t, "status"] => self.task(Reader::Gate { phase: p }, t, None, pos),
-                ["tasks", t, "outputs", key] => self.task(Reader::Gate { phase: p }, t, Some(key), pos),
+                ["tasks", t, "outputs", key] => {
+                    self.task(Reader::Gate { phase: p }, t, Some(key), pos)
+                }
                 _ => self.sink.err(
                     pos,
-                    format!("gate expression reads `{name}`, which is not something a gate can read"),
+                    format!(
+                        "gate expression reads `{name}`, which is not something a gate can read"
+                    ),
                     "use tasks.<id>.outputs.<key>, tasks.<id>.status or inputs.<name>",
                 ),
             }
@@ -128,7 +150,8 @@ impl Refs<'_> {
             Some(c) => format!("did you mean `{c}`?"),
             None => format!("declare it under `inputs:`, e.g. `{name}: {{ default: \"...\" }}`"),
         };
-        self.sink.err(pos, format!("unknown input `{name}` in {place}"), hint);
+        self.sink
+            .err(pos, format!("unknown input `{name}` in {place}"), hint);
     }
 
     /// `tasks.<t>.outputs.<key>` (or `.status` when `key` is `None`) read by `reader`.
@@ -141,13 +164,17 @@ impl Refs<'_> {
                 .flat_map(|ph| ph.tasks.iter().map(|t| t.id.as_str()))
                 .collect();
             let hint = suggest(t, visible.iter().copied(), "tasks it can read");
-            self.sink.err(pos, format!("unknown task `{t}` in {}", place(reader)), hint);
+            self.sink.err(
+                pos,
+                format!("unknown task `{t}` in {}", place(reader)),
+                hint,
+            );
             return;
         };
         if loc.rollback {
             self.sink.err(
                 pos,
-                format!("`{t}` is a rollback step; its outputs cannot be read"),
+                format!("`{t}` is a rollback step, which templates and gates cannot read"),
                 "read tasks listed under a phase's `tasks:`",
             );
             return;
@@ -175,13 +202,16 @@ impl Refs<'_> {
                 self.sink.err(
                     pos,
                     format!("task `{me}` reads outputs of `{t}`, which does not run before it"),
-                    format!("add `{t}` to the `needs` of `{me}` (directly or through a task it needs)"),
+                    format!(
+                        "add `{t}` to the `needs` of `{me}` (directly or through a task it needs)"
+                    ),
                 );
                 return;
             }
         }
         let declared = &self.plan.phases[loc.phase].tasks[loc.index].outputs;
-        if let Some(key) = key.filter(|k| !declared.is_empty() && !declared.iter().any(|d| d == k)) {
+        if let Some(key) = key.filter(|k| !declared.is_empty() && !declared.iter().any(|d| d == k))
+        {
             self.sink.err(
                 pos,
                 format!("task `{t}` does not declare output `{key}`"),

@@ -22,7 +22,11 @@ pub fn summary(plan: &Plan) -> String {
                 Some(d) => format!("default {d:?}"),
                 None => "required".to_string(),
             };
-            let about = i.description.as_deref().map(|d| format!(" — {d}")).unwrap_or_default();
+            let about = i
+                .description
+                .as_deref()
+                .map(|d| format!(" — {d}"))
+                .unwrap_or_default();
             let _ = writeln!(out, "  {} ({value}){about}", i.name);
         }
     }

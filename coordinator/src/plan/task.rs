@@ -11,7 +11,9 @@ use super::model::Task;
 use super::node::{is_null, kind, node_pos, span_pos, Cx, Field, TextPos};
 use super::parse::TaskSpans;
 
-const TASK_KEYS: &[&str] = &["id", "role", "run", "env", "needs", "timeout", "retries", "outputs"];
+const TASK_KEYS: &[&str] = &[
+    "id", "role", "run", "env", "needs", "timeout", "retries", "outputs",
+];
 
 /// The default per-attempt timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -22,7 +24,11 @@ pub const MAX_TASK_RETRIES: u32 = 10;
 pub(crate) fn task(cx: &mut Cx, node: &Node, rollback: bool) -> Option<(Task, TaskSpans)> {
     let what = if rollback { "rollback step" } else { "task" };
     let fs = cx.fields(node, node_pos(node), &format!("a {what}"), TASK_KEYS)?;
-    let mut spans = TaskSpans { id: fs.pos, role: fs.pos, ..TaskSpans::default() };
+    let mut spans = TaskSpans {
+        id: fs.pos,
+        role: fs.pos,
+        ..TaskSpans::default()
+    };
     let mut task = Task {
         id: String::new(),
         role: String::new(),
@@ -100,7 +106,10 @@ fn run(cx: &mut Cx, f: Field<'_>, label: &str) -> (Vec<String>, Vec<TextPos>) {
             if s.as_str().trim().is_empty() {
                 empty(cx);
             } else {
-                let at = TextPos { node: f.pos(), inline: None };
+                let at = TextPos {
+                    node: f.pos(),
+                    inline: None,
+                };
                 let argv = vec!["sh".to_string(), "-c".to_string(), s.as_str().to_string()];
                 return (argv, vec![at, at, cx.text_pos(s)]);
             }
@@ -162,10 +171,17 @@ fn env(cx: &mut Cx, f: Field<'_>) -> (BTreeMap<String, String>, BTreeMap<String,
                 spans.insert(name.to_string(), cx.text_pos(s));
             }
             other => {
-                let field = Field { name, key: span_pos(k.span()), node: v };
+                let field = Field {
+                    name,
+                    key: span_pos(k.span()),
+                    node: v,
+                };
                 cx.err(
                     field.pos(),
-                    format!("env `{name}` must be a string, number or bool, not {}", kind(other)),
+                    format!(
+                        "env `{name}` must be a string, number or bool, not {}",
+                        kind(other)
+                    ),
                     "quote the value, e.g. `NAME: \"value\"`",
                 );
             }
@@ -198,17 +214,28 @@ fn timeout(cx: &mut Cx, f: Field<'_>) -> Option<Duration> {
     let (text, _) = cx.string(f)?;
     match parse_duration(&text) {
         Err(message) => {
-            cx.err(f.pos(), message, "use a number and a unit, e.g. 30s, 5m, 1h");
+            cx.err(
+                f.pos(),
+                message,
+                "use a number and a unit, e.g. 30s, 5m, 1h",
+            );
             None
         }
         Ok(d) if d.is_zero() => {
-            cx.err(f.pos(), "timeout must be more than 0", "use a positive duration, e.g. 30s, 5m, 1h");
+            cx.err(
+                f.pos(),
+                "timeout must be more than 0",
+                "use a positive duration, e.g. 30s, 5m, 1h",
+            );
             None
         }
         Ok(d) if d > MAX_TIMEOUT => {
             cx.err(
                 f.pos(),
-                format!("timeout {text} is longer than {}", format_duration(MAX_TIMEOUT)),
+                format!(
+                    "timeout {text} is longer than {}",
+                    format_duration(MAX_TIMEOUT)
+                ),
                 "split the work into several tasks, or use at most 24h",
             );
             None
@@ -219,12 +246,17 @@ fn timeout(cx: &mut Cx, f: Field<'_>) -> Option<Duration> {
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn is_output_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 #[cfg(test)]
@@ -233,12 +265,17 @@ mod tests {
     use marked_yaml::{parse_yaml_with_options, LoaderOptions};
 
     fn read(src: &str) -> (Option<(Task, TaskSpans)>, Vec<String>) {
-        let root = parse_yaml_with_options(0, src, LoaderOptions::default().prevent_coercion(true)).unwrap();
+        let root = parse_yaml_with_options(0, src, LoaderOptions::default().prevent_coercion(true))
+            .unwrap();
         let mut cx = Cx::new("f", src);
         let t = task(&mut cx, &root, false);
         let diags = match cx.sink.finish(()) {
             Ok(()) => Vec::new(),
-            Err(e) => e.diagnostics.iter().map(|d| format!("{}:{} {}", d.line, d.col, d.message)).collect(),
+            Err(e) => e
+                .diagnostics
+                .iter()
+                .map(|d| format!("{}:{} {}", d.line, d.col, d.message))
+                .collect(),
         };
         (t, diags)
     }

@@ -31,7 +31,10 @@ impl std::fmt::Display for Ref {
 pub enum Segment<'a> {
     Text(&'a str),
     /// A reference; `offset` is the character offset of its `${{`.
-    Ref { offset: usize, reference: Ref },
+    Ref {
+        offset: usize,
+        reference: Ref,
+    },
 }
 
 /// A malformed template; `offset` is the character offset of its `${{`.
@@ -94,8 +97,7 @@ pub fn references(text: &str) -> Result<Vec<(usize, Ref)>, TemplateError> {
 
 fn is_word(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -203,15 +205,24 @@ mod tests {
             segs,
             vec![
                 Segment::Text("a "),
-                Segment::Ref { offset: 2, reference: Ref::Input("v".into()) },
+                Segment::Ref {
+                    offset: 2,
+                    reference: Ref::Input("v".into())
+                },
                 Segment::Text(" b "),
                 Segment::Ref {
                     offset: 18,
-                    reference: Ref::Output { task: "t-1".into(), key: "k_2".into() }
+                    reference: Ref::Output {
+                        task: "t-1".into(),
+                        key: "k_2".into()
+                    }
                 },
             ]
         );
-        assert_eq!(scan("plain $ {{ x }}").unwrap(), vec![Segment::Text("plain $ {{ x }}")]);
+        assert_eq!(
+            scan("plain $ {{ x }}").unwrap(),
+            vec![Segment::Text("plain $ {{ x }}")]
+        );
     }
 
     #[test]
@@ -228,7 +239,13 @@ mod tests {
         let e = scan("ok ${{ inputs.a }} ${{ inputs.b").unwrap_err();
         assert_eq!(e.offset, 19);
         assert!(e.message.contains("unclosed"), "{}", e.message);
-        for bad in ["${{}}", "${{ tasks.t.status }}", "${{ inputs.a.b }}", "${{ inputs. }}", "${{ inputs.a b }}"] {
+        for bad in [
+            "${{}}",
+            "${{ tasks.t.status }}",
+            "${{ inputs.a.b }}",
+            "${{ inputs. }}",
+            "${{ inputs.a b }}",
+        ] {
             assert!(scan(bad).is_err(), "{bad}");
         }
     }
@@ -255,7 +272,10 @@ mod tests {
             "tasks.scan.outputs.x is not set: task scan reported outputs critical, high, list, name, obj, ok"
         );
         let e = render("${{ tasks.gone.outputs.x }}", &inputs, &outputs()).unwrap_err();
-        assert!(e.starts_with("tasks.gone.outputs.x is not set: task gone reported no outputs"), "{e}");
+        assert!(
+            e.starts_with("tasks.gone.outputs.x is not set: task gone reported no outputs"),
+            "{e}"
+        );
         let e = render("${{ inputs.v }}", &inputs, &outputs()).unwrap_err();
         assert_eq!(e, "inputs.v is not set: the run has inputs (none)");
         let e = render("${{ inputs.v", &inputs, &outputs()).unwrap_err();

@@ -28,7 +28,13 @@ pub(crate) fn check(sink: &mut Sink, plan: &Plan, spans: &Spans) {
         report_cycles(sink, phase, &edges);
         ancestors.push(transitive(&edges));
     }
-    let mut refs = Refs { sink, plan, spans, index: &index, ancestors: &ancestors };
+    let mut refs = Refs {
+        sink,
+        plan,
+        spans,
+        index: &index,
+        ancestors: &ancestors,
+    };
     for (p, phase) in plan.phases.iter().enumerate() {
         for i in 0..phase.tasks.len() {
             refs.templates(Reader::Task { phase: p, index: i });
@@ -49,7 +55,10 @@ fn check_phase_ids(sink: &mut Sink, plan: &Plan, spans: &Spans) {
         if let Some(first) = seen.get(phase.id.as_str()) {
             sink.err(
                 ps.id,
-                format!("duplicate phase id `{}` (first used at line {})", phase.id, first.line),
+                format!(
+                    "duplicate phase id `{}` (first used at line {})",
+                    phase.id, first.line
+                ),
                 "give every phase its own id",
             );
         } else {
@@ -64,8 +73,16 @@ fn index_tasks<'a>(sink: &mut Sink, plan: &'a Plan, spans: &Spans) -> BTreeMap<&
     let mut index: BTreeMap<&str, Loc> = BTreeMap::new();
     let mut first_pos: BTreeMap<&str, Pos> = BTreeMap::new();
     for (p, (phase, ps)) in plan.phases.iter().zip(&spans.phases).enumerate() {
-        let main = phase.tasks.iter().zip(&ps.tasks).map(|(t, s)| (t, s, false));
-        let back = phase.rollback.iter().zip(&ps.rollback).map(|(t, s)| (t, s, true));
+        let main = phase
+            .tasks
+            .iter()
+            .zip(&ps.tasks)
+            .map(|(t, s)| (t, s, false));
+        let back = phase
+            .rollback
+            .iter()
+            .zip(&ps.rollback)
+            .map(|(t, s)| (t, s, true));
         for (i, (task, ts, rollback)) in main.enumerate().chain(back.enumerate()) {
             if task.id.is_empty() {
                 continue;
@@ -73,13 +90,23 @@ fn index_tasks<'a>(sink: &mut Sink, plan: &'a Plan, spans: &Spans) -> BTreeMap<&
             if let Some(first) = first_pos.get(task.id.as_str()) {
                 sink.err(
                     ts.id,
-                    format!("duplicate task id `{}` (first used at line {})", task.id, first.line),
+                    format!(
+                        "duplicate task id `{}` (first used at line {})",
+                        task.id, first.line
+                    ),
                     "task and rollback step ids are unique across the whole plan \
                      (they are addressed as tasks.<id>); rename one of them",
                 );
             } else {
                 first_pos.insert(&task.id, ts.id);
-                index.insert(&task.id, Loc { phase: p, rollback, index: i });
+                index.insert(
+                    &task.id,
+                    Loc {
+                        phase: p,
+                        rollback,
+                        index: i,
+                    },
+                );
             }
         }
     }
@@ -89,7 +116,11 @@ fn index_tasks<'a>(sink: &mut Sink, plan: &'a Plan, spans: &Spans) -> BTreeMap<&
 fn check_roles(sink: &mut Sink, plan: &Plan, spans: &Spans) {
     let declared: Vec<&str> = plan.roles.keys().map(String::as_str).collect();
     for (phase, ps) in plan.phases.iter().zip(&spans.phases) {
-        let all = phase.tasks.iter().zip(&ps.tasks).chain(phase.rollback.iter().zip(&ps.rollback));
+        let all = phase
+            .tasks
+            .iter()
+            .zip(&ps.tasks)
+            .chain(phase.rollback.iter().zip(&ps.rollback));
         for (task, ts) in all {
             if task.role.is_empty() || plan.roles.contains_key(&task.role) {
                 continue;
@@ -103,7 +134,11 @@ fn check_roles(sink: &mut Sink, plan: &Plan, spans: &Spans) {
                 Some(c) => format!("did you mean `{c}`? {listed}"),
                 None => listed,
             };
-            sink.err(ts.role, format!("unknown role `{}` for task `{}`", task.role, task.id), hint);
+            sink.err(
+                ts.role,
+                format!("unknown role `{}` for task `{}`", task.role, task.id),
+                hint,
+            );
         }
     }
 }
@@ -124,14 +159,22 @@ fn check_needs(
             match index.get(need.as_str()) {
                 Some(loc) if loc.phase == p && !loc.rollback => {
                     if loc.index == i {
-                        sink.err(pos, format!("task `{need}` needs itself"), "remove it from its own `needs`");
+                        sink.err(
+                            pos,
+                            format!("task `{need}` needs itself"),
+                            "remove it from its own `needs`",
+                        );
                     } else if !edges[i].iter().any(|&(j, _)| j == loc.index) {
                         edges[i].push((loc.index, pos));
                     }
                 }
                 Some(loc) => {
                     let other = &plan.phases[loc.phase].id;
-                    let what = if loc.rollback { "a rollback step" } else { "a task" };
+                    let what = if loc.rollback {
+                        "a rollback step"
+                    } else {
+                        "a task"
+                    };
                     sink.err(
                         pos,
                         format!("`{need}` is {what} of phase `{other}`, not of phase `{}`", phase.id),
@@ -139,7 +182,12 @@ fn check_needs(
                     );
                 }
                 None => {
-                    let same: Vec<&str> = phase.tasks.iter().map(|t| t.id.as_str()).filter(|t| *t != task.id).collect();
+                    let same: Vec<&str> = phase
+                        .tasks
+                        .iter()
+                        .map(|t| t.id.as_str())
+                        .filter(|t| *t != task.id)
+                        .collect();
                     let hint = match did_you_mean(need, same.iter().copied()) {
                         Some(c) => format!("did you mean `{c}`?"),
                         None if same.is_empty() => "this phase has no other tasks".to_string(),
@@ -189,7 +237,11 @@ pub(crate) fn cycles(edges: &[Vec<(usize, Pos)>]) -> Vec<Vec<usize>> {
                 1 => {
                     let start = path.iter().position(|&n| n == v).unwrap_or(0);
                     let mut cycle = path[start..].to_vec();
-                    let min_at = cycle.iter().enumerate().min_by_key(|(_, &n)| n).map_or(0, |(k, _)| k);
+                    let min_at = cycle
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, &n)| n)
+                        .map_or(0, |(k, _)| k);
                     cycle.rotate_left(min_at);
                     found.push(cycle);
                 }
@@ -234,7 +286,9 @@ mod tests {
     use super::*;
 
     fn graph(adj: &[&[usize]]) -> Vec<Vec<(usize, Pos)>> {
-        adj.iter().map(|a| a.iter().map(|&v| (v, Pos::default())).collect()).collect()
+        adj.iter()
+            .map(|a| a.iter().map(|&v| (v, Pos::default())).collect())
+            .collect()
     }
 
     #[test]

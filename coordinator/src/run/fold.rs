@@ -17,9 +17,16 @@ pub enum Command {
     /// Publish to `baton.task.<role>`.
     Dispatch(v1::TaskDispatch),
     /// Publish to `baton.gate.<kind>`.
-    AskGate { kind: String, request: v1::GateRequest },
+    AskGate {
+        kind: String,
+        request: v1::GateRequest,
+    },
     /// Publish a `TimerFired` for this attempt at `at_ms`.
-    StartTimer { task_id: String, attempt: u32, at_ms: i64 },
+    StartTimer {
+        task_id: String,
+        attempt: u32,
+        at_ms: i64,
+    },
     /// Publish a derived event on the run's subject, for watchers.
     Emit { msg_id: String, body: Body },
 }
@@ -28,8 +35,14 @@ pub enum Command {
 /// with ±20 % jitter derived from the task, so that replays agree and
 /// retries of many tasks failing together do not land at once.
 pub fn backoff_ms(run_id: &str, task_id: &str, attempt: u32) -> i64 {
-    let base = 500i64.saturating_mul(1i64 << attempt.saturating_sub(1).min(10)).min(30_000);
-    let key: Vec<u8> = run_id.bytes().chain(task_id.bytes()).chain(attempt.to_le_bytes()).collect();
+    let base = 500i64
+        .saturating_mul(1i64 << attempt.saturating_sub(1).min(10))
+        .min(30_000);
+    let key: Vec<u8> = run_id
+        .bytes()
+        .chain(task_id.bytes())
+        .chain(attempt.to_le_bytes())
+        .collect();
     let h = fnv(&key);
     let jitter = (h % 401) as i64 - 200; // -200..=200 per mille
     base + base * jitter / 1000
@@ -116,9 +129,10 @@ impl RunState {
             }
             Body::TaskFinished(f) => self.task_finished(f, now, &mut out),
             Body::TimerFired(tf) => {
-                let due = self.tasks.get(&tf.task_id).is_some_and(|t| {
-                    t.status == TaskStatus::RetryWait && t.attempt == tf.attempt
-                });
+                let due = self
+                    .tasks
+                    .get(&tf.task_id)
+                    .is_some_and(|t| t.status == TaskStatus::RetryWait && t.attempt == tf.attempt);
                 if due {
                     self.dispatch(&tf.task_id, now, &mut out);
                 }
@@ -146,7 +160,9 @@ impl RunState {
     }
 
     fn task_finished(&mut self, f: &v1::TaskFinished, now: i64, out: &mut Vec<Command>) {
-        let Some(t) = self.tasks.get_mut(&f.task_id) else { return };
+        let Some(t) = self.tasks.get_mut(&f.task_id) else {
+            return;
+        };
         // A stale attempt (a redelivery that raced a retry) or a duplicate is recorded nowhere.
         if t.attempt != f.attempt || !matches!(t.status, TaskStatus::Queued | TaskStatus::Running) {
             return;
@@ -187,12 +203,16 @@ impl RunState {
     }
 
     fn gate_evaluated(&mut self, g: &v1::GateEvaluated, now: i64, out: &mut Vec<Command>) {
-        let Some(pi) = self.phases.iter().position(|p| p.id == g.phase_id) else { return };
+        let Some(pi) = self.phases.iter().position(|p| p.id == g.phase_id) else {
+            return;
+        };
         let phase = &mut self.phases[pi];
         if phase.round != g.round || phase.status != PhaseStatus::Gating {
             return;
         }
-        let Some(gate) = phase.gates.get_mut(g.gate_index as usize) else { return };
+        let Some(gate) = phase.gates.get_mut(g.gate_index as usize) else {
+            return;
+        };
         if gate.verdict.is_some() && gate.verdict != Some(Verdict::Pending) {
             return;
         }
@@ -214,7 +234,12 @@ impl RunState {
             self.phase_passed(pi, now, out);
         } else if phase.gates.iter().all(|g| g.verdict.is_some()) {
             let id = phase.id.clone();
-            self.phase_changed(pi, "awaiting_approval", format!("phase {id} waits for an approval"), out);
+            self.phase_changed(
+                pi,
+                "awaiting_approval",
+                format!("phase {id} waits for an approval"),
+                out,
+            );
         }
     }
 
@@ -230,7 +255,8 @@ impl RunState {
             .iter()
             .filter(|id| {
                 let t = &self.tasks[*id];
-                t.status == TaskStatus::AwaitingApproval && (d.task_id.is_empty() || d.task_id == t.id)
+                t.status == TaskStatus::AwaitingApproval
+                    && (d.task_id.is_empty() || d.task_id == t.id)
             })
             .cloned()
             .collect();
@@ -270,7 +296,13 @@ impl RunState {
         phase.reason.clear();
         let plan_phase = &self.plan.phases[pi];
         for t in &plan_phase.tasks {
-            let fresh = new_task(t, &plan_phase.id, false);
+            let mut fresh = new_task(t, &plan_phase.id, false);
+            // A phase run again keeps counting attempts: attempt numbers are
+            // part of message ids, and a reused id would be dropped as a duplicate.
+            if let Some(old) = self.tasks.get(&t.id) {
+                fresh.attempt = old.attempt;
+                fresh.max_attempts += old.attempt;
+            }
             self.tasks.insert(t.id.clone(), fresh);
         }
         self.phase_changed(pi, "running", String::new(), out);
@@ -304,13 +336,21 @@ impl RunState {
                     changed = true;
                     continue;
                 }
-                if !task.needs.iter().all(|n| self.tasks[n].status == TaskStatus::Succeeded) {
+                if !task
+                    .needs
+                    .iter()
+                    .all(|n| self.tasks[n].status == TaskStatus::Succeeded)
+                {
                     continue;
                 }
                 changed = true;
                 if self.plan.roles[&task.role].risk == Risk::ApprovalRequired {
-                    self.tasks.get_mut(&task.id).expect("task").status = TaskStatus::AwaitingApproval;
-                    let reason = format!("task {} (role {}) waits for an approval", task.id, task.role);
+                    self.tasks.get_mut(&task.id).expect("task").status =
+                        TaskStatus::AwaitingApproval;
+                    let reason = format!(
+                        "task {} (role {}) waits for an approval",
+                        task.id, task.role
+                    );
                     self.phase_changed(pi, "awaiting_approval", reason, out);
                 } else {
                     self.dispatch(&task.id, now, out);
@@ -320,7 +360,10 @@ impl RunState {
                 break;
             }
         }
-        let all_done = plan_phase.tasks.iter().all(|t| self.tasks[&t.id].status.is_terminal());
+        let all_done = plan_phase
+            .tasks
+            .iter()
+            .all(|t| self.tasks[&t.id].status.is_terminal());
         if all_done && self.phases[pi].status == PhaseStatus::Running {
             self.phases[pi].gates = plan_phase
                 .effective_gates()
@@ -424,7 +467,12 @@ impl RunState {
             }
             OnFail::Halt => {
                 self.phase_changed(pi, "failed", reason.clone(), out);
-                self.finish(RunStatus::Halted, format!("phase {id} halted the run: {reason}"), now, out);
+                self.finish(
+                    RunStatus::Halted,
+                    format!("phase {id} halted the run: {reason}"),
+                    now,
+                    out,
+                );
             }
             OnFail::Rollback => {
                 self.phase_changed(pi, "failed", reason.clone(), out);
@@ -445,7 +493,10 @@ impl RunState {
     }
 
     fn rollback_step_done(&mut self, ok: bool, now: i64, out: &mut Vec<Command>) {
-        if let Mode::RollingBack { pos, any_failed, .. } = &mut self.mode {
+        if let Mode::RollingBack {
+            pos, any_failed, ..
+        } = &mut self.mode
+        {
             *pos += 1;
             *any_failed |= !ok;
         }
@@ -453,7 +504,14 @@ impl RunState {
     }
 
     fn next_rollback_step(&mut self, now: i64, out: &mut Vec<Command>) {
-        let Mode::RollingBack { steps, pos, any_failed } = &self.mode else { return };
+        let Mode::RollingBack {
+            steps,
+            pos,
+            any_failed,
+        } = &self.mode
+        else {
+            return;
+        };
         if let Some(id) = steps.get(*pos).cloned() {
             // Rollback steps restore a known-good state, so they never wait for
             // an approval: an automatic rollback that blocks on a person is not one.
@@ -485,7 +543,9 @@ impl RunState {
     /// Dispatch the next attempt of a task, rendering its templates now that
     /// the outputs it needs exist.
     fn dispatch(&mut self, task_id: &str, now: i64, out: &mut Vec<Command>) {
-        let Some(task) = find_task(&self.plan, task_id) else { return };
+        let Some(task) = find_task(&self.plan, task_id) else {
+            return;
+        };
         let outputs: BTreeMap<String, serde_json::Map<String, serde_json::Value>> = self
             .tasks
             .values()

@@ -91,7 +91,10 @@ impl TaskStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Skipped | TaskStatus::Cancelled
+            TaskStatus::Succeeded
+                | TaskStatus::Failed
+                | TaskStatus::Skipped
+                | TaskStatus::Cancelled
         )
     }
 }

@@ -36,7 +36,11 @@ impl Sim {
             attempt,
             ok,
             report_json: report.into(),
-            error: if ok { String::new() } else { "exit code 1".into() },
+            error: if ok {
+                String::new()
+            } else {
+                "exit code 1".into()
+            },
             exit_code: Some(if ok { 0 } else { 1 }),
             ..Default::default()
         }))
@@ -84,9 +88,24 @@ fn gates_asked(cmds: &[Command]) -> Vec<String> {
 }
 
 fn pass_readiness(sim: &mut Sim) -> Vec<Command> {
-    sim.finish("types", 1, true, r#"{"result":"ok","outputs":{"modules":12}}"#);
-    sim.finish("scan", 1, true, r#"{"result":"ok","outputs":{"critical":0}}"#);
-    sim.finish("tests", 1, true, r#"{"result":"ok","outputs":{"coverage":84}}"#);
+    sim.finish(
+        "types",
+        1,
+        true,
+        r#"{"result":"ok","outputs":{"modules":12}}"#,
+    );
+    sim.finish(
+        "scan",
+        1,
+        true,
+        r#"{"result":"ok","outputs":{"critical":0}}"#,
+    );
+    sim.finish(
+        "tests",
+        1,
+        true,
+        r#"{"result":"ok","outputs":{"coverage":84}}"#,
+    );
     sim.gate("readiness", 0, v1::Verdict::Pass);
     sim.gate("readiness", 1, v1::Verdict::Pass)
 }
@@ -94,15 +113,40 @@ fn pass_readiness(sim: &mut Sim) -> Vec<Command> {
 #[test]
 fn dag_order_then_gates_then_approval_then_success() {
     let (mut sim, cmds) = Sim::new(RELEASE_TRAIN);
-    assert_eq!(dispatched(&cmds), vec![("types".into(), 1)], "only the root is ready");
-    let cmds = sim.finish("types", 1, true, r#"{"result":"ok","outputs":{"modules":12}}"#);
-    assert_eq!(dispatched(&cmds), vec![("scan".into(), 1), ("tests".into(), 1)]);
-    sim.finish("scan", 1, true, r#"{"result":"ok","outputs":{"critical":0}}"#);
-    let cmds = sim.finish("tests", 1, true, r#"{"result":"ok","outputs":{"coverage":84}}"#);
+    assert_eq!(
+        dispatched(&cmds),
+        vec![("types".into(), 1)],
+        "only the root is ready"
+    );
+    let cmds = sim.finish(
+        "types",
+        1,
+        true,
+        r#"{"result":"ok","outputs":{"modules":12}}"#,
+    );
+    assert_eq!(
+        dispatched(&cmds),
+        vec![("scan".into(), 1), ("tests".into(), 1)]
+    );
+    sim.finish(
+        "scan",
+        1,
+        true,
+        r#"{"result":"ok","outputs":{"critical":0}}"#,
+    );
+    let cmds = sim.finish(
+        "tests",
+        1,
+        true,
+        r#"{"result":"ok","outputs":{"coverage":84}}"#,
+    );
     assert_eq!(gates_asked(&cmds), vec!["tasks", "expr"]);
     sim.gate("readiness", 0, v1::Verdict::Pass);
     let cmds = sim.gate("readiness", 1, v1::Verdict::Pass);
-    assert!(dispatched(&cmds).is_empty(), "deploy's role needs an approval first");
+    assert!(
+        dispatched(&cmds).is_empty(),
+        "deploy's role needs an approval first"
+    );
     assert_eq!(sim.status("deploy"), TaskStatus::AwaitingApproval);
     assert!(view::waiting(&sim.st).contains("approval for task deploy"));
     let cmds = sim.decide(true);
@@ -114,9 +158,21 @@ fn dag_order_then_gates_then_approval_then_success() {
         })
         .collect();
     assert_eq!(d.len(), 1);
-    assert_eq!(d[0].env["VERSION"], "v3.0.0", "templates are rendered at dispatch");
-    let cmds = sim.finish("deploy", 1, true, r#"{"result":"ok","outputs":{"p95_ms":180}}"#);
-    assert_eq!(gates_asked(&cmds), vec!["tasks", "expr"], "implicit all_ok comes first");
+    assert_eq!(
+        d[0].env["VERSION"], "v3.0.0",
+        "templates are rendered at dispatch"
+    );
+    let cmds = sim.finish(
+        "deploy",
+        1,
+        true,
+        r#"{"result":"ok","outputs":{"p95_ms":180}}"#,
+    );
+    assert_eq!(
+        gates_asked(&cmds),
+        vec!["tasks", "expr"],
+        "implicit all_ok comes first"
+    );
     sim.gate("stage", 0, v1::Verdict::Pass);
     sim.gate("stage", 1, v1::Verdict::Pass);
     assert_eq!(sim.st.status, RunStatus::Succeeded);
@@ -128,15 +184,28 @@ fn gate_failure_rolls_back_newest_phase_first() {
     let (mut sim, _) = Sim::new(RELEASE_TRAIN);
     pass_readiness(&mut sim);
     sim.decide(true);
-    sim.finish("deploy", 1, true, r#"{"result":"ok","outputs":{"p95_ms":900}}"#);
+    sim.finish(
+        "deploy",
+        1,
+        true,
+        r#"{"result":"ok","outputs":{"p95_ms":900}}"#,
+    );
     sim.gate("stage", 0, v1::Verdict::Pass);
     let cmds = sim.gate("stage", 1, v1::Verdict::Fail);
-    assert_eq!(dispatched(&cmds), vec![("undeploy".into(), 1)], "stage's rollback first, with no approval");
+    assert_eq!(
+        dispatched(&cmds),
+        vec![("undeploy".into(), 1)],
+        "stage's rollback first, with no approval"
+    );
     let cmds = sim.finish("undeploy", 1, true, r#"{"result":"ok"}"#);
     assert_eq!(dispatched(&cmds), vec![("revert-types".into(), 1)]);
     sim.finish("revert-types", 1, true, r#"{"result":"ok"}"#);
     assert_eq!(sim.st.status, RunStatus::RolledBack);
-    assert!(sim.st.reason.contains("phase stage failed"), "{}", sim.st.reason);
+    assert!(
+        sim.st.reason.contains("phase stage failed"),
+        "{}",
+        sim.st.reason
+    );
     assert_eq!(sim.st.phases[0].status, PhaseStatus::RolledBack);
 }
 
@@ -158,12 +227,19 @@ fn task_retries_with_backoff_then_fails_and_skips_dependents() {
     let timer = cmds
         .iter()
         .find_map(|c| match c {
-            Command::StartTimer { task_id, attempt, at_ms } => Some((task_id.clone(), *attempt, *at_ms)),
+            Command::StartTimer {
+                task_id,
+                attempt,
+                at_ms,
+            } => Some((task_id.clone(), *attempt, *at_ms)),
             _ => None,
         })
         .expect("a retry timer");
     assert_eq!((timer.0.as_str(), timer.1), ("scan", 1));
-    assert!(timer.2 - sim.t >= 400 && timer.2 - sim.t <= 600, "500ms ±20%");
+    assert!(
+        timer.2 - sim.t >= 400 && timer.2 - sim.t <= 600,
+        "500ms ±20%"
+    );
     assert_eq!(sim.status("scan"), TaskStatus::RetryWait);
     let cmds = sim.apply(Body::TimerFired(v1::TimerFired {
         task_id: "scan".into(),
@@ -180,7 +256,11 @@ fn task_retries_with_backoff_then_fails_and_skips_dependents() {
     }));
     sim.finish("tests", 1, true, "{}");
     let cmds = sim.finish("scan", 3, false, "");
-    assert_eq!(sim.status("scan"), TaskStatus::Failed, "retries: 2 means 3 attempts");
+    assert_eq!(
+        sim.status("scan"),
+        TaskStatus::Failed,
+        "retries: 2 means 3 attempts"
+    );
     assert_eq!(gates_asked(&cmds), vec!["tasks", "expr"]);
 }
 
@@ -189,7 +269,11 @@ fn backoff_grows_and_is_capped() {
     assert!(backoff_ms("r", "t", 1) <= 600);
     assert!(backoff_ms("r", "t", 3) >= 1600);
     assert!(backoff_ms("r", "t", 30) <= 36_000);
-    assert_eq!(backoff_ms("r", "t", 2), backoff_ms("r", "t", 2), "replays agree");
+    assert_eq!(
+        backoff_ms("r", "t", 2),
+        backoff_ms("r", "t", 2),
+        "replays agree"
+    );
 }
 
 #[test]
@@ -198,7 +282,10 @@ fn duplicate_result_is_folded_once() {
     let first = sim.finish("types", 1, true, "{}");
     assert_eq!(dispatched(&first).len(), 2);
     let again = sim.finish("types", 1, true, "{}");
-    assert!(again.is_empty(), "a redelivered result dispatches nothing twice");
+    assert!(
+        again.is_empty(),
+        "a redelivered result dispatches nothing twice"
+    );
 }
 
 #[test]
@@ -252,13 +339,25 @@ fn on_fail_retry_reruns_the_phase_then_fails() {
     sim.finish("check", 1, true, r#"{"outputs":{"green":false}}"#);
     sim.gate("flaky", 0, v1::Verdict::Pass);
     let cmds = sim.gate("flaky", 1, v1::Verdict::Fail);
-    assert_eq!(dispatched(&cmds), vec![("check".into(), 1)], "the phase runs again from scratch");
+    assert_eq!(
+        dispatched(&cmds),
+        vec![("check".into(), 2)],
+        "the phase runs again, attempts keep counting"
+    );
     assert_eq!(sim.st.phases[0].retries_used, 1);
-    sim.finish("check", 1, true, r#"{"outputs":{"green":false}}"#);
+    assert!(
+        sim.finish("check", 1, true, "{}").is_empty(),
+        "a late result of the first round is stale"
+    );
+    sim.finish("check", 2, true, r#"{"outputs":{"green":false}}"#);
     sim.gate("flaky", 0, v1::Verdict::Pass);
     sim.gate("flaky", 1, v1::Verdict::Fail);
     assert_eq!(sim.st.status, RunStatus::Failed);
-    assert!(sim.st.reason.contains("after 1 retries"), "{}", sim.st.reason);
+    assert!(
+        sim.st.reason.contains("after 1 retries"),
+        "{}",
+        sim.st.reason
+    );
 }
 
 #[test]

@@ -31,10 +31,13 @@ pub fn waiting(st: &RunState) -> String {
     for id in &st.task_order {
         let t = &st.tasks[id];
         match t.status {
-            TaskStatus::AwaitingApproval => {
-                parts.push(format!("approval for task {} (baton approve {})", t.id, st.run_id))
+            TaskStatus::AwaitingApproval => parts.push(format!(
+                "approval for task {} (baton approve {})",
+                t.id, st.run_id
+            )),
+            TaskStatus::RetryWait => {
+                parts.push(format!("retry {} of task {}", t.attempt + 1, t.id))
             }
-            TaskStatus::RetryWait => parts.push(format!("retry {} of task {}", t.attempt + 1, t.id)),
             _ => {}
         }
     }
@@ -44,7 +47,10 @@ pub fn waiting(st: &RunState) -> String {
                 .iter()
                 .any(|g| g.kind == "approval" && g.verdict == Some(Verdict::Pending));
         if pending_approval {
-            parts.push(format!("approval for phase {} (baton approve {})", p.id, st.run_id));
+            parts.push(format!(
+                "approval for phase {} (baton approve {})",
+                p.id, st.run_id
+            ));
         }
     }
     parts.join("; ")

@@ -23,10 +23,17 @@ pub fn evaluate(g: &ExprGate, req: &GateRequest) -> Answer {
                 .iter()
                 .map(|n| {
                     let v = n.split('.').try_fold(&ctx, |v, seg| v.get(seg));
-                    format!("{n} = {}", v.map(|v| v.to_string()).unwrap_or_else(|| "unset".into()))
+                    format!(
+                        "{n} = {}",
+                        v.map(|v| v.to_string()).unwrap_or_else(|| "unset".into())
+                    )
                 })
                 .collect();
-            Answer::fail(vec![format!("`{}` is false ({})", g.expr, values.join(", "))])
+            Answer::fail(vec![format!(
+                "`{}` is false ({})",
+                g.expr,
+                values.join(", ")
+            )])
         }
         Err(e) => Answer::fail(vec![format!("`{}`: {}", g.expr, e.message)]),
     }
@@ -49,21 +56,31 @@ mod tests {
     #[test]
     fn passes_and_fails_with_values() {
         let g = ExprGate { expr: EXPR.into() };
-        let ok = r#"{"tasks":{"scan":{"outputs":{"critical":0}},"tests":{"outputs":{"coverage":84}}}}"#;
+        let ok =
+            r#"{"tasks":{"scan":{"outputs":{"critical":0}},"tests":{"outputs":{"coverage":84}}}}"#;
         assert_eq!(evaluate(&g, &req(ok)).verdict, Verdict::Pass);
-        let low = r#"{"tasks":{"scan":{"outputs":{"critical":0}},"tests":{"outputs":{"coverage":79}}}}"#;
+        let low =
+            r#"{"tasks":{"scan":{"outputs":{"critical":0}},"tests":{"outputs":{"coverage":79}}}}"#;
         let a = evaluate(&g, &req(low));
         assert_eq!(a.verdict, Verdict::Fail);
-        assert!(a.reasons[0].contains("tasks.tests.outputs.coverage = 79"), "{:?}", a.reasons);
+        assert!(
+            a.reasons[0].contains("tasks.tests.outputs.coverage = 79"),
+            "{:?}",
+            a.reasons
+        );
     }
 
     #[test]
     fn unknown_name_and_type_mismatch_fail_with_reasons() {
-        let g = ExprGate { expr: "tasks.scan.outputs.critical == \"0\"".into() };
+        let g = ExprGate {
+            expr: "tasks.scan.outputs.critical == \"0\"".into(),
+        };
         let a = evaluate(&g, &req(r#"{"tasks":{"scan":{"outputs":{"critical":0}}}}"#));
         assert_eq!(a.verdict, Verdict::Fail);
         assert!(a.reasons[0].contains("type mismatch"), "{:?}", a.reasons);
-        let g = ExprGate { expr: "tasks.scan.outputs.high == 0".into() };
+        let g = ExprGate {
+            expr: "tasks.scan.outputs.high == 0".into(),
+        };
         let a = evaluate(&g, &req(r#"{"tasks":{"scan":{"outputs":{"critical":0}}}}"#));
         assert!(a.reasons[0].contains("unknown name"), "{:?}", a.reasons);
     }

@@ -44,6 +44,8 @@ pub fn evaluate(req: &GateRequest) -> Answer {
         Some(Kind::Tasks(g)) => tasks::evaluate(g, req),
         Some(Kind::Expr(g)) => expr::evaluate(g, req),
         Some(Kind::Approval(g)) => approval::evaluate(g, req),
-        None => Answer::fail(vec!["gate request carries no gate spec — a newer coordinator?".into()]),
+        None => Answer::fail(vec![
+            "gate request carries no gate spec — a newer coordinator?".into(),
+        ]),
     }
 }

@@ -47,7 +47,11 @@ mod tests {
                 .map(|(i, s)| TaskSummary {
                     task_id: format!("t{i}"),
                     status: s.to_string(),
-                    error: if *s == "failed" { "exit code 2".into() } else { String::new() },
+                    error: if *s == "failed" {
+                        "exit code 2".into()
+                    } else {
+                        String::new()
+                    },
                 })
                 .collect(),
             ..Default::default()
@@ -60,13 +64,20 @@ mod tests {
         assert_eq!(a.verdict, Verdict::Pass);
         let a = evaluate(&TasksGate { min_ok: 0 }, &req(&["succeeded", "failed"]));
         assert_eq!(a.verdict, Verdict::Fail);
-        assert!(a.reasons.iter().any(|r| r == "task t1 failed: exit code 2"), "{:?}", a.reasons);
+        assert!(
+            a.reasons.iter().any(|r| r == "task t1 failed: exit code 2"),
+            "{:?}",
+            a.reasons
+        );
     }
 
     #[test]
     fn min_ok_counts() {
         let r = req(&["succeeded", "failed", "skipped"]);
-        assert_eq!(evaluate(&TasksGate { min_ok: 1 }, &r).verdict, Verdict::Pass);
+        assert_eq!(
+            evaluate(&TasksGate { min_ok: 1 }, &r).verdict,
+            Verdict::Pass
+        );
         let a = evaluate(&TasksGate { min_ok: 2 }, &r);
         assert_eq!(a.verdict, Verdict::Fail);
         assert_eq!(a.reasons[0], "1/3 tasks ok, min_ok 2 needs 2");

@@ -1,11 +1,13 @@
 //! [`DockerRuntime`]: one sandboxed container per attempt, through bollard.
 //!
 //! Flow: `inspect_image` (404 → [`RuntimeError::ImageMissing`], never pull) →
-//! `create_container` (see [`sandbox`](super::sandbox)) → `start_container` →
+//! `create_container` (see [`super::sandbox`]) → `start_container` →
 //! `logs(follow)` in a task, forwarding lines → `wait_container` raced against
 //! the timeout and the cancel token (`kill_container` on either) →
-//! `inspect_container` for `OOMKilled` → `remove_container(force, v)`, which
-//! a guard also does if the future is dropped half-way.
+//! a second, non-follow `logs` read if the wrapper's end marker is missing
+//! (see [`super::logs`]) → `inspect_container` for `OOMKilled` →
+//! `remove_container(force, v)`, which a guard also does if the future is
+//! dropped half-way.
 //!
 //! bollard's request timeout (2 minutes by default) covers a request until its
 //! response headers arrive. Docker 20.10 sends the headers of `/wait` and

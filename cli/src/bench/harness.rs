@@ -1,0 +1,159 @@
+//! A whole Baton inside the bench process, on its own nats-server.
+
+use std::time::Duration;
+
+use baton_proto::v1::{self, admin_client::AdminClient};
+use baton_worker::runtime::{DockerRuntime, NoopRuntime, SandboxPolicy};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// Roles served by the noop worker and by the Docker worker.
+pub const NOOP_ROLES: &[&str] = &["n0", "n1", "n2", "n3", "gate-keeper"];
+pub const DOCKER_ROLE: &str = "box";
+
+pub struct Harness {
+    _nats: crate::nats_server::DevNats,
+    _store: tempfile::TempDir,
+    pub nats: async_nats::Client,
+    pub admin: AdminClient<Channel>,
+    cancel: CancellationToken,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Harness {
+    pub async fn start(docker: bool) -> anyhow::Result<Harness> {
+        let store = tempfile::tempdir()?;
+        let nats = crate::nats_server::DevNats::start(free_port()?, Some(store.path()))?;
+        let cancel = CancellationToken::new();
+        let (coord, handle) = baton_coordinator::Options {
+            nats_url: nats.url.clone(),
+            grpc_addr: "127.0.0.1:0".parse()?,
+            ..Default::default()
+        }
+        .build()
+        .await?;
+        let gates = baton_gates::Options {
+            nats_url: nats.url.clone(),
+            ..Default::default()
+        }
+        .build()
+        .await?;
+        let noop = baton_worker::Options {
+            nats_url: nats.url.clone(),
+            roles: NOOP_ROLES.iter().map(|s| s.to_string()).collect(),
+            concurrency: 64,
+            ..Default::default()
+        }
+        .build(NoopRuntime::new().into())
+        .await?;
+        let t = cancel.child_token();
+        tokio::spawn(async move { coord.run(t).await });
+        let t = cancel.child_token();
+        tokio::spawn(async move { gates.run(t).await });
+        let t = cancel.child_token();
+        tokio::spawn(async move { noop.run(t).await });
+        if docker {
+            let rt = DockerRuntime::connect(SandboxPolicy::default()).await?;
+            let w = baton_worker::Options {
+                nats_url: nats.url.clone(),
+                roles: vec![DOCKER_ROLE.into()],
+                concurrency: 4,
+                ..Default::default()
+            }
+            .build(rt.into())
+            .await?;
+            let t = cancel.child_token();
+            tokio::spawn(async move { w.run(t).await });
+        }
+        let admin = AdminClient::connect(format!("http://{}", handle.grpc_addr)).await?;
+        let client = async_nats::connect(&nats.url).await?;
+        Ok(Harness {
+            _nats: nats,
+            _store: store,
+            nats: client,
+            admin,
+            cancel,
+        })
+    }
+
+    pub async fn submit(&self, yaml: &str) -> anyhow::Result<String> {
+        let r = self
+            .admin
+            .clone()
+            .submit_run(v1::SubmitRunRequest {
+                plan_yaml: yaml.into(),
+                plan_file: "bench.yaml".into(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(r.into_inner().run_id)
+    }
+
+    pub async fn wait_end(&self, run: &str, timeout: Duration) -> anyhow::Result<v1::Run> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(r) = self
+                .admin
+                .clone()
+                .get_run(v1::GetRunRequest { run_id: run.into() })
+                .await
+            {
+                let r = r.into_inner();
+                if r.status != "running" {
+                    anyhow::ensure!(
+                        r.status == "succeeded",
+                        "bench run {run} ended {}: {}",
+                        r.status,
+                        r.reason
+                    );
+                    return Ok(r);
+                }
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "bench run {run} did not end within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The run's events with the server's publish time in ns since the epoch.
+    pub async fn events(&self, run: &str) -> anyhow::Result<Vec<(i128, v1::Event)>> {
+        let js = async_nats::jetstream::new(self.nats.clone());
+        let stream = js.get_stream(baton_proto::subjects::EVENTS_STREAM).await?;
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                filter_subject: baton_proto::subjects::run_events(run),
+                ..Default::default()
+            })
+            .await?;
+        let mut pending = consumer.clone().info().await?.num_pending;
+        let mut msgs = consumer.messages().await?;
+        let mut out = Vec::new();
+        while pending > 0 {
+            let Some(m) = tokio::time::timeout(Duration::from_secs(5), msgs.next()).await? else {
+                break;
+            };
+            let m = m?;
+            let ns = m
+                .info()
+                .map(|i| i.published.unix_timestamp_nanos())
+                .unwrap_or(0);
+            out.push((ns, baton_proto::codec::decode::<v1::Event>(&m.payload)?));
+            pending -= 1;
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
