@@ -26,6 +26,13 @@ async fn release_train_succeeds_after_approval() {
     let result: serde_json::Value = serde_json::from_str(&deploy.result_json).unwrap();
     assert_eq!(result["outputs"]["p95_ms"], 180);
     assert_eq!(deploy.trace_id.len(), 32, "the result carries the trace id");
+    for t in r.tasks.iter().filter(|t| t.status == "succeeded") {
+        assert_eq!(
+            t.trace_id, deploy.trace_id,
+            "one run is one trace: task {}",
+            t.id
+        );
+    }
     assert_eq!(task(&r, "scan").result_json.contains("sbom.json"), true);
     // Rollback steps never ran.
     assert_eq!(task(&r, "undeploy").status, "pending");

@@ -89,8 +89,14 @@ impl Engine {
                     tracing::warn!(error = %e, "ack of folded events failed; they will be redelivered and ignored");
                 }
             }
-            // Finished runs live on in the bucket; keep memory bounded.
-            runs.retain(|_, r| !r.status.is_terminal());
+            // Finished runs live on in the bucket (written above); keep memory bounded.
+            runs.retain(|id, r| {
+                let keep = !r.status.is_terminal();
+                if !keep {
+                    self.store.local.remove(id);
+                }
+                keep
+            });
         }
         Ok(())
     }

@@ -37,7 +37,8 @@ done
 if [ -z "$BUSYBOX" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "build.sh: busybox not found, installing busybox-static" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y busybox-static >/dev/null ||
+        { DEBIAN_FRONTEND=noninteractive apt-get install -y busybox-static >/dev/null 2>&1 ||
+            { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y busybox-static >/dev/null; }; } ||
             fail "apt-get install busybox-static failed — install a static busybox and retry"
         BUSYBOX=/bin/busybox
     else
