@@ -33,7 +33,7 @@ async fn release_train_succeeds_after_approval() {
             t.id
         );
     }
-    assert_eq!(task(&r, "scan").result_json.contains("sbom.json"), true);
+    assert!(task(&r, "scan").result_json.contains("sbom.json"));
     // Rollback steps never ran.
     assert_eq!(task(&r, "undeploy").status, "pending");
     // The env template reached the container: its log says so.
