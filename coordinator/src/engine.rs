@@ -54,9 +54,17 @@ impl Engine {
             .map_err(|e| Error::Bus(e.into()))?;
         let mut chunks = messages.ready_chunks(1000);
         let mut runs: HashMap<String, RunState> = HashMap::new();
+        let mut snaps = Snapshots::default();
+        let mut tick = tokio::time::interval(SNAPSHOT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let chunk = tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = tick.tick() => {
+                    let due: Vec<String> = snaps.pending.drain().collect();
+                    self.write_snapshots(&runs, &due, &mut snaps).await;
+                    continue;
+                }
                 c = chunks.next() => match c { Some(c) => c, None => break },
             };
             let mut commands: Vec<(String, Command)> = Vec::new();
@@ -82,7 +90,7 @@ impl Engine {
             }
             dirty.sort_unstable();
             dirty.dedup();
-            self.execute(&runs, commands, &dirty).await;
+            self.execute(&runs, commands, &dirty, &mut snaps).await;
             if let Some(m) = last {
                 // AckPolicy::All: this acknowledges the whole chunk.
                 if let Err(e) = m.ack_with(AckKind::Ack).await {
@@ -94,6 +102,7 @@ impl Engine {
                 let keep = !r.status.is_terminal();
                 if !keep {
                     self.store.local.remove(id);
+                    snaps.forget(id);
                 }
                 keep
             });
@@ -157,7 +166,26 @@ impl Engine {
         runs: &HashMap<String, RunState>,
         commands: Vec<(String, Command)>,
         dirty: &[String],
+        snaps: &mut Snapshots,
     ) {
+        // Runs whose phase or end changed are written before that news goes
+        // out; the rest at most every SNAPSHOT_EVERY, so that a long run is not
+        // re-serialised on every event.
+        let urgent: std::collections::HashSet<String> = commands
+            .iter()
+            .filter(|(_, c)| matches!(c, Command::Emit { .. }))
+            .map(|(r, _)| r.clone())
+            .collect();
+        let now = std::time::Instant::now();
+        let mut write_now = Vec::new();
+        for id in dirty {
+            if urgent.contains(id) || snaps.due(id, now) {
+                snaps.pending.remove(id);
+                write_now.push(id.clone());
+            } else {
+                snaps.pending.insert(id.clone());
+            }
+        }
         let mut finishes = Vec::new();
         let mut publishes = Vec::new();
         for (run_id, cmd) in commands {
@@ -216,11 +244,10 @@ impl Engine {
                 }
             }
         }
-        let snapshots = dirty
-            .iter()
-            .filter_map(|id| runs.get(id))
-            .map(|st| self.snapshot(st));
-        let (_, results) = futures::join!(join_all(snapshots), join_all(publishes));
+        let (_, results) = futures::join!(
+            self.write_snapshots(runs, &write_now, snaps),
+            join_all(publishes)
+        );
         for r in results {
             if let Err(e) = r {
                 tracing::error!(error = %e, "command could not be published");
@@ -233,9 +260,6 @@ impl Engine {
             if let Err(e) = bus::publish_acked(&self.js, subject, &msg_id, &ev, &tp).await {
                 tracing::error!(error = %e, "run end could not be announced");
             }
-        }
-        if !dirty.is_empty() {
-            self.store.changed.notify_waiters();
         }
     }
 
@@ -267,6 +291,27 @@ impl Engine {
         unreachable!("the loop returns on its last attempt")
     }
 
+    async fn write_snapshots(
+        &self,
+        runs: &HashMap<String, RunState>,
+        ids: &[String],
+        snaps: &mut Snapshots,
+    ) {
+        let now = std::time::Instant::now();
+        for id in ids {
+            snaps.last.insert(id.clone(), now);
+        }
+        join_all(
+            ids.iter()
+                .filter_map(|id| runs.get(id))
+                .map(|st| self.snapshot(st)),
+        )
+        .await;
+        if !ids.is_empty() {
+            self.store.changed.notify_waiters();
+        }
+    }
+
     async fn snapshot(&self, st: &RunState) {
         let arc = Arc::new(st.clone());
         self.store.local.insert(st.run_id.clone(), arc);
@@ -278,5 +323,26 @@ impl Engine {
             }
             Err(e) => tracing::error!(run = %st.run_id, error = %e, "snapshot not serialisable"),
         }
+    }
+}
+
+/// How stale a running run's snapshot may get while events keep coming.
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Default)]
+struct Snapshots {
+    last: HashMap<String, std::time::Instant>,
+    pending: std::collections::HashSet<String>,
+}
+
+impl Snapshots {
+    fn due(&self, id: &str, now: std::time::Instant) -> bool {
+        self.last
+            .get(id)
+            .is_none_or(|t| now.duration_since(*t) >= SNAPSHOT_EVERY)
+    }
+    fn forget(&mut self, id: &str) {
+        self.last.remove(id);
+        self.pending.remove(id);
     }
 }

@@ -87,7 +87,7 @@ impl RunState {
             .collect();
         let mut st = RunState {
             run_id: run_id.to_string(),
-            plan,
+            plan: std::sync::Arc::new(plan),
             plan_yaml: ev.plan_yaml.clone(),
             plan_file: ev.plan_file.clone(),
             inputs: ev.inputs.clone().into_iter().collect(),
@@ -315,7 +315,8 @@ impl RunState {
             return;
         }
         let pi = self.current;
-        let plan_phase = self.plan.phases[pi].clone();
+        let plan = std::sync::Arc::clone(&self.plan);
+        let plan_phase = &plan.phases[pi];
         // Skips can cascade down the DAG; loop until nothing changes.
         loop {
             let mut changed = false;
@@ -546,12 +547,21 @@ impl RunState {
         let Some(task) = find_task(&self.plan, task_id) else {
             return;
         };
-        let outputs: BTreeMap<String, serde_json::Map<String, serde_json::Value>> = self
-            .tasks
-            .values()
-            .filter(|t| t.status == TaskStatus::Succeeded)
-            .map(|t| (t.id.clone(), t.outputs.clone()))
-            .collect();
+        // Most tasks have no templates: do not copy every output for them.
+        let templated = task
+            .run
+            .iter()
+            .chain(task.env.values())
+            .any(|s| s.contains("${{"));
+        let outputs: BTreeMap<String, serde_json::Map<String, serde_json::Value>> = if templated {
+            self.tasks
+                .values()
+                .filter(|t| t.status == TaskStatus::Succeeded)
+                .map(|t| (t.id.clone(), t.outputs.clone()))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
         let argv: Result<Vec<String>, String> = task
             .run
             .iter()

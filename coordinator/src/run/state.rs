@@ -187,7 +187,8 @@ pub enum Mode {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
     pub run_id: String,
-    pub plan: Plan,
+    /// Shared, so the fold can walk the plan while it changes the state.
+    pub plan: std::sync::Arc<Plan>,
     pub plan_yaml: String,
     pub plan_file: String,
     pub inputs: BTreeMap<String, String>,
