@@ -114,7 +114,9 @@ impl Coordinator {
             .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| Error::Bus(e.to_string().into()))?;
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        // Without TCP_NODELAY, small replies wait out Nagle and a delayed ACK: 40 ms each.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let grpc_cancel = cancel.child_token();
         let grpc = tonic::transport::Server::builder()
             .add_service(reflection)

@@ -67,12 +67,48 @@ pub async fn throughput(h: &Harness, runs: usize, per_run: usize) -> anyhow::Res
         );
     }
     let start = Instant::now();
+    let sampler = std::env::var_os("BATON_BENCH_DEBUG").map(|_| {
+        let js = async_nats::jetstream::new(h.nats.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let mut line = format!("{:.2}s", start.elapsed().as_secs_f64());
+                for (stream, consumer) in [
+                    ("BATON_EVENTS", "coordinator"),
+                    ("BATON_TASKS", "role-n0"),
+                    ("BATON_GATES", "gates"),
+                ] {
+                    if let Ok(s) = js.get_stream(stream).await {
+                        if let Ok(mut c) = s
+                            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(consumer)
+                            .await
+                        {
+                            if let Ok(i) = c.info().await {
+                                line += &format!(
+                                    " {consumer}: pending {} ack_pending {} waiting {}",
+                                    i.num_pending, i.num_ack_pending, i.num_waiting
+                                );
+                            }
+                        }
+                    }
+                }
+                eprintln!("{line}");
+            }
+        })
+    });
     let mut ids = Vec::new();
     for _ in 0..runs {
         ids.push(h.submit(&y).await?);
     }
+    let submitted = start.elapsed().as_secs_f64();
+    let mut seen = Vec::new();
     for id in &ids {
         h.wait_end(id, Duration::from_secs(600)).await?;
+        seen.push(start.elapsed().as_secs_f64());
+    }
+    if let Some(s) = sampler {
+        s.abort();
+        eprintln!("submitted all in {submitted:.2}s; ends seen at {seen:.2?}");
     }
     let seconds = start.elapsed().as_secs_f64();
     let tasks = runs * per_run;
@@ -138,6 +174,10 @@ pub struct Containers {
     pub docker_total_ms: f64,
     /// Baton's median per-task time over docker run's (lower is better).
     pub ratio: f64,
+    /// The same N tasks with no `needs`, as a user would submit a batch.
+    pub baton_parallel_ms: f64,
+    /// `baton_parallel_ms / docker_total_ms`.
+    pub parallel_ratio: f64,
 }
 
 const CMD: &str = r#"echo '{"result":"ok"}'"#;
@@ -217,6 +257,16 @@ pub async fn containers(h: &Harness, n: usize) -> anyhow::Result<Containers> {
         docker.push(s.elapsed().as_secs_f64() * 1e3);
     }
     let docker_total_ms = t.elapsed().as_secs_f64() * 1e3;
+    let independent = y
+        .lines()
+        .filter(|l| !l.contains("needs:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let t = Instant::now();
+    let run = h.submit(&independent).await?;
+    h.wait_end(&run, Duration::from_secs(600)).await?;
+    let baton_parallel_ms = t.elapsed().as_secs_f64() * 1e3;
     let b = Summary::of(baton);
     let d = Summary::of(docker);
     Ok(Containers {
@@ -226,6 +276,8 @@ pub async fn containers(h: &Harness, n: usize) -> anyhow::Result<Containers> {
         baton_total_ms,
         docker_total_ms,
         ratio: b.p50 / d.p50,
+        baton_parallel_ms,
+        parallel_ratio: baton_parallel_ms / docker_total_ms,
     })
 }
 
