@@ -33,3 +33,4 @@ done
 echo "demo: \$ baton approve $run --reason \"stage deploy reviewed\"" >&2
 "$B" approve "$run" --reason "stage deploy reviewed" --by demo
 "$B" status "$run" --wait
+"$B" logs "$run"

