@@ -230,54 +230,28 @@ pub async fn dev(a: DevArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    let cancel = CancellationToken::new();
-    let (coord, handle) = match (baton_coordinator::Options {
-        nats_url: nats_url.clone(),
-        grpc_addr: a.grpc_addr,
-        ..Default::default()
-    })
-    .build()
-    .await
-    {
-        Ok(x) => x,
-        Err(e) => return fail(e),
-    };
-    let gates = match (baton_gates::Options {
-        nats_url: nats_url.clone(),
-        ..Default::default()
-    })
-    .build()
-    .await
-    {
-        Ok(g) => g,
-        Err(e) => return fail(e),
-    };
-    let worker = match (baton_worker::Options {
-        nats_url: nats_url.clone(),
+    let worker = baton_worker::Options {
         roles: a.roles.clone(),
         concurrency: a.concurrency,
         grace: Duration::from_secs(5),
         ..Default::default()
-    })
-    .build(runtime)
+    };
+    let mut local = match baton::local::LocalBaton::start(
+        &nats_url,
+        a.grpc_addr,
+        vec![baton::local::WorkerSpec {
+            options: worker,
+            runtime,
+        }],
+    )
     .await
     {
-        Ok(w) => w,
+        Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let mut parts = Vec::new();
-    let t = cancel.child_token();
-    parts.push(tokio::spawn(async move {
-        coord.run(t).await.map_err(|e| e.to_string())
-    }));
-    let t = cancel.child_token();
-    parts.push(tokio::spawn(async move {
-        gates.run(t).await.map_err(|e| e.to_string())
-    }));
-    let t = cancel.child_token();
-    parts.push(tokio::spawn(async move {
-        worker.run(t).await.map_err(|e| e.to_string())
-    }));
+    let cancel = local.cancel.clone();
+    let grpc_addr = local.grpc_addr;
+    let mut parts = std::mem::take(&mut local.parts);
     if a.auto_approve {
         eprintln!(
             "warning: --auto-approve approves every approval at once; never use it outside a demo"
@@ -288,10 +262,7 @@ pub async fn dev(a: DevArgs) -> u8 {
     }
     eprintln!("baton dev is up");
     eprintln!("  nats:      {nats_url}");
-    eprintln!(
-        "  admin:     http://{}  (gRPC, with reflection)",
-        handle.grpc_addr
-    );
+    eprintln!("  admin:     http://{}  (gRPC, with reflection)", grpc_addr);
     eprintln!(
         "  worker:    roles {} · runtime {:?} · concurrency {}",
         a.roles.join(","),
@@ -302,6 +273,7 @@ pub async fn dev(a: DevArgs) -> u8 {
         "  try:       baton run examples/release-train.yaml --wait   (Ctrl-C stops everything)"
     );
     let code = serve(parts, cancel, Duration::from_secs(15)).await;
+    drop(local);
     drop(nats);
     tel.shutdown();
     code

@@ -5,7 +5,6 @@ use std::time::Duration;
 use baton_proto::v1::{self, admin_client::AdminClient};
 use baton_worker::runtime::{DockerRuntime, NoopRuntime, SandboxPolicy};
 use futures::StreamExt;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 /// Roles served by the noop worker and by the Docker worker.
@@ -17,7 +16,7 @@ pub struct Harness {
     _store: tempfile::TempDir,
     pub nats: async_nats::Client,
     pub admin: AdminClient<Channel>,
-    cancel: CancellationToken,
+    _local: baton::local::LocalBaton,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -30,55 +29,37 @@ impl Harness {
     pub async fn start(docker: bool) -> anyhow::Result<Harness> {
         let store = tempfile::tempdir()?;
         let nats = crate::nats_server::DevNats::start(free_port()?, Some(store.path()))?;
-        let cancel = CancellationToken::new();
-        let (coord, handle) = baton_coordinator::Options {
-            nats_url: nats.url.clone(),
-            grpc_addr: "127.0.0.1:0".parse()?,
-            ..Default::default()
-        }
-        .build()
-        .await?;
-        let gates = baton_gates::Options {
-            nats_url: nats.url.clone(),
-            ..Default::default()
-        }
-        .build()
-        .await?;
-        let noop = baton_worker::Options {
-            nats_url: nats.url.clone(),
-            roles: NOOP_ROLES.iter().map(|s| s.to_string()).collect(),
-            concurrency: 64,
-            ..Default::default()
-        }
-        .build(NoopRuntime::new().into())
-        .await?;
-        let t = cancel.child_token();
-        tokio::spawn(async move { coord.run(t).await });
-        let t = cancel.child_token();
-        tokio::spawn(async move { gates.run(t).await });
-        let t = cancel.child_token();
-        tokio::spawn(async move { noop.run(t).await });
-        if docker {
-            let rt = DockerRuntime::connect(SandboxPolicy::default()).await?;
-            let w = baton_worker::Options {
-                nats_url: nats.url.clone(),
-                roles: vec![DOCKER_ROLE.into()],
-                concurrency: 4,
+        let mut workers = vec![baton::local::WorkerSpec {
+            options: baton_worker::Options {
+                roles: NOOP_ROLES.iter().map(|s| s.to_string()).collect(),
+                concurrency: 64,
                 ..Default::default()
-            }
-            .build(rt.into())
-            .await?;
-            let t = cancel.child_token();
-            tokio::spawn(async move { w.run(t).await });
+            },
+            runtime: NoopRuntime::new().into(),
+        }];
+        if docker {
+            workers.push(baton::local::WorkerSpec {
+                options: baton_worker::Options {
+                    roles: vec![DOCKER_ROLE.into()],
+                    concurrency: 4,
+                    ..Default::default()
+                },
+                runtime: DockerRuntime::connect(SandboxPolicy::default())
+                    .await?
+                    .into(),
+            });
         }
-        let admin = AdminClient::connect(format!("http://{}", handle.grpc_addr)).await?;
+        let local = baton::local::LocalBaton::start(&nats.url, "127.0.0.1:0".parse()?, workers)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let admin = local.admin().await.map_err(anyhow::Error::msg)?;
         let client = async_nats::connect(&nats.url).await?;
         Ok(Harness {
             _nats: nats,
             _store: store,
             nats: client,
             admin,
-            cancel,
+            _local: local,
         })
     }
 
@@ -96,31 +77,16 @@ impl Harness {
     }
 
     pub async fn wait_end(&self, run: &str, timeout: Duration) -> anyhow::Result<v1::Run> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Ok(r) = self
-                .admin
-                .clone()
-                .get_run(v1::GetRunRequest { run_id: run.into() })
-                .await
-            {
-                let r = r.into_inner();
-                if r.status != "running" {
-                    anyhow::ensure!(
-                        r.status == "succeeded",
-                        "bench run {run} ended {}: {}",
-                        r.status,
-                        r.reason
-                    );
-                    return Ok(r);
-                }
-            }
-            anyhow::ensure!(
-                std::time::Instant::now() < deadline,
-                "bench run {run} did not end within {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let r = baton::local::wait_end(&self.admin, run, timeout)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            r.status == "succeeded",
+            "bench run {run} ended {}: {}",
+            r.status,
+            r.reason
+        );
+        Ok(r)
     }
 
     /// The run's events with the server's publish time in ns since the epoch.
@@ -149,11 +115,5 @@ impl Harness {
             pending -= 1;
         }
         Ok(out)
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.cancel.cancel();
     }
 }

@@ -10,7 +10,6 @@ use baton_test_support::NatsServer;
 use baton_worker::runtime::{
     DockerRuntime, Limits, NoopRuntime, ProcessRuntime, Runtime, SandboxPolicy,
 };
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 pub const ROLES: &[&str] = &["arch", "sec", "qa", "ops", "dev"];
@@ -26,8 +25,7 @@ pub struct Cluster {
     pub nats: NatsServer,
     pub admin: AdminClient<Channel>,
     pub grpc_addr: std::net::SocketAddr,
-    cancel: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _local: baton::local::LocalBaton,
 }
 
 /// Build the agent image once per test binary if it is missing; Docker
@@ -74,55 +72,29 @@ impl Cluster {
 
     pub async fn start_with(rt: Rt, limits: Limits, concurrency: usize) -> Cluster {
         let nats = NatsServer::start();
-        let cancel = CancellationToken::new();
-        let (coord, handle) = baton_coordinator::Options {
-            nats_url: nats.url(),
-            grpc_addr: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        }
-        .build()
+        let worker = baton::local::WorkerSpec {
+            options: baton_worker::Options {
+                roles: ROLES.iter().map(|s| s.to_string()).collect(),
+                concurrency,
+                limits,
+                grace: Duration::from_secs(2),
+                ..Default::default()
+            },
+            runtime: runtime(rt).await,
+        };
+        let local = baton::local::LocalBaton::start(
+            &nats.url(),
+            "127.0.0.1:0".parse().unwrap(),
+            vec![worker],
+        )
         .await
-        .expect("coordinator builds");
-        let gates = baton_gates::Options {
-            nats_url: nats.url(),
-            ..Default::default()
-        }
-        .build()
-        .await
-        .expect("gates build");
-        let worker = baton_worker::Options {
-            nats_url: nats.url(),
-            roles: ROLES.iter().map(|s| s.to_string()).collect(),
-            concurrency,
-            limits,
-            grace: Duration::from_secs(2),
-            ..Default::default()
-        }
-        .build(runtime(rt).await)
-        .await
-        .expect("worker builds");
-        let mut tasks = Vec::new();
-        let t = cancel.child_token();
-        tasks.push(tokio::spawn(async move {
-            coord.run(t).await.expect("coordinator runs")
-        }));
-        let t = cancel.child_token();
-        tasks.push(tokio::spawn(async move {
-            gates.run(t).await.expect("gates run")
-        }));
-        let t = cancel.child_token();
-        tasks.push(tokio::spawn(async move {
-            worker.run(t).await.expect("worker runs")
-        }));
-        let admin = AdminClient::connect(format!("http://{}", handle.grpc_addr))
-            .await
-            .expect("admin connects");
+        .expect("Baton starts");
+        let admin = local.admin().await.expect("admin connects");
         Cluster {
+            grpc_addr: local.grpc_addr,
             nats,
             admin,
-            grpc_addr: handle.grpc_addr,
-            cancel,
-            tasks,
+            _local: local,
         }
     }
 
@@ -168,25 +140,9 @@ impl Cluster {
 
     /// Poll until the run ends, and return it.
     pub async fn wait_end(&self, run: &str, timeout: Duration) -> v1::Run {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Ok(r) = self
-                .admin
-                .clone()
-                .get_run(v1::GetRunRequest { run_id: run.into() })
-                .await
-            {
-                let r = r.into_inner();
-                if r.status != "running" {
-                    return r;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "run {run} still running after {timeout:?}: {r:#?}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        baton::local::wait_end(&self.admin, run, timeout)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Poll until the run waits for an approval.
@@ -259,15 +215,6 @@ pub fn task<'a>(r: &'a v1::Run, id: &str) -> &'a v1::TaskView {
         .iter()
         .find(|t| t.id == id)
         .unwrap_or_else(|| panic!("no task {id} in {r:#?}"))
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
 }
 
 pub fn release_train() -> String {

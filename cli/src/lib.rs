@@ -1,0 +1,9 @@
+//! The parts of the `baton` binary that tests and benchmarks reuse.
+//!
+//! # Layout
+//! - [`local`]: a whole Baton (coordinator, gates, workers) inside one process,
+//!   on a given NATS server: what `baton dev`, `baton bench` and the end-to-end
+//!   tests run.
+#![forbid(unsafe_code)]
+
+pub mod local;

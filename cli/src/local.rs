@@ -1,0 +1,120 @@
+//! A whole Baton in one process: the coordinator, the gate evaluators and
+//! any number of workers, on a NATS server that runs elsewhere.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use baton_proto::v1::{self, admin_client::AdminClient};
+use baton_worker::runtime::Runtime;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// One worker to run in the process.
+pub struct WorkerSpec {
+    pub options: baton_worker::Options,
+    pub runtime: Runtime,
+}
+
+/// The running parts. Cancelling `cancel` stops them; `parts` end when they have.
+pub struct LocalBaton {
+    pub grpc_addr: SocketAddr,
+    pub cancel: CancellationToken,
+    pub parts: Vec<JoinHandle<Result<(), String>>>,
+}
+
+impl LocalBaton {
+    /// Build everything first (so a bad address or an unreachable NATS fails
+    /// here, clearly), then start it. Each worker's `nats_url` is set to `nats_url`.
+    pub async fn start(
+        nats_url: &str,
+        grpc_addr: SocketAddr,
+        workers: Vec<WorkerSpec>,
+    ) -> Result<LocalBaton, String> {
+        let (coord, handle) = baton_coordinator::Options {
+            nats_url: nats_url.to_string(),
+            grpc_addr,
+            ..Default::default()
+        }
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+        let gates = baton_gates::Options {
+            nats_url: nats_url.to_string(),
+            ..Default::default()
+        }
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut built = Vec::new();
+        for w in workers {
+            let opts = baton_worker::Options {
+                nats_url: nats_url.to_string(),
+                ..w.options
+            };
+            built.push(opts.build(w.runtime).await.map_err(|e| e.to_string())?);
+        }
+        let cancel = CancellationToken::new();
+        let mut parts = Vec::new();
+        let t = cancel.child_token();
+        parts.push(tokio::spawn(async move {
+            coord.run(t).await.map_err(|e| e.to_string())
+        }));
+        let t = cancel.child_token();
+        parts.push(tokio::spawn(async move {
+            gates.run(t).await.map_err(|e| e.to_string())
+        }));
+        for w in built {
+            let t = cancel.child_token();
+            parts.push(tokio::spawn(async move {
+                w.run(t).await.map_err(|e| e.to_string())
+            }));
+        }
+        Ok(LocalBaton {
+            grpc_addr: handle.grpc_addr,
+            cancel,
+            parts,
+        })
+    }
+
+    pub async fn admin(&self) -> Result<AdminClient<Channel>, String> {
+        AdminClient::connect(format!("http://{}", self.grpc_addr))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for LocalBaton {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Poll until the run ends and return it, or say what it was doing when time ran out.
+pub async fn wait_end(
+    admin: &AdminClient<Channel>,
+    run: &str,
+    timeout: Duration,
+) -> Result<v1::Run, String> {
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        if let Ok(r) = admin
+            .clone()
+            .get_run(v1::GetRunRequest { run_id: run.into() })
+            .await
+        {
+            let r = r.into_inner();
+            if r.status != "running" {
+                return Ok(r);
+            }
+            last = Some(r);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "run {run} still running after {timeout:?}: {last:#?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
