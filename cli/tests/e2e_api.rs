@@ -157,3 +157,34 @@ async fn garbage_on_the_bus_does_not_stop_the_services() {
     let run = c.submit(ONE_TASK, &[]).await;
     assert_eq!(c.wait_end(&run, T).await.status, "succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_service_is_discoverable_through_reflection() {
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
+    let c = Cluster::start(Rt::Noop).await;
+    let channel = tonic::transport::Endpoint::from_shared(c.server())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ServerReflectionClient::new(channel);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = client
+        .server_reflection_info(futures::stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = resp.message().await.unwrap().expect("one answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+        panic!("unexpected reflection answer: {first:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.iter().any(|n| n == "baton.v1.Admin"), "{names:?}");
+}
