@@ -270,25 +270,7 @@ impl Engine {
         payload: bytes::Bytes,
         tp: String,
     ) -> Result<(), async_nats::Error> {
-        let mut p = jetstream::message::PublishMessage::build()
-            .payload(payload)
-            .message_id(&msg_id);
-        if !tp.is_empty() {
-            p = p.header(subjects::TRACEPARENT_HEADER, tp.as_str());
-        }
-        for attempt in 0..5u32 {
-            match self.js.send_publish(subject.clone(), p.clone()).await {
-                Ok(ack) => match ack.await {
-                    Ok(_) => return Ok(()),
-                    Err(e) if attempt == 4 => return Err(e.into()),
-                    Err(_) => {}
-                },
-                Err(e) if attempt == 4 => return Err(e.into()),
-                Err(_) => {}
-            }
-            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-        }
-        unreachable!("the loop returns on its last attempt")
+        bus::publish_bytes_acked(&self.js, subject, &msg_id, payload, &tp).await
     }
 
     async fn write_snapshots(

@@ -9,6 +9,14 @@ use crate::v1::{event::Body, Event};
 
 pub type PublishError = async_nats::jetstream::context::PublishError;
 
+fn message(payload: bytes::Bytes, msg_id: &str, traceparent: &str) -> PublishMessage {
+    let mut p = PublishMessage::build().payload(payload).message_id(msg_id);
+    if !traceparent.is_empty() {
+        p = p.header(TRACEPARENT_HEADER, traceparent);
+    }
+    p
+}
+
 /// Publish `msg` and return the ack future, so that callers can pipeline
 /// many publishes and await their acks together.
 pub async fn publish<M: Message>(
@@ -18,13 +26,11 @@ pub async fn publish<M: Message>(
     msg: &M,
     traceparent: &str,
 ) -> Result<PublishAckFuture, PublishError> {
-    let mut p = PublishMessage::build()
-        .payload(msg.encode_to_vec().into())
-        .message_id(msg_id);
-    if !traceparent.is_empty() {
-        p = p.header(TRACEPARENT_HEADER, traceparent);
-    }
-    js.send_publish(subject, p).await
+    js.send_publish(
+        subject,
+        message(msg.encode_to_vec().into(), msg_id, traceparent),
+    )
+    .await
 }
 
 /// Publish and wait for the server's ack, retrying a few times with the same
@@ -36,26 +42,34 @@ pub async fn publish_acked<M: Message>(
     msg: &M,
     traceparent: &str,
 ) -> Result<(), async_nats::Error> {
-    let mut last: Option<async_nats::Error> = None;
-    for attempt in 0..5u32 {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
-        }
-        match publish(js, subject.clone(), msg_id, msg, traceparent).await {
+    publish_bytes_acked(js, subject, msg_id, msg.encode_to_vec().into(), traceparent).await
+}
+
+/// [`publish_acked`] for a payload that is already encoded.
+pub async fn publish_bytes_acked(
+    js: &jetstream::Context,
+    subject: String,
+    msg_id: &str,
+    payload: bytes::Bytes,
+    traceparent: &str,
+) -> Result<(), async_nats::Error> {
+    let p = message(payload, msg_id, traceparent);
+    let mut attempt = 0u32;
+    loop {
+        let err: async_nats::Error = match js.send_publish(subject.clone(), p.clone()).await {
             Ok(ack) => match ack.await {
                 Ok(_) => return Ok(()),
-                Err(e) => last = Some(e.into()),
+                Err(e) => e.into(),
             },
-            Err(e) => last = Some(e.into()),
+            Err(e) => e.into(),
+        };
+        attempt += 1;
+        if attempt == 5 {
+            return Err(err);
         }
-        tracing::warn!(
-            subject,
-            msg_id,
-            attempt,
-            "publish not acknowledged; retrying"
-        );
+        tracing::warn!(subject, msg_id, attempt, error = %err, "publish not acknowledged; retrying");
+        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
     }
-    Err(last.expect("at least one attempt"))
 }
 
 /// Publish an event of a run on `baton.evt.<run>.<kind>`.
