@@ -158,7 +158,7 @@ phases:
         run: ["sleep", "60"]
       - id: hog
         role: dev
-        run: ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1; echo '{\"result\":\"ok\"}'"]
+        run: ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=128M count=2; echo '{\"result\":\"ok\"}'"]
       - id: chatty
         role: dev
         run: ["sh", "-c", "echo this is not json at all"]
@@ -180,7 +180,7 @@ phases:
         "the timeout was enforced"
     );
     let hog = task(&r, "hog");
-    assert_eq!(hog.status, "failed");
+    assert_eq!(hog.status, "failed", "{hog:#?}");
     assert!(hog.error.contains("memory limit"), "{}", hog.error);
     let chatty = task(&r, "chatty");
     assert_eq!(chatty.status, "failed");

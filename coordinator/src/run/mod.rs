@@ -1,6 +1,17 @@
 //! One run: its state, the pure fold over its events, and views of it.
+//!
+//! # Layout
+//! - `state`: `RunState` and the status enums; what a snapshot stores.
+//! - `fold`: `RunState::submitted` and `RunState::apply`: events in, [`Command`]s out.
+//! - `phase`: a phase's life: ready tasks, gates, promotion, `on_fail`, the run's end.
+//! - `rollback`: rollback steps, newest phase first.
+//! - `dispatch`: one attempt of a task, with its templates rendered.
+//! - `view`: the admin API's `Run`, the gate context, "what it waits for".
 
+mod dispatch;
 pub mod fold;
+mod phase;
+mod rollback;
 pub mod state;
 pub mod view;
 
@@ -8,4 +19,5 @@ pub mod view;
 mod tests;
 
 pub use fold::{backoff_ms, Command};
+pub use phase::gate_kind;
 pub use state::*;
