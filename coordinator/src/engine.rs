@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, AckKind};
 use baton_proto::v1::{self, event::Body};
 use baton_proto::{bus, codec, subjects};
@@ -55,6 +56,7 @@ impl Engine {
         let mut chunks = messages.ready_chunks(1000);
         let mut runs: HashMap<String, RunState> = HashMap::new();
         let mut snaps = Snapshots::default();
+        self.recover(&mut runs, &mut snaps).await?;
         let mut tick = tokio::time::interval(SNAPSHOT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -107,6 +109,96 @@ impl Engine {
                 keep
             });
         }
+        Ok(())
+    }
+
+    /// Pick up the runs a previous coordinator left running: each from its
+    /// snapshot, then the events after the snapshot's sequence (acknowledged
+    /// events never come back through the durable consumer), then the retry
+    /// timers its state says are due. Commands replay publishes carry the same
+    /// message ids, so the server drops what was already sent.
+    async fn recover(
+        &self,
+        runs: &mut HashMap<String, RunState>,
+        snaps: &mut Snapshots,
+    ) -> Result<(), Error> {
+        let mut keys = match self.store.bucket.keys().await {
+            Ok(k) => k,
+            Err(e) => return Err(Error::Bus(e.into())),
+        };
+        let mut ids = Vec::new();
+        while let Some(k) = keys.next().await {
+            if let Ok(k) = k {
+                ids.push(k);
+            }
+        }
+        let mut commands = Vec::new();
+        let mut dirty = Vec::new();
+        for id in ids {
+            let Ok(Some(bytes)) = self.store.bucket.get(&id).await else {
+                continue;
+            };
+            let Ok(st) = serde_json::from_slice::<RunState>(&bytes) else {
+                tracing::error!(run = %id, "unreadable snapshot; run not recovered");
+                continue;
+            };
+            if st.status.is_terminal() {
+                continue;
+            }
+            let from = st.last_seq + 1;
+            runs.insert(id.clone(), st);
+            let consumer = self
+                .topo
+                .events
+                .create_consumer(OrderedConfig {
+                    filter_subject: subjects::run_events(&id),
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: from,
+                    },
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| Error::Bus(e.into()))?;
+            let mut pending = consumer.cached_info().num_pending;
+            let mut msgs = consumer
+                .messages()
+                .await
+                .map_err(|e| Error::Bus(e.into()))?;
+            let mut replayed = 0u64;
+            while pending > 0 {
+                let Ok(Some(Ok(m))) =
+                    tokio::time::timeout(Duration::from_secs(10), msgs.next()).await
+                else {
+                    break;
+                };
+                pending -= 1;
+                let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                if let Ok(ev) = codec::decode::<v1::Event>(&m.payload) {
+                    self.fold(runs, ev, seq, &mut commands, &mut dirty);
+                    replayed += 1;
+                }
+            }
+            let st = &runs[&id];
+            for t in st
+                .tasks
+                .values()
+                .filter(|t| t.status == crate::run::TaskStatus::RetryWait)
+            {
+                commands.push((
+                    id.clone(),
+                    Command::StartTimer {
+                        task_id: t.id.clone(),
+                        attempt: t.attempt,
+                        at_ms: t.retry_at_ms,
+                    },
+                ));
+            }
+            tracing::info!(run = %id, replayed, "run recovered");
+            dirty.push(id);
+        }
+        dirty.sort_unstable();
+        dirty.dedup();
+        self.execute(runs, commands, &dirty, snaps).await;
         Ok(())
     }
 
