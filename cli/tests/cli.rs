@@ -187,3 +187,23 @@ async fn run_wait_json_and_approve_through_the_cli() {
         Some("deploying v3.0.0")
     );
 }
+
+#[test]
+fn nats_unreachable_is_one_clear_line_not_a_hang() {
+    let t = std::time::Instant::now();
+    let out = baton()
+        .args(["gates", "--nats-url", "nats://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error: cannot reach NATS at nats://127.0.0.1:1"),
+        "{err}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "gave up in {:?}",
+        t.elapsed()
+    );
+}

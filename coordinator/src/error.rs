@@ -20,14 +20,8 @@ pub enum Error {
     RunEnded { run: String, status: String },
     #[error("give either a plan's YAML or a registered plan's name, not {0}")]
     PlanSource(&'static str),
-    #[error(
-        "cannot reach NATS at {url}: {source} — start nats-server with -js, or pass --nats-url"
-    )]
-    NatsUnreachable {
-        url: String,
-        #[source]
-        source: async_nats::ConnectError,
-    },
+    #[error("{0}")]
+    NatsUnreachable(String),
     #[error("cannot listen for gRPC on {addr}: {source}")]
     Listen {
         addr: String,

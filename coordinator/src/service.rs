@@ -45,25 +45,11 @@ pub struct Handle {
     pub grpc_addr: SocketAddr,
 }
 
-/// Connect to NATS with reconnects forever: a restart of nats-server must not kill a service.
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Error> {
-    async_nats::ConnectOptions::new()
-        .name(name)
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(url)
-        .await
-        .map_err(|source| Error::NatsUnreachable {
-            url: url.to_string(),
-            source,
-        })
-}
-
 impl Options {
     pub async fn build(self) -> Result<(Coordinator, Handle), Error> {
-        let client = tokio::time::timeout(Duration::from_secs(10), connect(&self.nats_url, "baton-coordinator"))
+        let client = baton_proto::bus::connect(&self.nats_url, "baton-coordinator")
             .await
-            .map_err(|_| Error::Bus(format!("cannot reach NATS at {} within 10s — start nats-server -js, or pass --nats-url", self.nats_url).into()))??;
+            .map_err(Error::NatsUnreachable)?;
         let js = async_nats::jetstream::new(client.clone());
         let topo = topology::ensure(&js, &self.topology).await?;
         let store = RunStore::new(topo.runs.clone(), topo.events.clone());

@@ -40,17 +40,9 @@ pub struct Gates {
 
 impl Options {
     pub async fn build(self) -> Result<Gates, Error> {
-        let client = async_nats::ConnectOptions::new()
-            .name("baton-gates")
-            .retry_on_initial_connect()
-            .connect(&self.nats_url)
+        let client = baton_proto::bus::connect(&self.nats_url, "baton-gates")
             .await
-            .map_err(|e| {
-                Error::Nats(format!(
-                    "cannot reach NATS at {}: {e} — pass --nats-url",
-                    self.nats_url
-                ))
-            })?;
+            .map_err(Error::Nats)?;
         let js = jetstream::new(client);
         let topo = topology::ensure(&js, &self.topology)
             .await

@@ -84,3 +84,31 @@ pub async fn publish_event(
     let ev: Event = crate::codec::event_now(run_id, body);
     publish_acked(js, subject, msg_id, &ev, traceparent).await
 }
+
+/// Connect the way every Baton service does: reconnect forever once up (a
+/// restart of nats-server must not kill a service), but give up on the first
+/// connection after 10 s with one clear line, so a wrong URL never hangs silently.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, String> {
+    let fail = |why: String| {
+        format!("cannot reach NATS at {url}: {why} — start nats-server -js, or pass --nats-url")
+    };
+    let attempt = async {
+        // With retry_on_initial_connect the client comes back before it is
+        // connected; wait until it is, so a wrong URL is reported here.
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .retry_on_initial_connect()
+            .connection_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        while client.connection_state() != async_nats::connection::State::Connected {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Ok::<_, async_nats::ConnectError>(client)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(10), attempt).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(fail(e.to_string())),
+        Err(_) => Err(fail("no answer within 10s".into())),
+    }
+}

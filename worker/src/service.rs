@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, AckKind};
+use baton_proto::subjects;
 use baton_proto::topology::{self, TopologyOptions};
-use baton_proto::v1::{self, event::Body};
-use baton_proto::{bus, subjects};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -80,17 +79,10 @@ impl Options {
                 return Err(Error::BadRole(r.clone()));
             }
         }
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("baton-worker {}", self.worker_id))
-            .retry_on_initial_connect()
-            .connect(&self.nats_url)
-            .await
-            .map_err(|e| {
-                Error::Nats(format!(
-                    "cannot reach NATS at {}: {e} — pass --nats-url",
-                    self.nats_url
-                ))
-            })?;
+        let client =
+            baton_proto::bus::connect(&self.nats_url, &format!("baton-worker {}", self.worker_id))
+                .await
+                .map_err(Error::Nats)?;
         let js = jetstream::new(client.clone());
         let topo = topology::ensure(&js, &self.topology)
             .await
@@ -264,37 +256,5 @@ async fn fetch_one(
         Some(Ok(m)) => Ok(Some(m)),
         Some(Err(e)) => Err(e),
         None => Ok(None),
-    }
-}
-
-/// Publish a task's outcome and then acknowledge its message; on a
-/// restart the same ids make both idempotent.
-pub(crate) async fn finish(
-    ctx: &task::Ctx,
-    msg: &jetstream::Message,
-    d: &v1::TaskDispatch,
-    f: v1::TaskFinished,
-) {
-    let id = subjects::msg_id::finished(&d.run_id, &d.task_id, d.attempt);
-    match bus::publish_event(
-        &ctx.js,
-        &d.run_id,
-        &id,
-        Body::TaskFinished(f),
-        &d.traceparent,
-    )
-    .await
-    {
-        Ok(()) => {
-            if let Err(e) = msg.double_ack().await {
-                tracing::warn!(run = %d.run_id, task = %d.task_id, error = %e, "ack failed; the task may run again and its result will be deduplicated");
-            }
-        }
-        Err(e) => {
-            tracing::error!(run = %d.run_id, task = %d.task_id, error = %e, "outcome not published; handing the task back");
-            let _ = msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-        }
     }
 }

@@ -184,7 +184,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         span.set_status(opentelemetry::trace::Status::error(finished.error.clone()));
     }
     tracing::info!(run = %d.run_id, task = %d.task_id, attempt = d.attempt, ok = finished.ok, error = %finished.error, "task finished");
-    crate::service::finish(ctx, &msg, &d, finished).await;
+    finish(ctx, &msg, &d, finished).await;
     span.end();
 }
 
@@ -215,6 +215,33 @@ async fn forward_logs(
             .is_err()
         {
             break;
+        }
+    }
+}
+
+/// Publish a task's outcome and then acknowledge its message; on a
+/// restart the same ids make both idempotent.
+async fn finish(ctx: &Ctx, msg: &jetstream::Message, d: &v1::TaskDispatch, f: v1::TaskFinished) {
+    let id = subjects::msg_id::finished(&d.run_id, &d.task_id, d.attempt);
+    match bus::publish_event(
+        &ctx.js,
+        &d.run_id,
+        &id,
+        Body::TaskFinished(f),
+        &d.traceparent,
+    )
+    .await
+    {
+        Ok(()) => {
+            if let Err(e) = msg.double_ack().await {
+                tracing::warn!(run = %d.run_id, task = %d.task_id, error = %e, "ack failed; the task may run again and its result will be deduplicated");
+            }
+        }
+        Err(e) => {
+            tracing::error!(run = %d.run_id, task = %d.task_id, error = %e, "outcome not published; handing the task back");
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
         }
     }
 }
