@@ -8,7 +8,9 @@ use futures::StreamExt;
 use tonic::transport::Channel;
 
 use crate::render;
-use crate::{inputs_map, CancelArgs, DecideArgs, LogsArgs, RunArgs, RunsArgs, StatusArgs};
+use crate::{
+    inputs_map, CancelArgs, DecideArgs, LogsArgs, RunArgs, RunsArgs, StatusArgs, WorkersArgs,
+};
 
 pub const BAD_INPUT: u8 = 2;
 
@@ -260,6 +262,25 @@ pub async fn runs(a: RunsArgs) -> u8 {
                         r.run_id, r.plan, r.status, r.waiting
                     );
                 }
+            }
+            0
+        }
+        Err(s) => status_code(&s),
+    }
+}
+
+pub async fn workers(a: WorkersArgs) -> u8 {
+    let mut c = match connect(&a.server.server).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match c.list_workers(v1::ListWorkersRequest {}).await {
+        Ok(r) => {
+            let workers = r.into_inner().workers;
+            if a.json {
+                println!("{}", render::workers_json(&workers));
+            } else {
+                print!("{}", render::workers_text(&workers));
             }
             0
         }

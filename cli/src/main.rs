@@ -56,6 +56,8 @@ enum Cmd {
     Cancel(CancelArgs),
     /// Show a run's task output.
     Logs(LogsArgs),
+    /// List the live workers: roles, slots, what they run.
+    Workers(WorkersArgs),
     /// Measure orchestration overhead, throughput and container cost; writes bench-results.json.
     Bench(bench::BenchArgs),
 }
@@ -112,6 +114,14 @@ pub struct StatusArgs {
 pub struct RunsArgs {
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Args)]
+pub struct WorkersArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -207,6 +217,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Reject(a) => client::decide(a, false).await,
             Cmd::Cancel(a) => client::cancel(a).await,
             Cmd::Logs(a) => client::logs(a).await,
+            Cmd::Workers(a) => client::workers(a).await,
             Cmd::Bench(a) => bench::run(a).await,
         }
     });

@@ -34,6 +34,10 @@ pub fn run_json(r: &v1::Run) -> Value {
             "error": t.error,
             "duration_ms": t.duration_ms,
             "trace_id": t.trace_id,
+            "lost": t.lost,
+            "stale_results": t.stale_results.iter().map(|x| json!({
+                "attempt": x.attempt, "worker": x.worker, "ok": x.ok, "time_ms": x.time_ms,
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }
@@ -74,6 +78,17 @@ pub fn run_text(r: &v1::Run) -> String {
             );
             if t.attempts > 1 {
                 s += &format!(" after {} attempts", t.attempts);
+            }
+            if t.lost > 0 {
+                s += &format!(" ({} lost with their worker)", t.lost);
+            }
+            if !t.stale_results.is_empty() {
+                let late: Vec<String> = t
+                    .stale_results
+                    .iter()
+                    .map(|x| format!("attempt {} from {}", x.attempt, x.worker))
+                    .collect();
+                s += &format!(" [late results recorded, not folded: {}]", late.join(", "));
             }
             if t.duration_ms > 0 {
                 s += &format!(" in {}ms", t.duration_ms);
@@ -145,7 +160,54 @@ pub fn event_line(e: &v1::Event) -> Option<String> {
             t.task_id,
             t.attempt + 1
         ),
+        Body::TaskLost(l) => format!(
+            "  ! task {} attempt {} lost (delivered {} times without an answer); running attempt {}",
+            l.task_id,
+            l.attempt,
+            l.deliveries,
+            l.attempt + 1
+        ),
+        Body::TaskDeadLettered(d) => format!(
+            "  ✗ task {} attempt {} dead-lettered after {} deliveries",
+            d.task_id, d.attempt, d.deliveries
+        ),
         Body::RunFinished(f) if f.reason.is_empty() => format!("run {}", f.status),
         Body::RunFinished(f) => format!("run {}: {}", f.status, f.reason),
     })
+}
+
+pub fn workers_json(ws: &[v1::WorkerInfo]) -> Value {
+    Value::Array(
+        ws.iter()
+            .map(|w| {
+                json!({
+                    "id": w.id, "host": w.host, "roles": w.roles, "concurrency": w.concurrency,
+                    "running": w.running, "runtime": w.runtime,
+                    "started_ms": w.started_ms, "seen_ms": w.seen_ms,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn workers_text(ws: &[v1::WorkerInfo]) -> String {
+    if ws.is_empty() {
+        return "no live workers — start one with `baton worker --roles …`\n".to_string();
+    }
+    let mut s = format!(
+        "{:<28} {:<16} {:<8} {:<9} {:<24} RUNNING\n",
+        "WORKER", "HOST", "RUNTIME", "SLOTS", "ROLES"
+    );
+    for w in ws {
+        s += &format!(
+            "{:<28} {:<16} {:<8} {:<9} {:<24} {}\n",
+            w.id,
+            w.host,
+            w.runtime,
+            format!("{}/{}", w.running.len(), w.concurrency),
+            w.roles.join(","),
+            w.running.join(" ")
+        );
+    }
+    s
 }

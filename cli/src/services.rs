@@ -41,18 +41,58 @@ pub struct DevArgs {
     pub auto_approve: bool,
 }
 
+/// What every service shares.
 #[derive(Args)]
-pub struct CoordinatorArgs {
+pub struct BusArgs {
+    /// NATS server(s), comma-separated for a cluster.
     #[arg(long, env = "BATON_NATS_URL", default_value = DEFAULT_NATS_URL)]
     pub nats_url: String,
+    /// Replicas of every stream and bucket this service creates: 1 for one
+    /// server, 3 for a cluster. Streams that exist keep theirs.
+    #[arg(long, env = "BATON_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
+}
+
+impl BusArgs {
+    fn topology(&self) -> baton_proto::topology::TopologyOptions {
+        baton_proto::topology::TopologyOptions {
+            replicas: self.replicas,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct CoordinatorArgs {
+    #[command(flatten)]
+    pub bus: BusArgs,
     #[arg(long, default_value = DEFAULT_GRPC_ADDR)]
     pub grpc_addr: SocketAddr,
+    /// Name in run leases (default: unique per process). A coordinator
+    /// restarted under the same id resumes its runs at once.
+    #[arg(long, env = "BATON_COORDINATOR_ID")]
+    pub id: Option<String>,
+    /// How long a coordinator may go silent before its runs are taken over.
+    #[arg(long, default_value_t = 5000)]
+    pub lease_ttl_ms: u64,
 }
 
 #[derive(Args)]
 pub struct WorkerArgs {
-    #[arg(long, env = "BATON_NATS_URL", default_value = DEFAULT_NATS_URL)]
-    pub nats_url: String,
+    #[command(flatten)]
+    pub bus: BusArgs,
+    /// Name in the registry and on its containers (default: unique per
+    /// process). A worker restarted under the same id removes the containers
+    /// its predecessor left behind.
+    #[arg(long, env = "BATON_WORKER_ID")]
+    pub id: Option<String>,
+    /// The task ack deadline: a task whose worker stops heartbeating is run
+    /// again after this long. Heartbeats go every third of it.
+    #[arg(long, default_value_t = 30)]
+    pub ack_wait_secs: u64,
+    /// Deliveries of one attempt before it is dead-lettered.
+    #[arg(long, default_value_t = 5)]
+    pub max_deliver: i64,
     /// Roles to serve, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub roles: Vec<String>,
@@ -67,8 +107,8 @@ pub struct WorkerArgs {
 
 #[derive(Args)]
 pub struct GatesArgs {
-    #[arg(long, env = "BATON_NATS_URL", default_value = DEFAULT_NATS_URL)]
-    pub nats_url: String,
+    #[command(flatten)]
+    pub bus: BusArgs,
 }
 
 /// SIGINT or SIGTERM.
@@ -149,16 +189,20 @@ async fn serve(
 pub async fn coordinator(a: CoordinatorArgs) -> u8 {
     let tel = crate::telemetry::init("baton-coordinator", "info");
     let cancel = CancellationToken::new();
+    let defaults = baton_coordinator::Options::default();
     let opts = baton_coordinator::Options {
-        nats_url: a.nats_url,
+        topology: a.bus.topology(),
+        nats_url: a.bus.nats_url,
         grpc_addr: a.grpc_addr,
-        ..Default::default()
+        id: a.id.unwrap_or(defaults.id),
+        lease_ttl: Duration::from_millis(a.lease_ttl_ms),
     };
+    let id = opts.id.clone();
     let (c, handle) = match opts.build().await {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    eprintln!("coordinator: admin gRPC on {}", handle.grpc_addr);
+    eprintln!("coordinator {id}: admin gRPC on {}", handle.grpc_addr);
     let t = cancel.clone();
     let part = tokio::spawn(async move { c.run(t).await.map_err(|e| e.to_string()) });
     let code = serve(vec![part], cancel, Duration::from_secs(10)).await;
@@ -173,12 +217,17 @@ pub async fn worker(a: WorkerArgs) -> u8 {
         Err(e) => return fail(e),
     };
     let grace = Duration::from_secs(a.grace_secs);
+    let defaults = baton_worker::Options::default();
     let opts = baton_worker::Options {
-        nats_url: a.nats_url,
+        topology: a.bus.topology(),
+        nats_url: a.bus.nats_url,
         roles: a.roles,
         concurrency: a.concurrency,
         grace,
-        ..Default::default()
+        worker_id: a.id.unwrap_or(defaults.worker_id),
+        ack_wait: Duration::from_secs(a.ack_wait_secs.max(1)),
+        max_deliver: a.max_deliver,
+        ..defaults
     };
     let w = match opts.build(runtime).await {
         Ok(w) => w,
@@ -195,7 +244,8 @@ pub async fn worker(a: WorkerArgs) -> u8 {
 pub async fn gates(a: GatesArgs) -> u8 {
     let tel = crate::telemetry::init("baton-gates", "info");
     let g = match (baton_gates::Options {
-        nats_url: a.nats_url,
+        nats_url: a.bus.nats_url.clone(),
+        topology: a.bus.topology(),
         ..Default::default()
     })
     .build()

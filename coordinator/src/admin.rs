@@ -20,6 +20,7 @@ pub struct AdminService {
     pub submitter: Submitter,
     pub store: RunStore,
     pub events: async_nats::jetstream::stream::Stream,
+    pub workers: crate::workers::WorkerDirectory,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<v1::RunEvent, Status>> + Send>>;
@@ -78,7 +79,13 @@ impl Admin for AdminService {
 
     async fn get_run(&self, req: Request<v1::GetRunRequest>) -> Result<Response<v1::Run>, Status> {
         let st = self.store.get(&req.into_inner().run_id).await?;
-        Ok(Response::new(view::to_proto(&st)))
+        let mut run = view::to_proto(&st);
+        if !st.status.is_terminal() {
+            if let Some(live) = self.workers.live_roles().await {
+                view::add_unserved(&mut run.waiting, &view::unserved_roles(&st, &live));
+            }
+        }
+        Ok(Response::new(run))
     }
 
     async fn list_runs(
@@ -198,6 +205,15 @@ impl Admin for AdminService {
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(v1::CancelRunResponse {}))
+    }
+
+    async fn list_workers(
+        &self,
+        _req: Request<v1::ListWorkersRequest>,
+    ) -> Result<Response<v1::ListWorkersResponse>, Status> {
+        Ok(Response::new(v1::ListWorkersResponse {
+            workers: self.workers.list().await?,
+        }))
     }
 
     type LogsStream = LogStream;

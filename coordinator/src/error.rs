@@ -22,6 +22,8 @@ pub enum Error {
     PlanSource(&'static str),
     #[error("{0}")]
     NatsUnreachable(String),
+    #[error("bad configuration: {0}")]
+    Config(String),
     #[error("cannot listen for gRPC on {addr}: {source}")]
     Listen {
         addr: String,

@@ -4,19 +4,24 @@
 //! # Layout
 //! - [`plan`]: the plan format: parse YAML with positions, validate, render templates.
 //! - [`run`]: one run's state and the pure fold `state + event → state + commands`.
-//! - [`engine`]: the loop that folds the EVENTS stream and carries out commands.
+//! - [`engine`]: the loop that folds the runs this coordinator owns, and takes over orphaned ones.
+//! - [`deadletter`]: task messages the queue gave up on, moved where people see them.
 //! - [`admin`]: the tonic admin service (with server reflection).
 //! - [`submit`]: accepting a run, shared by gRPC and triggers.
 //! - [`trigger`]: `baton.trigger.<plan>` requests.
+//! - [`lease`]: run ownership across coordinators: leases renewed by compare-and-swap.
 //! - [`state_store`]: runs as this process folded them, or as their snapshots say.
 //! - [`telemetry`]: spans for runs, phases and gates.
+//! - [`workers`]: the live workers from the `workers` bucket.
 //! - [`service`]: `Options` → `build()` → `Coordinator::run(cancel)`.
 //! - [`error`]: the crate's one error type.
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod deadletter;
 pub mod engine;
 pub mod error;
+pub mod lease;
 pub mod plan;
 pub mod run;
 pub mod service;
@@ -24,6 +29,7 @@ pub mod state_store;
 pub mod submit;
 pub mod telemetry;
 pub mod trigger;
+pub mod workers;
 
 pub use error::Error;
 pub use service::{Coordinator, Handle, Options};

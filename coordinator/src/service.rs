@@ -18,6 +18,11 @@ pub struct Options {
     pub nats_url: String,
     pub grpc_addr: SocketAddr,
     pub topology: TopologyOptions,
+    /// This coordinator's name in leases. A coordinator restarted under the
+    /// same id resumes its runs at once instead of waiting out their leases.
+    pub id: String,
+    /// How long a run's owner may go silent before a peer takes the run over.
+    pub lease_ttl: Duration,
 }
 
 impl Default for Options {
@@ -26,8 +31,22 @@ impl Default for Options {
             nats_url: "nats://127.0.0.1:4222".into(),
             grpc_addr: ([127, 0, 0, 1], 7233).into(),
             topology: TopologyOptions::default(),
+            id: default_id(),
+            lease_ttl: Duration::from_secs(5),
         }
     }
+}
+
+/// `<host>-<pid>-<random>`: unique, so that two coordinators never share leases by accident.
+pub fn default_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "coordinator".into());
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
 }
 
 pub struct Coordinator {
@@ -53,15 +72,25 @@ impl Options {
         let js = async_nats::jetstream::new(client.clone());
         let topo = topology::ensure(&js, &self.topology).await?;
         let store = RunStore::new(topo.runs.clone(), topo.events.clone());
+        if self.lease_ttl < Duration::from_millis(300) {
+            return Err(Error::Config(format!(
+                "lease ttl {:?} is too short — renewals every ttl/3 need at least 300ms",
+                self.lease_ttl
+            )));
+        }
+        let leases =
+            crate::lease::Leases::new(topo.leases.clone(), self.id.clone(), self.lease_ttl);
         let submitter = Submitter {
             js: js.clone(),
             plans: topo.plans.clone(),
+            leases: leases.clone(),
         };
         let timers = TaskTracker::new();
         let admin = AdminService {
             submitter: submitter.clone(),
             store: store.clone(),
             events: topo.events.clone(),
+            workers: crate::workers::WorkerDirectory::new(topo.workers.clone()),
         };
         let listener = tokio::net::TcpListener::bind(self.grpc_addr)
             .await
@@ -78,6 +107,7 @@ impl Options {
             topo,
             store,
             timers: timers.clone(),
+            leases,
         };
         Ok((
             Coordinator {
@@ -110,8 +140,17 @@ impl Coordinator {
             .serve_with_incoming_shutdown(incoming, grpc_cancel.cancelled_owned());
         let trigger =
             crate::trigger::run(self.client.clone(), self.submitter, cancel.child_token());
+        let dlq = crate::deadletter::run(
+            self.client.clone(),
+            self.engine.js.clone(),
+            self.engine.topo.tasks.clone(),
+            cancel.child_token(),
+        );
         let engine = self.engine.run(cancel.child_token());
-        let (g, t, e) = tokio::join!(grpc, trigger, engine);
+        let (g, t, e, d) = tokio::join!(grpc, trigger, engine, dlq);
+        if let Err(e) = d {
+            tracing::error!(error = %e, "dead-letter listener stopped");
+        }
         self.timers.close();
         // Timers still sleeping are dropped: their events are re-derived from
         // state by whoever folds the run next.

@@ -15,6 +15,9 @@ use crate::Error;
 pub struct Submitter {
     pub js: jetstream::Context,
     pub plans: jetstream::kv::Store,
+    /// The run's lease is taken before its submission is published, so that
+    /// no run is ever on the bus without an owner.
+    pub leases: std::sync::Arc<crate::lease::Leases>,
 }
 
 pub struct Submission {
@@ -46,6 +49,11 @@ impl Submitter {
         let plan = plan::load(&file, &yaml)?;
         let inputs = plan::resolve_inputs(&plan, &s.inputs).map_err(Error::InvalidInputs)?;
         let run_id = new_run_id();
+        if !self.leases.acquire(&run_id).await? {
+            return Err(Error::Bus(
+                format!("run id {run_id} is taken; submit again").into(),
+            ));
+        }
         let traceparent = crate::telemetry::submit_span(&plan.name);
         let body = Body::RunSubmitted(v1::RunSubmitted {
             plan_yaml: yaml,
@@ -55,14 +63,21 @@ impl Submitter {
             trigger: s.trigger,
             traceparent: traceparent.clone(),
         });
-        bus::publish_event(
+        if let Err(e) = bus::publish_event(
             &self.js,
             &run_id,
             &subjects::msg_id::submitted(&run_id),
             body,
             &traceparent,
         )
-        .await?;
+        .await
+        {
+            // Most likely the run does not exist, but the publish may have
+            // landed with its ack lost: stop renewing and let the lease
+            // expire, so that whoever takes it over finds out from the stream.
+            self.leases.forget(&run_id);
+            return Err(e.into());
+        }
         tracing::info!(run = %run_id, plan = %plan.name, "run accepted");
         Ok(run_id)
     }

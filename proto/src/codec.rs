@@ -14,6 +14,8 @@ pub fn event_kind(body: &Body) -> &'static str {
         Body::Decision(_) => "decision",
         Body::CancelRequested(_) => "cancel",
         Body::TimerFired(_) => "timer",
+        Body::TaskLost(_) => "task_lost",
+        Body::TaskDeadLettered(_) => "task_dead_lettered",
         Body::PhaseChanged(_) => "phase",
         Body::RunFinished(_) => "finished",
     }

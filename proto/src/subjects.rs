@@ -9,15 +9,19 @@ pub const GATES_STREAM: &str = "BATON_GATES";
 pub const LOGS_STREAM: &str = "BATON_LOGS";
 pub const PLANS_BUCKET: &str = "baton_plans";
 pub const RUNS_BUCKET: &str = "baton_runs";
+pub const LEASES_BUCKET: &str = "baton_leases";
+pub const WORKERS_BUCKET: &str = "baton_workers";
+pub const DEADLETTER_STREAM: &str = "BATON_DEADLETTER";
 
 pub const EVENTS_ALL: &str = "baton.evt.>";
 pub const TASKS_ALL: &str = "baton.task.>";
 pub const GATES_ALL: &str = "baton.gate.>";
 pub const LOGS_ALL: &str = "baton.log.>";
 pub const TRIGGER_ALL: &str = "baton.trigger.*";
-
-/// The durable consumer through which the coordinator folds events.
-pub const COORDINATOR_CONSUMER: &str = "coordinator";
+pub const DEADLETTER_ALL: &str = "baton.dlq.>";
+/// JetStream's advisory when a consumer gives up on a message.
+pub const MAX_DELIVERIES_ADVISORY: &str =
+    "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.BATON_TASKS.*";
 /// The durable consumer shared by all gate evaluators.
 pub const GATES_CONSUMER: &str = "gates";
 
@@ -34,8 +38,21 @@ pub fn run_events(run: &str) -> String {
 pub fn events_of_kind(kind: &str) -> String {
     format!("baton.evt.*.{kind}")
 }
-pub fn task(role: &str) -> String {
-    format!("baton.task.{role}")
+/// One task's work messages: one subject per task, so that a coordinator
+/// taking over a run can see whether a dispatch is already queued.
+pub fn task(role: &str, run: &str, task: &str) -> String {
+    format!("baton.task.{role}.{run}.{task}")
+}
+/// Everything queued for one role (a role consumer's filter).
+pub fn role_tasks(role: &str) -> String {
+    format!("baton.task.{role}.>")
+}
+pub fn deadletter(role: &str) -> String {
+    format!("baton.dlq.{role}")
+}
+/// The `leases` key that owns a run.
+pub fn run_lease(run: &str) -> String {
+    format!("run.{run}")
 }
 pub fn gate(kind: &str) -> String {
     format!("baton.gate.{kind}")
@@ -84,5 +101,11 @@ pub mod msg_id {
     }
     pub fn finished_run(run: &str) -> String {
         format!("{run}:finished")
+    }
+    pub fn lost(run: &str, task: &str, attempt: u32) -> String {
+        format!("{run}:lost:{task}:{attempt}")
+    }
+    pub fn dead_lettered(run: &str, task: &str, attempt: u32) -> String {
+        format!("{run}:dlq:{task}:{attempt}")
     }
 }

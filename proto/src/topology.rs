@@ -14,6 +14,8 @@ pub struct TopologyOptions {
     /// How long logs are kept.
     pub log_max_age: Duration,
     pub log_max_bytes: i64,
+    /// A worker missing from the registry this long is taken for dead.
+    pub worker_ttl: Duration,
 }
 
 impl Default for TopologyOptions {
@@ -22,6 +24,7 @@ impl Default for TopologyOptions {
             replicas: 1,
             log_max_age: Duration::from_secs(7 * 24 * 3600),
             log_max_bytes: 1 << 30,
+            worker_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -35,6 +38,12 @@ pub struct Topology {
     pub logs: stream::Stream,
     pub plans: kv::Store,
     pub runs: kv::Store,
+    /// Run ownership: `run.<id>` → the coordinator folding it; the revision fences.
+    pub leases: kv::Store,
+    /// Live workers, each refreshing its entry; entries expire after `worker_ttl`.
+    pub workers: kv::Store,
+    /// Work messages the queue gave up on, kept for people to read.
+    pub deadletter: stream::Stream,
 }
 
 pub async fn ensure(
@@ -99,9 +108,38 @@ pub async fn ensure(
         PLANS_BUCKET,
         "Plans registered by name, for triggers",
         opts,
+        None,
     )
     .await?;
-    let runs = kv_bucket(js, RUNS_BUCKET, "Run state snapshots", opts).await?;
+    let runs = kv_bucket(js, RUNS_BUCKET, "Run state snapshots", opts, None).await?;
+    let leases = kv_bucket(
+        js,
+        LEASES_BUCKET,
+        "Which coordinator folds which run",
+        opts,
+        None,
+    )
+    .await?;
+    let workers = kv_bucket(
+        js,
+        WORKERS_BUCKET,
+        "Live workers: id, host, roles, concurrency, running tasks",
+        opts,
+        Some(opts.worker_ttl),
+    )
+    .await?;
+    let deadletter = js
+        .get_or_create_stream(stream::Config {
+            name: DEADLETTER_STREAM.into(),
+            subjects: vec![DEADLETTER_ALL.into()],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: opts.replicas,
+            duplicate_window: Duration::from_secs(120),
+            description: Some("Task messages the queue gave up on".into()),
+            ..Default::default()
+        })
+        .await?;
     Ok(Topology {
         events,
         tasks,
@@ -109,6 +147,9 @@ pub async fn ensure(
         logs,
         plans,
         runs,
+        leases,
+        workers,
+        deadletter,
     })
 }
 
@@ -117,6 +158,7 @@ async fn kv_bucket(
     name: &str,
     description: &str,
     opts: &TopologyOptions,
+    max_age: Option<Duration>,
 ) -> Result<kv::Store, async_nats::Error> {
     if let Ok(store) = js.get_key_value(name).await {
         return Ok(store);
@@ -128,6 +170,7 @@ async fn kv_bucket(
             history: 1,
             storage: jetstream::stream::StorageType::File,
             num_replicas: opts.replicas,
+            max_age: max_age.unwrap_or_default(),
             ..Default::default()
         })
         .await?)

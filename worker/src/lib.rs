@@ -5,10 +5,12 @@
 //! - [`runtime`]: how one attempt runs: Docker (sandboxed), process (unsandboxed), noop (benchmarks).
 //! - [`service`]: `Options` → `build(runtime)` → `Worker::run(cancel)`: consumers and fetch loops.
 //! - [`task`]: one task message from start to end.
+//! - [`registry`]: this worker's entry in the `workers` bucket.
 //! - [`cancel`]: running tasks by run, so that cancelling a run kills them.
 #![forbid(unsafe_code)]
 
 pub mod cancel;
+pub mod registry;
 pub mod runtime;
 pub mod service;
 pub mod task;

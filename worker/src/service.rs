@@ -34,6 +34,8 @@ pub struct Options {
     pub grace: Duration,
     pub limits: Limits,
     pub topology: TopologyOptions,
+    /// Deliveries of one attempt before the queue gives up on it (dead letter).
+    pub max_deliver: i64,
 }
 
 impl Default for Options {
@@ -47,26 +49,38 @@ impl Default for Options {
             grace: Duration::from_secs(30),
             limits: Limits::default(),
             topology: TopologyOptions::default(),
+            max_deliver: 5,
         }
     }
 }
 
+/// Unique per process: `<host>-<pid>-<random>`. Give a stable id (`--id`)
+/// where a restarted worker should clean up after its predecessor.
 pub fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
+    format!(
+        "{}-{}-{:04x}",
+        hostname(),
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "worker".into());
-    format!("{host}-{}", std::process::id())
+        .unwrap_or_else(|_| "worker".into())
 }
 
 pub struct Worker {
     pub(crate) ctx: Arc<task::Ctx>,
+    registration: crate::registry::Registration,
     consumers: Vec<(String, jetstream::consumer::Consumer<pull::Config>)>,
     concurrency: usize,
     grace: Duration,
 }
 
 impl Options {
-    pub async fn build(self, runtime: Runtime) -> Result<Worker, Error> {
+    pub async fn build(self, mut runtime: Runtime) -> Result<Worker, Error> {
         if self.roles.is_empty() {
             return Err(Error::NoRoles);
         }
@@ -96,10 +110,10 @@ impl Options {
                     &name,
                     pull::Config {
                         durable_name: Some(name.clone()),
-                        filter_subject: subjects::task(role),
+                        filter_subject: subjects::role_tasks(role),
                         ack_policy: AckPolicy::Explicit,
                         ack_wait: self.ack_wait,
-                        max_deliver: 5,
+                        max_deliver: self.max_deliver.max(2),
                         ..Default::default()
                     },
                 )
@@ -107,6 +121,26 @@ impl Options {
                 .map_err(|e| Error::Nats(e.to_string()))?;
             consumers.push((role.clone(), c));
         }
+        let removed = runtime.adopt_leftovers(&self.worker_id).await?;
+        if removed > 0 {
+            tracing::warn!(worker = %self.worker_id, removed, "removed containers a predecessor left behind");
+        }
+        let running = Arc::new(crate::registry::Running::default());
+        let registration = crate::registry::Registration {
+            bucket: topo.workers.clone(),
+            info: baton_proto::v1::WorkerInfo {
+                id: self.worker_id.clone(),
+                host: hostname(),
+                roles: self.roles.clone(),
+                concurrency: self.concurrency as u32,
+                running: Vec::new(),
+                runtime: runtime.name().to_string(),
+                started_ms: baton_proto::codec::now_ms(),
+                seen_ms: 0,
+            },
+            running: running.clone(),
+            every: self.topology.worker_ttl / 3,
+        };
         let ctx = Arc::new(task::Ctx {
             js,
             client,
@@ -116,9 +150,11 @@ impl Options {
             limits: self.limits.clone(),
             cancels: CancelRegistry::default(),
             shutdown: CancellationToken::new(),
+            running,
         });
         Ok(Worker {
             ctx,
+            registration,
             consumers,
             concurrency: self.concurrency.max(1),
             grace: self.grace,
@@ -131,6 +167,8 @@ impl Worker {
         tracing::info!(worker = %self.ctx.worker_id, runtime = self.ctx.runtime.name(),
             roles = ?self.consumers.iter().map(|c| &c.0).collect::<Vec<_>>(), concurrency = self.concurrency, "worker started");
         let permits = Arc::new(Semaphore::new(self.concurrency));
+        let registered = CancellationToken::new();
+        let registry = tokio::spawn(self.registration.run(registered.clone()));
         let tasks = TaskTracker::new();
         let fetchers = TaskTracker::new();
         // Cancellations of runs reach running tasks through core NATS.
@@ -183,6 +221,8 @@ impl Worker {
             self.ctx.shutdown.cancel();
             tasks.wait().await;
         }
+        registered.cancel();
+        let _ = registry.await;
         let _ = self.ctx.client.flush().await;
         tracing::info!(worker = %self.ctx.worker_id, "worker stopped");
         Ok(())

@@ -21,6 +21,7 @@ pub struct Ctx {
     pub cancels: CancelRegistry,
     /// Fires when the grace period of a shutdown ran out.
     pub shutdown: CancellationToken,
+    pub running: std::sync::Arc<crate::registry::Running>,
 }
 
 pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
@@ -33,6 +34,15 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             return;
         }
     };
+    // Delivered before and never answered: whoever had it is gone (died,
+    // froze, cut off, or shut down). Running it again under the same attempt
+    // would let two results race; the coordinator starts the next attempt
+    // instead, and a late answer of this one is recorded but not folded.
+    let deliveries = msg.info().map(|i| i.delivered).unwrap_or(1);
+    if deliveries > 1 {
+        report_lost(ctx, &msg, &d, deliveries as u32).await;
+        return;
+    }
     let tracer = opentelemetry::global::tracer("baton-worker");
     let parent = baton_proto::trace::parse(&d.traceparent)
         .map(|sc| opentelemetry::Context::new().with_remote_span_context(sc))
@@ -95,6 +105,8 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         rx,
     ));
 
+    let running_key = format!("{}/{}#{}", d.run_id, d.task_id, d.attempt);
+    ctx.running.add(&running_key);
     let run_cancel = ctx.cancels.register(&d.run_id);
     let kill = CancellationToken::new();
     let kill_guard = {
@@ -128,6 +140,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
     heartbeat.abort();
     kill_guard.abort();
     ctx.cancels.release(&d.run_id);
+    ctx.running.remove(&running_key);
     let _ = logs.await;
     if let Ok(ack) = started_ack {
         let _ = ack.await;
@@ -239,6 +252,29 @@ async fn finish(ctx: &Ctx, msg: &jetstream::Message, d: &v1::TaskDispatch, f: v1
         }
         Err(e) => {
             tracing::error!(run = %d.run_id, task = %d.task_id, error = %e, "outcome not published; handing the task back");
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+        }
+    }
+}
+
+/// Tell the coordinator an attempt came back unanswered, then take it off the queue.
+async fn report_lost(ctx: &Ctx, msg: &jetstream::Message, d: &v1::TaskDispatch, deliveries: u32) {
+    tracing::warn!(run = %d.run_id, task = %d.task_id, attempt = d.attempt, deliveries, "attempt came back unanswered; reporting it lost");
+    let body = Body::TaskLost(v1::TaskLost {
+        task_id: d.task_id.clone(),
+        attempt: d.attempt,
+        deliveries,
+        worker: ctx.worker_id.clone(),
+    });
+    let id = subjects::msg_id::lost(&d.run_id, &d.task_id, d.attempt);
+    match bus::publish_event(&ctx.js, &d.run_id, &id, body, &d.traceparent).await {
+        Ok(()) => {
+            let _ = msg.double_ack().await;
+        }
+        Err(e) => {
+            tracing::error!(run = %d.run_id, task = %d.task_id, error = %e, "lost attempt not reported; handing it back");
             let _ = msg
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
                 .await;

@@ -13,9 +13,40 @@ impl RunState {
     /// Dispatch the next attempt of a task, rendering its templates now that
     /// the outputs it needs exist.
     pub(super) fn dispatch(&mut self, task_id: &str, now: i64, out: &mut Vec<Command>) {
-        let Some(task) = find_task(&self.plan, task_id) else {
+        let Some(attempt) = self.tasks.get(task_id).map(|t| t.attempt + 1) else {
             return;
         };
+        let Some(msg) = self.dispatch_message(task_id, attempt, now) else {
+            return;
+        };
+        let t = self.tasks.get_mut(task_id).expect("task of the plan");
+        t.attempt = attempt;
+        t.dispatched_ms = now;
+        match msg {
+            Ok(d) => {
+                t.status = TaskStatus::Queued;
+                out.push(Command::Dispatch(d));
+            }
+            Err(e) => {
+                // Rendering is deterministic: retrying cannot help.
+                t.status = TaskStatus::Failed;
+                t.error = format!("cannot render the task's templates: {e}");
+                self.task_ended(task_id, now, out);
+            }
+        }
+    }
+
+    /// The work message of one attempt, rendered from the state as it is.
+    /// Templates only name tasks that ran before this one, so rendering it
+    /// again later (a coordinator taking over) gives the same message.
+    pub fn dispatch_message(
+        &self,
+        task_id: &str,
+        attempt: u32,
+        now: i64,
+    ) -> Option<Result<v1::TaskDispatch, String>> {
+        let task = find_task(&self.plan, task_id)?;
+        let t = self.tasks.get(task_id)?;
         // Most tasks have no templates: do not copy every output for them.
         let templated = task
             .run
@@ -31,51 +62,32 @@ impl RunState {
         } else {
             BTreeMap::new()
         };
-        let argv: Result<Vec<String>, String> = task
-            .run
-            .iter()
-            .map(|a| plan::render(a, &self.inputs, &outputs))
-            .collect();
-        let env: Result<BTreeMap<String, String>, String> = task
-            .env
-            .iter()
-            .map(|(k, v)| plan::render(v, &self.inputs, &outputs).map(|v| (k.clone(), v)))
-            .collect();
-        let role = &self.plan.roles[&task.role];
-        let image = role.image.clone();
-        let timeout_ms = task.timeout.as_millis() as u64;
-        let t = self.tasks.get_mut(task_id).expect("task of the plan");
-        t.attempt += 1;
-        t.dispatched_ms = now;
-        let (argv, env) = match (argv, env) {
-            (Ok(a), Ok(e)) => (a, e),
-            (Err(e), _) | (_, Err(e)) => {
-                // Rendering is deterministic: retrying cannot help.
-                t.status = TaskStatus::Failed;
-                t.error = format!("cannot render the task's templates: {e}");
-                let rollback = t.rollback;
-                if rollback {
-                    self.rollback_step_done(false, now, out);
-                } else {
-                    self.advance_phase(now, out);
-                }
-                return;
-            }
+        let render = || -> Result<(Vec<String>, BTreeMap<String, String>), String> {
+            let argv = task
+                .run
+                .iter()
+                .map(|a| plan::render(a, &self.inputs, &outputs))
+                .collect::<Result<_, _>>()?;
+            let env = task
+                .env
+                .iter()
+                .map(|(k, v)| plan::render(v, &self.inputs, &outputs).map(|v| (k.clone(), v)))
+                .collect::<Result<_, _>>()?;
+            Ok((argv, env))
         };
-        t.status = TaskStatus::Queued;
-        out.push(Command::Dispatch(v1::TaskDispatch {
+        Some(render().map(|(argv, env)| v1::TaskDispatch {
             run_id: self.run_id.clone(),
             phase_id: t.phase.clone(),
             task_id: t.id.clone(),
-            attempt: t.attempt,
+            attempt,
             role: t.role.clone(),
-            image,
+            image: self.plan.roles[&task.role].image.clone(),
             argv,
             env: env.into_iter().collect(),
-            timeout_ms,
+            timeout_ms: task.timeout.as_millis() as u64,
             rollback: t.rollback,
             traceparent: self.traceparent.clone(),
             dispatched_at_ms: now,
-        }));
+        }))
     }
 }

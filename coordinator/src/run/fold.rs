@@ -14,7 +14,7 @@ use crate::plan::{self, Plan, Task};
 /// What the coordinator must do after folding an event.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    /// Publish to `baton.task.<role>`.
+    /// Publish to `baton.task.<role>.<run>.<task>`.
     Dispatch(v1::TaskDispatch),
     /// Publish to `baton.gate.<kind>`.
     AskGate {
@@ -137,6 +137,8 @@ impl RunState {
                     self.dispatch(&tf.task_id, now, &mut out);
                 }
             }
+            Body::TaskLost(l) => self.task_lost(l, now, &mut out),
+            Body::TaskDeadLettered(d) => self.task_dead_lettered(d, now, &mut out),
             Body::GateEvaluated(g) => self.gate_evaluated(g, now, &mut out),
             Body::Decision(d) => self.decision(d, now, &mut out),
             Body::CancelRequested(c) => {
@@ -163,7 +165,12 @@ impl RunState {
         let Some(t) = self.tasks.get_mut(&f.task_id) else {
             return;
         };
-        // A stale attempt (a redelivery that raced a retry) or a duplicate is recorded nowhere.
+        // A superseded attempt (its worker was taken for lost, then answered)
+        // is recorded, not folded; a duplicate of the current one changes nothing.
+        if f.attempt < t.attempt {
+            Self::record_stale(t, f, now);
+            return;
+        }
         if t.attempt != f.attempt || !matches!(t.status, TaskStatus::Queued | TaskStatus::Running) {
             return;
         }
@@ -179,7 +186,7 @@ impl RunState {
         if f.ok {
             t.status = TaskStatus::Succeeded;
             t.error.clear();
-        } else if t.attempt < t.max_attempts && !f.permanent {
+        } else if t.attempt - t.lost.min(t.attempt) < t.max_attempts && !f.permanent {
             t.status = TaskStatus::RetryWait;
             t.error = f.error.clone();
             t.retry_at_ms = now + backoff_ms(&self.run_id, &t.id, t.attempt);
@@ -193,13 +200,8 @@ impl RunState {
             t.status = TaskStatus::Failed;
             t.error = f.error.clone();
         }
-        let rollback = t.rollback;
-        let ok = t.status == TaskStatus::Succeeded;
-        if rollback {
-            self.rollback_step_done(ok, now, out);
-        } else {
-            self.advance_phase(now, out);
-        }
+        let id = t.id.clone();
+        self.task_ended(&id, now, out);
     }
 
     fn gate_evaluated(&mut self, g: &v1::GateEvaluated, now: i64, out: &mut Vec<Command>) {
@@ -307,6 +309,9 @@ pub(super) fn new_task(t: &Task, phase: &str, rollback: bool) -> TaskState {
         approved_by: None,
         retry_at_ms: 0,
         dispatched_ms: 0,
+        lost: 0,
+        stale: Vec::new(),
+        dead_lettered: false,
     }
 }
 

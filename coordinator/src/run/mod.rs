@@ -5,11 +5,13 @@
 //! - `fold`: `RunState::submitted` and `RunState::apply`: events in, [`Command`]s out.
 //! - `phase`: a phase's life: ready tasks, gates, promotion, `on_fail`, the run's end.
 //! - `rollback`: rollback steps, newest phase first.
+//! - `lost`: attempts lost with their worker, dead-lettered, or answering late.
 //! - `dispatch`: one attempt of a task, with its templates rendered.
 //! - `view`: the admin API's `Run`, the gate context, "what it waits for".
 
 mod dispatch;
 pub mod fold;
+mod lost;
 mod phase;
 mod rollback;
 pub mod state;

@@ -103,13 +103,20 @@ impl RunState {
     }
 
     pub(super) fn ask_gates(&mut self, pi: usize, _now: i64, out: &mut Vec<Command>) {
-        let plan_phase = &self.plan.phases[pi];
         let phase = &mut self.phases[pi];
         phase.round += 1;
         for g in &mut phase.gates {
             g.verdict = None;
             g.reasons.clear();
         }
+        out.extend(self.gate_requests(pi));
+    }
+
+    /// The gate requests of a phase's current round, built from the state as
+    /// it is (so a coordinator taking over can ask again what went unanswered).
+    pub fn gate_requests(&self, pi: usize) -> Vec<Command> {
+        let plan_phase = &self.plan.phases[pi];
+        let mut out = Vec::new();
         let context = super::view::gate_context(self);
         let phase = &self.phases[pi];
         let summaries: Vec<v1::TaskSummary> = plan_phase
@@ -150,6 +157,7 @@ impl RunState {
                 },
             });
         }
+        out
     }
 
     pub(super) fn phase_passed(&mut self, pi: usize, now: i64, out: &mut Vec<Command>) {

@@ -170,6 +170,22 @@ pub struct TaskState {
     pub approved_by: Option<DecisionRecord>,
     pub retry_at_ms: i64,
     pub dispatched_ms: i64,
+    /// Attempts lost with their worker; they do not use up retries.
+    #[serde(default)]
+    pub lost: u32,
+    /// Late results of superseded attempts: recorded, never folded.
+    #[serde(default)]
+    pub stale: Vec<StaleResult>,
+    #[serde(default)]
+    pub dead_lettered: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StaleResult {
+    pub attempt: u32,
+    pub worker: String,
+    pub ok: bool,
+    pub time_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -56,6 +56,30 @@ pub fn waiting(st: &RunState) -> String {
     parts.join("; ")
 }
 
+/// Roles of queued tasks that no live worker serves, in plan order.
+pub fn unserved_roles(st: &RunState, live: &std::collections::BTreeSet<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in &st.task_order {
+        let t = &st.tasks[id];
+        if t.status == TaskStatus::Queued && !live.contains(&t.role) && !out.contains(&t.role) {
+            out.push(t.role.clone());
+        }
+    }
+    out
+}
+
+/// Add "no worker for role …" to a run's `waiting`.
+pub fn add_unserved(waiting: &mut String, roles: &[String]) {
+    for r in roles {
+        if !waiting.is_empty() {
+            waiting.push_str("; ");
+        }
+        waiting.push_str(&format!(
+            "no worker for role {r} (start one: baton worker --roles {r})"
+        ));
+    }
+}
+
 pub fn to_proto(st: &RunState) -> v1::Run {
     v1::Run {
         run_id: st.run_id.clone(),
@@ -100,6 +124,17 @@ pub fn to_proto(st: &RunState) -> v1::Run {
                     rollback: t.rollback,
                     duration_ms: t.duration_ms,
                     trace_id: t.trace_id.clone(),
+                    lost: t.lost,
+                    stale_results: t
+                        .stale
+                        .iter()
+                        .map(|s| v1::StaleResult {
+                            attempt: s.attempt,
+                            worker: s.worker.clone(),
+                            ok: s.ok,
+                            time_ms: s.time_ms,
+                        })
+                        .collect(),
                 }
             })
             .collect(),

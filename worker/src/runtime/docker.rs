@@ -81,6 +81,16 @@ impl DockerRuntime {
         &self.policy
     }
 
+    /// Label every container with the worker that starts it.
+    pub(crate) fn label_worker(&mut self, id: &str) {
+        self.policy
+            .extra_labels
+            .retain(|(k, _)| k != sandbox::LABEL_WORKER);
+        self.policy
+            .extra_labels
+            .push((sandbox::LABEL_WORKER.to_string(), id.to_string()));
+    }
+
     /// The underlying client, e.g. for inspecting what a test left behind.
     pub fn client(&self) -> &Docker {
         &self.docker

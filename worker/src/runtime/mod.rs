@@ -171,6 +171,19 @@ impl Runtime {
         }
     }
 
+    /// Mark what this runtime starts as `worker`'s, and remove what a
+    /// predecessor under the same id left behind (it died mid-task).
+    pub async fn adopt_leftovers(&mut self, worker: &str) -> Result<usize, RuntimeError> {
+        match self {
+            Runtime::Docker(r) => {
+                r.label_worker(worker);
+                r.remove_labelled(&format!("{}={worker}", sandbox::LABEL_WORKER))
+                    .await
+            }
+            Runtime::Process(_) | Runtime::Noop(_) => Ok(0),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Runtime::Docker(_) => "docker",

@@ -21,6 +21,9 @@ pub const LABEL_RUN: &str = "org.baton.run";
 pub const LABEL_TASK: &str = "org.baton.task";
 pub const LABEL_ATTEMPT: &str = "org.baton.attempt";
 pub const LABEL_MANAGED: &str = "org.baton.managed";
+/// The worker that started the container, so that a worker restarted under
+/// the same id removes what its predecessor left behind.
+pub const LABEL_WORKER: &str = "org.baton.worker";
 
 /// How much a container is fenced in. `Default` is the strict sandbox.
 #[derive(Clone, Debug, PartialEq, Eq)]

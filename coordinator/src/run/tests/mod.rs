@@ -4,7 +4,7 @@ use baton_proto::v1::{self, event::Body, Event};
 
 use super::*;
 
-const RELEASE_TRAIN: &str = include_str!("../../../examples/release-train.yaml");
+const RELEASE_TRAIN: &str = include_str!("../../../../examples/release-train.yaml");
 
 struct Sim {
     st: RunState,
@@ -414,3 +414,5 @@ fn approval_gate_is_asked_again_after_a_decision() {
     assert_eq!(req.decisions.len(), 1);
     assert_eq!(req.round, 2);
 }
+
+mod lost;

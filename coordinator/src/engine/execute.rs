@@ -1,0 +1,239 @@
+//! Carrying out the fold's commands, and writing snapshots fenced by their
+//! revision: a coordinator whose run was taken over fails its next write and
+//! drops the run, instead of overwriting the new owner's state.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use baton_proto::v1::{self, event::Body};
+use baton_proto::{bus, codec, subjects};
+use futures::future::join_all;
+
+use super::{Engine, Owned};
+use crate::run::{Command, RunState};
+
+/// How stale a running run's snapshot may get while events keep coming.
+pub(super) const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Default)]
+pub(crate) struct Snapshots {
+    last: HashMap<String, Instant>,
+    pub pending: HashSet<String>,
+    /// The revision of each run's snapshot as this coordinator last wrote or
+    /// read it; `None` in the map means "not written yet" (create).
+    pub rev: HashMap<String, Option<u64>>,
+}
+
+impl Snapshots {
+    fn due(&self, id: &str, now: Instant) -> bool {
+        self.last
+            .get(id)
+            .is_none_or(|t| now.duration_since(*t) >= SNAPSHOT_EVERY)
+    }
+    pub fn forget(&mut self, id: &str) {
+        self.last.remove(id);
+        self.pending.remove(id);
+        self.rev.remove(id);
+    }
+}
+
+enum Written {
+    Rev(u64),
+    /// Someone else wrote the run since: it is theirs now.
+    Fenced,
+    Failed,
+}
+
+impl Engine {
+    /// Publish commands and write snapshots concurrently, then announce the
+    /// runs that finished, so that a watcher who sees `finished` reads the final state.
+    pub(super) async fn execute(
+        &self,
+        own: &mut Owned,
+        commands: Vec<(String, Command)>,
+        dirty: &[String],
+    ) {
+        // Runs whose phase or end changed are written before that news goes
+        // out; the rest at most every SNAPSHOT_EVERY, so that a long run is not
+        // re-serialised on every event.
+        let urgent: HashSet<&str> = commands
+            .iter()
+            .filter(|(_, c)| matches!(c, Command::Emit { .. }))
+            .map(|(r, _)| r.as_str())
+            .collect();
+        let now = Instant::now();
+        let mut write_now = Vec::new();
+        for id in dirty {
+            if urgent.contains(id.as_str()) || own.snaps.due(id, now) {
+                own.snaps.pending.remove(id);
+                write_now.push(id.clone());
+            } else {
+                own.snaps.pending.insert(id.clone());
+            }
+        }
+        let mut finishes = Vec::new();
+        let mut publishes = Vec::new();
+        for (run_id, cmd) in commands {
+            let tp = own
+                .runs
+                .get(&run_id)
+                .map(|r| r.traceparent.clone())
+                .unwrap_or_default();
+            match cmd {
+                Command::Dispatch(d) => {
+                    let id = subjects::msg_id::dispatch(&d.run_id, &d.task_id, d.attempt);
+                    let subject = subjects::task(&d.role, &d.run_id, &d.task_id);
+                    publishes.push(self.publish(subject, id, codec::encode(&d), tp));
+                }
+                Command::AskGate { kind, request } => {
+                    let id = subjects::msg_id::gate_request(
+                        &request.run_id,
+                        &request.phase_id,
+                        request.gate_index,
+                        request.round,
+                    );
+                    publishes.push(self.publish(
+                        subjects::gate(&kind),
+                        id,
+                        codec::encode(&request),
+                        tp,
+                    ));
+                }
+                Command::Emit { msg_id, body } => {
+                    let subject = subjects::event(&run_id, codec::event_kind(&body));
+                    let ev = codec::event_now(&run_id, body);
+                    if matches!(ev.body, Some(Body::RunFinished(_))) {
+                        finishes.push((subject, msg_id, ev, tp));
+                    } else {
+                        publishes.push(self.publish(subject, msg_id, codec::encode(&ev), tp));
+                    }
+                }
+                Command::StartTimer {
+                    task_id,
+                    attempt,
+                    at_ms,
+                } => self.start_timer(run_id, task_id, attempt, at_ms, tp),
+            }
+        }
+        let (_, results) =
+            futures::join!(self.write_snapshots(own, &write_now), join_all(publishes));
+        for r in results {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "command could not be published");
+            }
+        }
+        for (subject, msg_id, ev, tp) in finishes {
+            if let Some(st) = own.runs.get(&ev.run_id) {
+                telemetry_finished(st);
+            }
+            if let Err(e) = bus::publish_acked(&self.js, subject, &msg_id, &ev, &tp).await {
+                tracing::error!(error = %e, "run end could not be announced");
+            }
+        }
+    }
+
+    pub(super) fn start_timer(
+        &self,
+        run_id: String,
+        task_id: String,
+        attempt: u32,
+        at_ms: i64,
+        tp: String,
+    ) {
+        let js = self.js.clone();
+        self.timers.spawn(async move {
+            let wait = (at_ms - codec::now_ms()).max(0) as u64;
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let id = subjects::msg_id::timer(&run_id, &task_id, attempt);
+            let body = Body::TimerFired(v1::TimerFired { task_id, attempt });
+            if let Err(e) = bus::publish_event(&js, &run_id, &id, body, &tp).await {
+                tracing::error!(run = %run_id, error = %e, "retry timer could not be published");
+            }
+        });
+    }
+
+    async fn publish(
+        &self,
+        subject: String,
+        msg_id: String,
+        payload: bytes::Bytes,
+        tp: String,
+    ) -> Result<(), async_nats::Error> {
+        bus::publish_bytes_acked(&self.js, subject, &msg_id, payload, &tp).await
+    }
+
+    /// Write these runs' snapshots; a run whose write is fenced is dropped.
+    pub(super) async fn write_snapshots(&self, own: &mut Owned, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for id in ids {
+            own.snaps.last.insert(id.clone(), now);
+        }
+        let writes: Vec<_> = ids
+            .iter()
+            .filter_map(|id| own.runs.get(id))
+            .map(|st| {
+                let rev = own.snaps.rev.get(&st.run_id).copied().flatten();
+                async move { (st.run_id.clone(), self.snapshot(st, rev).await) }
+            })
+            .collect();
+        for (id, w) in join_all(writes).await {
+            match w {
+                Written::Rev(r) => {
+                    own.snaps.rev.insert(id, Some(r));
+                }
+                Written::Fenced => {
+                    tracing::warn!(run = %id, "snapshot fenced: another coordinator owns the run now; dropped");
+                    self.leases.forget(&id);
+                    own.drop_run(&self.store, &id);
+                }
+                Written::Failed => {}
+            }
+        }
+        self.store.changed.notify_waiters();
+    }
+
+    async fn snapshot(&self, st: &RunState, rev: Option<u64>) -> Written {
+        self.store
+            .local
+            .insert(st.run_id.clone(), Arc::new(st.clone()));
+        let bytes = match serde_json::to_vec(st) {
+            Ok(b) => bytes::Bytes::from(b),
+            Err(e) => {
+                tracing::error!(run = %st.run_id, error = %e, "snapshot not serialisable");
+                return Written::Failed;
+            }
+        };
+        let r = match rev {
+            Some(rev) => self
+                .store
+                .bucket
+                .update(&st.run_id, bytes, rev)
+                .await
+                .map_err(|e| (e.kind() == kv::UpdateErrorKind::WrongLastRevision, e.into())),
+            None => self
+                .store
+                .bucket
+                .create(&st.run_id, bytes)
+                .await
+                .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, e.into())),
+        };
+        match r {
+            Ok(rev) => Written::Rev(rev),
+            Err((true, _)) => Written::Fenced,
+            Err((false, e)) => {
+                let e: async_nats::Error = e;
+                tracing::warn!(run = %st.run_id, error = %e, "snapshot not written");
+                Written::Failed
+            }
+        }
+    }
+}
+
+fn telemetry_finished(st: &RunState) {
+    crate::telemetry::run_finished(st);
+}

@@ -1,0 +1,242 @@
+//! The fold loop: read every run's events in order, fold those of the runs
+//! this coordinator holds the lease of, carry out the commands, and write
+//! snapshots.
+//!
+//! # Layout
+//! - this file: the loop, and folding one event.
+//! - `execute`: publishing commands and writing fenced snapshots.
+//! - `adopt`: taking a run over from a coordinator that is gone.
+//!
+//! Every coordinator reads the whole EVENTS stream through its own ordered
+//! consumer and skips the runs it does not hold; nothing is acknowledged, so
+//! a snapshot's `last_seq` is the only checkpoint. Events are taken in
+//! chunks so that under load one round of publishes and snapshot writes
+//! serves many events; with no load a chunk is one event.
+
+mod adopt;
+mod execute;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+use async_nats::jetstream::{self};
+use baton_proto::v1::{self, event::Body};
+use baton_proto::{codec, subjects};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::lease::{Change, Leases};
+use crate::run::{Command, RunState};
+use crate::state_store::RunStore;
+use crate::telemetry;
+use crate::Error;
+
+pub struct Engine {
+    pub js: jetstream::Context,
+    pub topo: baton_proto::topology::Topology,
+    pub store: RunStore,
+    pub timers: TaskTracker,
+    pub leases: Arc<Leases>,
+}
+
+/// The runs this coordinator folds, and their snapshots' bookkeeping.
+#[derive(Default)]
+pub(crate) struct Owned {
+    pub runs: HashMap<String, RunState>,
+    pub snaps: execute::Snapshots,
+}
+
+impl Owned {
+    fn drop_run(&mut self, store: &RunStore, run: &str) {
+        self.runs.remove(run);
+        store.local.remove(run);
+        self.snaps.forget(run);
+    }
+}
+
+impl Engine {
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), Error> {
+        // The live feed starts before any run is adopted, so that nothing
+        // published meanwhile is missed; replays and the feed overlap, and
+        // `last_seq` drops what was folded twice.
+        let consumer = self
+            .topo
+            .events
+            .create_consumer(OrderedConfig {
+                filter_subject: subjects::EVENTS_ALL.into(),
+                deliver_policy: DeliverPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Bus(e.into()))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| Error::Bus(e.into()))?;
+        let mut chunks = messages.ready_chunks(1000);
+        let (tx, mut changes) = mpsc::unbounded_channel();
+        let lease_stop = CancellationToken::new();
+        let lease_loop = tokio::spawn(self.leases.clone().run(tx, lease_stop.clone()));
+        let mut own = Owned::default();
+        self.recover(&mut own).await?;
+        let mut tick = tokio::time::interval(execute::SNAPSHOT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let chunk = tokio::select! {
+                _ = cancel.cancelled() => break,
+                Some(change) = changes.recv() => {
+                    match change {
+                        Change::Lost(run) => own.drop_run(&self.store, &run),
+                        Change::Orphaned { run, rev } => {
+                            if !own.runs.contains_key(&run) && self.leases.take_over(&run, rev).await {
+                                self.adopt(&run, &mut own).await;
+                            }
+                        }
+                    }
+                    continue;
+                }
+                _ = tick.tick() => {
+                    let due: Vec<String> = own.snaps.pending.drain().collect();
+                    self.write_snapshots(&mut own, &due).await;
+                    continue;
+                }
+                c = chunks.next() => match c { Some(c) => c, None => break },
+            };
+            let mut commands: Vec<(String, Command)> = Vec::new();
+            let mut dirty: Vec<String> = Vec::new();
+            for m in chunk {
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event stream hiccup");
+                        continue;
+                    }
+                };
+                let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                match codec::decode::<v1::Event>(&m.payload) {
+                    Ok(ev) => self.fold(&mut own.runs, ev, seq, &mut commands, &mut dirty),
+                    // Bad input never stops the loop: log it and move on.
+                    Err(e) => {
+                        tracing::error!(subject = %m.subject, error = %e, "undecodable event skipped")
+                    }
+                }
+            }
+            dirty.sort_unstable();
+            dirty.dedup();
+            self.execute(&mut own, commands, &dirty).await;
+            self.retire_finished(&mut own).await;
+        }
+        // Hand over cleanly: the newest state first, then the leases, so that
+        // a peer takes the runs over at once and replays next to nothing.
+        let all: Vec<String> = own.runs.keys().cloned().collect();
+        self.write_snapshots(&mut own, &all).await;
+        lease_stop.cancel();
+        let _ = lease_loop.await;
+        self.leases.release_all().await;
+        Ok(())
+    }
+
+    /// Finished runs live on in the bucket; their leases go, and so does
+    /// their memory.
+    async fn retire_finished(&self, own: &mut Owned) {
+        let done: Vec<String> = own
+            .runs
+            .iter()
+            .filter(|(_, r)| r.status.is_terminal())
+            .map(|(id, _)| id.clone())
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        futures::future::join_all(done.iter().map(|id| self.leases.finish(id))).await;
+        for id in &done {
+            own.drop_run(&self.store, id);
+        }
+    }
+
+    /// At start: runs left unfinished whose lease nobody holds (their
+    /// coordinator gave it back, or there was none) are taken now; runs whose
+    /// lease is still held wait until it expires (see [`crate::lease`]).
+    async fn recover(&self, own: &mut Owned) -> Result<(), Error> {
+        let mut keys = self
+            .store
+            .bucket
+            .keys()
+            .await
+            .map_err(|e| Error::Bus(e.into()))?;
+        let mut ids = Vec::new();
+        while let Some(k) = keys.next().await {
+            if let Ok(k) = k {
+                ids.push(k);
+            }
+        }
+        for id in ids {
+            let unfinished = match self.store.bucket.get(&id).await {
+                Ok(Some(bytes)) => serde_json::from_slice::<RunState>(&bytes)
+                    .map(|st| !st.status.is_terminal())
+                    .unwrap_or(true),
+                _ => false,
+            };
+            if unfinished && self.leases.take_over(&id, None).await {
+                self.adopt(&id, own).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn fold(
+        &self,
+        runs: &mut HashMap<String, RunState>,
+        ev: v1::Event,
+        seq: u64,
+        commands: &mut Vec<(String, Command)>,
+        dirty: &mut Vec<String>,
+    ) {
+        let run_id = ev.run_id.clone();
+        if let Some(Body::RunSubmitted(sub)) = &ev.body {
+            if runs.contains_key(&run_id) || !self.leases.holds(&run_id) {
+                return; // a redelivered submission, or another coordinator's run
+            }
+            match RunState::submitted(&run_id, sub, ev.time_ms) {
+                Ok((mut st, cmds)) => {
+                    st.last_seq = seq;
+                    telemetry::run_started(&st);
+                    commands.extend(cmds.into_iter().map(|c| (run_id.clone(), c)));
+                    runs.insert(run_id.clone(), st);
+                    dirty.push(run_id);
+                }
+                Err(e) => {
+                    tracing::error!(run = %run_id, error = %e, "submitted plan no longer loads; run ignored")
+                }
+            }
+            return;
+        }
+        let Some(st) = runs.get_mut(&run_id) else {
+            return; // a run this coordinator does not fold (another's, or finished)
+        };
+        if seq != 0 && seq <= st.last_seq {
+            return;
+        }
+        st.last_seq = seq;
+        if let Some(body) = &ev.body {
+            telemetry::event_folded(st, body, ev.time_ms);
+        }
+        let cmds = st.apply(&ev);
+        if !cmds.is_empty()
+            || !matches!(
+                ev.body,
+                Some(Body::PhaseChanged(_)) | Some(Body::RunFinished(_))
+            )
+        {
+            dirty.push(run_id.clone());
+        }
+        commands.extend(cmds.into_iter().map(|c| (run_id.clone(), c)));
+    }
+}
+
+/// How long a freshly started ordered consumer may take to deliver a replay.
+const REPLAY_WAIT: Duration = Duration::from_secs(10);

@@ -1,0 +1,68 @@
+//! This worker's entry in the `workers` bucket: who it is, what it serves and
+//! what it runs now. Refreshed every third of the bucket's TTL, so a worker
+//! that dies drops out by itself; a worker that stops removes its entry.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use baton_proto::{codec, v1};
+use tokio_util::sync::CancellationToken;
+
+/// What runs now, as "run/task#attempt".
+#[derive(Default)]
+pub struct Running(Mutex<BTreeSet<String>>);
+
+impl Running {
+    pub fn add(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string());
+    }
+    pub fn remove(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+    fn list(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+pub struct Registration {
+    pub bucket: kv::Store,
+    pub info: v1::WorkerInfo,
+    pub running: Arc<Running>,
+    pub every: Duration,
+}
+
+impl Registration {
+    async fn put(&self) {
+        let mut info = self.info.clone();
+        info.running = self.running.list();
+        info.seen_ms = codec::now_ms();
+        if let Err(e) = self.bucket.put(&info.id, codec::encode(&info)).await {
+            tracing::warn!(error = %e, "worker registry not refreshed");
+        }
+    }
+
+    /// Refresh until `stop`, then remove the entry.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => self.put().await,
+            }
+        }
+        if let Err(e) = self.bucket.delete(&self.info.id).await {
+            tracing::debug!(error = %e, "worker entry not removed; it expires by itself");
+        }
+    }
+}
