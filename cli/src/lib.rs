@@ -4,6 +4,10 @@
 //! - [`local`]: a whole Baton (coordinator, gates, workers) inside one process,
 //!   on a given NATS server: what `baton dev`, `baton bench` and the end-to-end
 //!   tests run.
+//! - [`nats_server`]: finding and starting a local nats-server.
+//! - [`chaos`]: the fault-injection runner (`baton chaos`) and its invariant checks.
 #![forbid(unsafe_code)]
 
+pub mod chaos;
 pub mod local;
+pub mod nats_server;

@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod chaos_cmd;
 mod client;
-mod nats_server;
 mod render;
 mod services;
 mod telemetry;
@@ -60,6 +60,9 @@ enum Cmd {
     Workers(WorkersArgs),
     /// Measure orchestration overhead, throughput and container cost; writes bench-results.json.
     Bench(bench::BenchArgs),
+    /// Run many runs on separate local processes while killing, freezing and
+    /// cutting off parts; check nothing was lost or done twice.
+    Chaos(chaos_cmd::ChaosArgs),
 }
 
 #[derive(Subcommand)]
@@ -219,6 +222,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Logs(a) => client::logs(a).await,
             Cmd::Workers(a) => client::workers(a).await,
             Cmd::Bench(a) => bench::run(a).await,
+            Cmd::Chaos(a) => chaos_cmd::run(a).await,
         }
     });
     std::process::ExitCode::from(code)

@@ -266,7 +266,7 @@ pub async fn dev(a: DevArgs) -> u8 {
     let tel = crate::telemetry::init("baton", "info");
     let nats = match &a.nats_url {
         Some(_) => None,
-        None => match crate::nats_server::DevNats::start(a.nats_port, a.store_dir.as_deref()) {
+        None => match baton::nats_server::DevNats::start(a.nats_port, a.store_dir.as_deref()) {
             Ok(n) => Some(n),
             Err(e) => return fail(e),
         },

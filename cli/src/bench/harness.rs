@@ -12,7 +12,7 @@ pub const NOOP_ROLES: &[&str] = &["n0", "n1", "n2", "n3", "gate-keeper"];
 pub const DOCKER_ROLE: &str = "box";
 
 pub struct Harness {
-    _nats: crate::nats_server::DevNats,
+    _nats: baton::nats_server::DevNats,
     _store: tempfile::TempDir,
     pub nats: async_nats::Client,
     pub admin: AdminClient<Channel>,
@@ -28,7 +28,7 @@ fn free_port() -> anyhow::Result<u16> {
 impl Harness {
     pub async fn start(docker: bool) -> anyhow::Result<Harness> {
         let store = tempfile::tempdir()?;
-        let nats = crate::nats_server::DevNats::start(free_port()?, Some(store.path()))?;
+        let nats = baton::nats_server::DevNats::start(free_port()?, Some(store.path()))?;
         let mut workers = vec![baton::local::WorkerSpec {
             options: baton_worker::Options {
                 roles: NOOP_ROLES.iter().map(|s| s.to_string()).collect(),
