@@ -10,22 +10,30 @@ use async_nats::jetstream::kv;
 use baton_proto::{codec, v1};
 use tokio_util::sync::CancellationToken;
 
-/// What runs now, as "run/task#attempt".
+/// What runs now, as "run/task#attempt"; a change refreshes the entry soon.
 #[derive(Default)]
-pub struct Running(Mutex<BTreeSet<String>>);
+pub struct Running {
+    set: Mutex<BTreeSet<String>>,
+    changed: tokio::sync::Notify,
+}
 
 impl Running {
     pub fn add(&self, key: &str) {
-        self.0
+        self.set
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key.to_string());
+        self.changed.notify_one();
     }
     pub fn remove(&self, key: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        self.changed.notify_one();
     }
     fn list(&self) -> Vec<String> {
-        self.0
+        self.set
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
@@ -33,6 +41,9 @@ impl Running {
             .collect()
     }
 }
+
+/// Changes closer together than this share one write.
+const DEBOUNCE: Duration = Duration::from_millis(100);
 
 pub struct Registration {
     pub bucket: kv::Store,
@@ -59,6 +70,10 @@ impl Registration {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => self.put().await,
+                _ = self.running.changed.notified() => {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    self.put().await;
+                }
             }
         }
         if let Err(e) = self.bucket.delete(&self.info.id).await {

@@ -14,6 +14,9 @@ use super::proxy::Proxy;
 
 pub struct ClusterOptions {
     pub baton_bin: PathBuf,
+    /// Prefix of every coordinator and worker id, so that clusters on one
+    /// Docker engine never take each other's containers for leftovers.
+    pub name: String,
     pub coordinators: usize,
     pub workers: usize,
     pub worker_concurrency: usize,
@@ -191,7 +194,7 @@ impl Cluster {
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             grpc.push(addr);
             coordinators.push(Proc::new(
-                &format!("coordinator-{i}"),
+                &format!("{}coordinator-{i}", o.name),
                 &o.baton_bin,
                 vec![
                     "coordinator".into(),
@@ -200,7 +203,7 @@ impl Cluster {
                     "--grpc-addr".into(),
                     addr.to_string(),
                     "--id".into(),
-                    format!("coordinator-{i}-g{{gen}}"),
+                    format!("{}coordinator-{i}-g{{gen}}", o.name),
                     "--lease-ttl-ms".into(),
                     o.lease_ttl.as_millis().to_string(),
                 ],
@@ -218,7 +221,7 @@ impl Cluster {
         for i in 0..o.workers {
             let proxy = Proxy::start(upstream).await.map_err(|e| e.to_string())?;
             workers.push(Proc::new(
-                &format!("worker-{i}"),
+                &format!("{}worker-{i}", o.name),
                 &o.baton_bin,
                 vec![
                     "worker".into(),
@@ -227,7 +230,7 @@ impl Cluster {
                     "--roles".into(),
                     o.roles.join(","),
                     "--id".into(),
-                    format!("worker-{i}"),
+                    format!("{}worker-{i}", o.name),
                     "--runtime".into(),
                     o.runtime.clone(),
                     "--concurrency".into(),

@@ -182,6 +182,7 @@ pub async fn run(o: ChaosOptions) -> Result<Report, String> {
     let deadline = started + o.deadline;
     let cluster = cluster::Cluster::start(&cluster::ClusterOptions {
         baton_bin: o.baton_bin.clone(),
+        name: format!("chaos{:04x}-", rand::random::<u16>()),
         coordinators: o.coordinators,
         workers: o.workers,
         worker_concurrency: o.worker_concurrency,
