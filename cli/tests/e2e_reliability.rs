@@ -190,3 +190,17 @@ async fn a_nats_restart_in_the_middle_of_100_runs_loses_none() {
         failed.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comma_separated_server_list_connects_to_whichever_answers() {
+    let nats = baton_test_support::NatsServer::start();
+    let list = format!("nats://127.0.0.1:1, {}", nats.url());
+    let client = baton_proto::bus::connect(&list, "list-test")
+        .await
+        .expect("the live server in the list is used");
+    client.flush().await.unwrap();
+    let err = baton_proto::bus::connect("nats://127.0.0.1:1,nats://host:notaport", "bad")
+        .await
+        .unwrap_err();
+    assert!(err.contains("`nats://host:notaport`"), "{err}");
+}

@@ -126,6 +126,8 @@ impl Admin for AdminService {
             .create_consumer(OrderedConfig {
                 filter_subject: subjects::run_events(&run_id),
                 deliver_policy: DeliverPolicy::All,
+                // Watchers notice a restarted server within seconds.
+                max_expires: crate::engine::FEED_PULL,
                 ..Default::default()
             })
             .await
@@ -269,6 +271,7 @@ impl AdminService {
             .create_consumer(OrderedConfig {
                 filter_subject: filter,
                 deliver_policy: DeliverPolicy::All,
+                max_expires: crate::engine::FEED_PULL,
                 ..Default::default()
             })
             .await

@@ -61,6 +61,9 @@ pub struct Leases {
     seen: Mutex<HashMap<String, Seen>>,
 }
 
+/// The revision of a lease being created or swapped in right now.
+const PENDING: u64 = 0;
+
 fn key(run: &str) -> String {
     subjects::run_lease(run)
 }
@@ -99,13 +102,22 @@ impl Leases {
 
     /// Take a new run's lease; false if someone holds it already.
     pub async fn acquire(&self, run: &str) -> Result<bool, async_nats::Error> {
+        // Marked held before it exists, so that the watcher, which may see
+        // the new lease before `create` returns, never takes it for an orphan.
+        self.hold(run, PENDING);
         match self.kv.create(key(run), self.value()).await {
             Ok(rev) => {
                 self.hold(run, rev);
                 Ok(true)
             }
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                self.forget(run);
+                if e.kind() == kv::CreateErrorKind::AlreadyExists {
+                    Ok(false)
+                } else {
+                    Err(e.into())
+                }
+            }
         }
     }
 
@@ -113,6 +125,7 @@ impl Leases {
     /// saw (the swap fails if anyone renewed or took it since); `None` for a
     /// lease given back.
     pub async fn take_over(&self, run: &str, rev: Option<u64>) -> bool {
+        self.hold(run, PENDING);
         let r = match rev {
             Some(rev) => self.kv.update(key(run), self.value(), rev).await.ok(),
             None => self.kv.create(key(run), self.value()).await.ok(),
@@ -122,7 +135,10 @@ impl Leases {
                 self.hold(run, rev);
                 true
             }
-            None => false,
+            None => {
+                self.forget(run);
+                false
+            }
         }
     }
 
@@ -168,6 +184,7 @@ impl Leases {
     async fn renew(&self, tx: &mpsc::UnboundedSender<Change>) {
         let held: Vec<(String, u64)> = lock(&self.held)
             .iter()
+            .filter(|(_, h)| h.rev != PENDING)
             .map(|(r, h)| (r.clone(), h.rev))
             .collect();
         let value = self.value();

@@ -133,6 +133,8 @@ impl Coordinator {
         // Without TCP_NODELAY, small replies wait out Nagle and a delayed ACK: 40 ms each.
         let incoming =
             tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        // The engine reads the events before anything can submit a run.
+        let feed = self.engine.subscribe().await?;
         let grpc_cancel = cancel.child_token();
         let grpc = tonic::transport::Server::builder()
             .add_service(reflection)
@@ -146,7 +148,7 @@ impl Coordinator {
             self.engine.topo.tasks.clone(),
             cancel.child_token(),
         );
-        let engine = self.engine.run(cancel.child_token());
+        let engine = self.engine.run(feed, cancel.child_token());
         let (g, t, e, d) = tokio::join!(grpc, trigger, engine, dlq);
         if let Err(e) = d {
             tracing::error!(error = %e, "dead-letter listener stopped");

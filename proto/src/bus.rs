@@ -85,12 +85,28 @@ pub async fn publish_event(
     publish_acked(js, subject, msg_id, &ev, traceparent).await
 }
 
-/// Connect the way every Baton service does: reconnect forever once up (a
+/// Connect the way every Baton service does (`url` may list several servers,
+/// comma-separated): reconnect forever once up (a
 /// restart of nats-server must not kill a service), but give up on the first
 /// connection after 10 s with one clear line, so a wrong URL never hangs silently.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, String> {
     let fail = |why: String| {
         format!("cannot reach NATS at {url}: {why} — start nats-server -js, or pass --nats-url")
+    };
+    // A cluster is given as a comma-separated list; the client tries them all.
+    let servers: Vec<async_nats::ServerAddr> = match url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>()
+                .map_err(|e| format!("`{u}`: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()
+    {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) => return Err(fail("no server given".into())),
+        Err(e) => return Err(fail(format!("not a server address: {e}"))),
     };
     let attempt = async {
         // With retry_on_initial_connect the client comes back before it is
@@ -99,7 +115,7 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, String
             .name(name)
             .retry_on_initial_connect()
             .connection_timeout(std::time::Duration::from_secs(5))
-            .connect(url)
+            .connect(servers)
             .await?;
         while client.connection_state() != async_nats::connection::State::Connected {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -31,6 +31,10 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 pub fn event(run: &str, kind: &str) -> String {
     format!("baton.evt.{run}.{kind}")
 }
+/// Where an attempt is claimed: one subject per attempt (see `TaskStarted`).
+pub fn task_claim(run: &str, task: &str, attempt: u32) -> String {
+    format!("baton.evt.{run}.task_started.{task}.{attempt}")
+}
 pub fn run_events(run: &str) -> String {
     format!("baton.evt.{run}.>")
 }

@@ -6,10 +6,12 @@
 //! - [`service`]: `Options` → `build(runtime)` → `Worker::run(cancel)`: consumers and fetch loops.
 //! - [`task`]: one task message from start to end.
 //! - [`registry`]: this worker's entry in the `workers` bucket.
+//! - [`claim`]: one worker per attempt, whatever the queue delivers.
 //! - [`cancel`]: running tasks by run, so that cancelling a run kills them.
 #![forbid(unsafe_code)]
 
 pub mod cancel;
+pub mod claim;
 pub mod registry;
 pub mod runtime;
 pub mod service;

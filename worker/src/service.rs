@@ -150,6 +150,7 @@ impl Options {
             limits: self.limits.clone(),
             cancels: CancelRegistry::default(),
             shutdown: CancellationToken::new(),
+            events: topo.events.clone(),
             running,
         });
         Ok(Worker {
@@ -286,10 +287,13 @@ async fn fetch_loop(
 async fn fetch_one(
     consumer: &jetstream::consumer::Consumer<pull::Config>,
 ) -> Result<Option<jetstream::Message>, async_nats::Error> {
+    // Short pulls with a heartbeat: a pull that a restarted server forgot is
+    // noticed in about a second, instead of waiting out a long expiry.
     let mut batch = consumer
         .fetch()
         .max_messages(1)
-        .expires(Duration::from_secs(5))
+        .expires(Duration::from_secs(2))
+        .heartbeat(Duration::from_millis(500))
         .messages()
         .await?;
     match batch.next().await {

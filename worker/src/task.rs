@@ -9,6 +9,7 @@ use opentelemetry::trace::{Span, TraceContextExt, Tracer};
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::CancelRegistry;
+use crate::claim::Claim;
 use crate::runtime::{Limits, LogLine, Runtime, RuntimeError, Stream, TaskSpec};
 
 pub struct Ctx {
@@ -21,6 +22,8 @@ pub struct Ctx {
     pub cancels: CancelRegistry,
     /// Fires when the grace period of a shutdown ran out.
     pub shutdown: CancellationToken,
+    /// For reading claims back.
+    pub events: jetstream::stream::Stream,
     pub running: std::sync::Arc<crate::registry::Running>,
 }
 
@@ -34,15 +37,6 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             return;
         }
     };
-    // Delivered before and never answered: whoever had it is gone (died,
-    // froze, cut off, or shut down). Running it again under the same attempt
-    // would let two results race; the coordinator starts the next attempt
-    // instead, and a late answer of this one is recorded but not folded.
-    let deliveries = msg.info().map(|i| i.delivered).unwrap_or(1);
-    if deliveries > 1 {
-        report_lost(ctx, &msg, &d, deliveries as u32).await;
-        return;
-    }
     let tracer = opentelemetry::global::tracer("baton-worker");
     let parent = baton_proto::trace::parse(&d.traceparent)
         .map(|sc| opentelemetry::Context::new().with_remote_span_context(sc))
@@ -68,20 +62,50 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         )
     };
 
-    // Announce the start without waiting on it: the task's own run matters more.
-    let started = Body::TaskStarted(v1::TaskStarted {
-        task_id: d.task_id.clone(),
-        attempt: d.attempt,
-        worker: ctx.worker_id.clone(),
-    });
-    let started_ack = bus::publish(
-        &ctx.js,
-        subjects::event(&d.run_id, codec::event_kind(&started)),
-        &subjects::msg_id::started(&d.run_id, &d.task_id, d.attempt),
-        &codec::event_now(&d.run_id, started),
-        &d.traceparent,
-    )
-    .await;
+    // Delivered before and never answered, by a worker that had started it:
+    // that worker is gone (died, froze, cut off, or shut down). Running the
+    // attempt again would let two results race; the coordinator starts the
+    // next attempt instead, and a late answer of this one is recorded but
+    // not folded. Delivered before but never started: simply run it.
+    let redelivered = msg.info().map(|i| i.delivered).unwrap_or(1) > 1;
+    match crate::claim::claim(ctx, &msg, &d).await {
+        Ok(Claim::Won) => {}
+        Ok(Claim::ClaimedBefore | Claim::HeldElsewhere { .. }) if redelivered => {
+            let deliveries = msg.info().map(|i| i.delivered).unwrap_or(2) as u32;
+            report_lost(ctx, &msg, &d, deliveries).await;
+            span.end();
+            return;
+        }
+        // Our own claim, whose ack was lost on the way back.
+        Ok(Claim::WonEarlier) => {}
+        Ok(Claim::DuplicateMessage { holder }) => {
+            tracing::warn!(run = %d.run_id, task = %d.task_id, attempt = d.attempt, %holder, "a second copy of a claimed attempt; dropped");
+            let _ = msg.double_ack().await;
+            span.end();
+            return;
+        }
+        Ok(Claim::ClaimedBefore) => {
+            // Started here before the server forgot: if it is still running
+            // here, its end acknowledges the message; if not, the message comes
+            // back as a redelivery and is reported lost.
+            tracing::warn!(run = %d.run_id, task = %d.task_id, attempt = d.attempt, "attempt delivered again that this worker claimed before; left alone");
+            span.end();
+            return;
+        }
+        Ok(Claim::HeldElsewhere { holder }) => {
+            tracing::warn!(run = %d.run_id, task = %d.task_id, attempt = d.attempt, %holder, "attempt delivered again while its holder runs it; left alone");
+            span.end();
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(run = %d.run_id, task = %d.task_id, error = %e, "cannot claim the attempt; handing it back");
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            span.end();
+            return;
+        }
+    }
 
     let heartbeat = {
         let every = ctx.heartbeat.max(Duration::from_millis(100));
@@ -142,9 +166,6 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
     ctx.cancels.release(&d.run_id);
     ctx.running.remove(&running_key);
     let _ = logs.await;
-    if let Ok(ack) = started_ack {
-        let _ = ack.await;
-    }
 
     if ctx.shutdown.is_cancelled() {
         // Killed by our own shutdown, not by the task: another worker runs it now.

@@ -293,6 +293,12 @@ impl Cluster {
         }
     }
 
+    /// Stop everything but keep the folder (logs, sink, store) for a person.
+    pub fn keep(self) -> PathBuf {
+        let Cluster { dir, .. } = self;
+        dir.keep()
+    }
+
     /// Every process's last log lines, for a failure message.
     pub fn logs(&self, lines: usize) -> String {
         std::iter::once(&self.nats)

@@ -60,6 +60,16 @@ impl std::str::FromStr for FaultKind {
     }
 }
 
+/// About how long injecting and lifting one fault takes.
+pub fn expected_duration(kind: FaultKind, o: &super::ChaosOptions) -> Duration {
+    match kind {
+        FaultKind::WorkerKill => Duration::from_millis(500),
+        FaultKind::CoordinatorKill => o.lease_ttl + Duration::from_millis(500),
+        FaultKind::NatsRestart => Duration::from_millis(1500),
+        FaultKind::WorkerPause | FaultKind::WorkerDisconnect => o.ack_wait + Duration::from_secs(1),
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct FaultRecord {
     pub kind: FaultKind,

@@ -221,7 +221,13 @@ pub async fn run(o: ChaosOptions) -> Result<Report, String> {
         .collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed);
     schedule.shuffle(&mut rng);
-    let window = o.fault_every * schedule.len().max(1) as u32;
+    // Submissions are spread over the time the faults will take, so that
+    // every fault meets work in flight.
+    let window: Duration = schedule
+        .iter()
+        .map(|k| o.fault_every + faults::expected_duration(*k, &o))
+        .sum::<Duration>()
+        .max(o.fault_every);
     let injector = faults::Injector {
         cluster,
         js: js.clone(),
@@ -291,6 +297,13 @@ pub async fn run(o: ChaosOptions) -> Result<Report, String> {
         eprintln!(
             "chaos: invariants broken; last lines of each process:\n{}",
             cluster.logs(40)
+        );
+    }
+    if std::env::var_os("BATON_CHAOS_KEEP").is_some() {
+        let kept = cluster.keep();
+        eprintln!(
+            "chaos: logs, sink and JetStream store kept in {}",
+            kept.display()
         );
     }
     Ok(report)

@@ -43,6 +43,9 @@ pub struct Engine {
     pub leases: Arc<Leases>,
 }
 
+/// Every run's events, from when [`Engine::subscribe`] was called.
+pub struct Feed(async_nats::jetstream::consumer::pull::Ordered);
+
 /// The runs this coordinator folds, and their snapshots' bookkeeping.
 #[derive(Default)]
 pub(crate) struct Owned {
@@ -59,24 +62,34 @@ impl Owned {
 }
 
 impl Engine {
-    pub async fn run(self, cancel: CancellationToken) -> Result<(), Error> {
-        // The live feed starts before any run is adopted, so that nothing
-        // published meanwhile is missed; replays and the feed overlap, and
-        // `last_seq` drops what was folded twice.
+    /// Start reading every run's events from now on. Call it before anything
+    /// can accept a run, so that no submission goes unseen.
+    pub async fn subscribe(&self) -> Result<Feed, Error> {
+        // Replays of adopted runs overlap this feed; `last_seq` drops what
+        // was folded twice.
         let consumer = self
             .topo
             .events
             .create_consumer(OrderedConfig {
                 filter_subject: subjects::EVENTS_ALL.into(),
                 deliver_policy: DeliverPolicy::New,
+                // Short pulls mean a 1 s idle heartbeat: a restarted server
+                // is noticed (and the consumer recreated where it left off)
+                // within seconds, not the default's 30.
+                max_expires: FEED_PULL,
                 ..Default::default()
             })
             .await
             .map_err(|e| Error::Bus(e.into()))?;
-        let messages = consumer
+        consumer
             .messages()
             .await
-            .map_err(|e| Error::Bus(e.into()))?;
+            .map(Feed)
+            .map_err(|e| Error::Bus(e.into()))
+    }
+
+    pub async fn run(self, feed: Feed, cancel: CancellationToken) -> Result<(), Error> {
+        let messages = feed.0;
         let mut chunks = messages.ready_chunks(1000);
         let (tx, mut changes) = mpsc::unbounded_channel();
         let lease_stop = CancellationToken::new();
@@ -237,6 +250,9 @@ impl Engine {
         commands.extend(cmds.into_iter().map(|c| (run_id.clone(), c)));
     }
 }
+
+/// The longest pull of the live feed; its idle heartbeat is half of it.
+pub(crate) const FEED_PULL: Duration = Duration::from_secs(2);
 
 /// How long a freshly started ordered consumer may take to deliver a replay.
 const REPLAY_WAIT: Duration = Duration::from_secs(10);

@@ -9,7 +9,7 @@ use super::state::*;
 
 /// Attempts of one task that may be lost before the task fails: a task that
 /// takes its worker down every time must not take the fleet down with it.
-pub const MAX_LOST: u32 = 3;
+pub const MAX_LOST: u32 = 5;
 
 /// Late results kept per task, for people; older ones are dropped.
 const MAX_STALE_KEPT: usize = 10;
@@ -31,7 +31,7 @@ impl RunState {
             l.deliveries,
             who(&l.worker)
         );
-        if t.lost > MAX_LOST {
+        if t.lost >= MAX_LOST {
             t.status = TaskStatus::Failed;
             t.error = format!("{why}; gave up after {MAX_LOST} lost attempts");
             let id = t.id.clone();

@@ -1,0 +1,92 @@
+//! Claiming an attempt before running it.
+//!
+//! The work queue delivers at least once, and a nats-server that crashes can
+//! forget that it handed a message out: the message then comes back as a
+//! first delivery while its first worker still runs it. Message ids and
+//! attempt numbers cannot tell the two apart; the stream can. The claim is
+//! the attempt's `TaskStarted` event, published on a subject of its own with
+//! `Nats-Expected-Last-Subject-Sequence: 0`, so the stream stores it for one
+//! worker only. A worker that loses the claim does not run the attempt.
+
+use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
+use baton_proto::v1::{self, event::Body};
+use baton_proto::{codec, subjects};
+
+use crate::task::Ctx;
+
+pub enum Claim {
+    /// Ours, claimed just now: nobody started this attempt before.
+    Won,
+    /// Claimed by this very handling, whose publish ack was lost.
+    WonEarlier,
+    /// Claimed from this message by an earlier handling under this worker's
+    /// id (this worker before the server forgot its delivery, or a
+    /// predecessor under the same id).
+    ClaimedBefore,
+    /// Someone runs this attempt from another copy of the message: this copy
+    /// is surplus and can go.
+    DuplicateMessage { holder: String },
+    /// Someone runs this attempt from this very message (the server lost
+    /// track of the delivery). Leave it: if the holder dies, the message
+    /// comes back and is reported lost.
+    HeldElsewhere { holder: String },
+}
+
+pub async fn claim(
+    ctx: &Ctx,
+    msg: &jetstream::Message,
+    d: &v1::TaskDispatch,
+) -> Result<Claim, async_nats::Error> {
+    let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
+    let claim_id = format!("{:016x}", rand::random::<u64>());
+    let subject = subjects::task_claim(&d.run_id, &d.task_id, d.attempt);
+    let started = Body::TaskStarted(v1::TaskStarted {
+        task_id: d.task_id.clone(),
+        attempt: d.attempt,
+        worker: ctx.worker_id.clone(),
+        queue_seq: seq,
+        claim_id: claim_id.clone(),
+    });
+    let mut p = PublishMessage::build()
+        .payload(codec::encode(&codec::event_now(&d.run_id, started)))
+        .message_id(subjects::msg_id::started(&d.run_id, &d.task_id, d.attempt))
+        .expected_last_subject_sequence(0);
+    if !d.traceparent.is_empty() {
+        p = p.header(subjects::TRACEPARENT_HEADER, d.traceparent.as_str());
+    }
+    let mut tries = 0u32;
+    loop {
+        let r = match ctx.js.send_publish(subject.clone(), p.clone()).await {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        match r {
+            // A duplicate ack means an earlier claim with the same id stands.
+            Ok(ack) if !ack.duplicate => return Ok(Claim::Won),
+            Ok(_) => break,
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => break,
+            Err(e) => {
+                tries += 1;
+                if tries == 5 {
+                    return Err(e.into());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << tries)).await;
+            }
+        }
+    }
+    // Claimed already: by whom, and from which message?
+    let raw = ctx.events.get_last_raw_message_by_subject(&subject).await?;
+    let ev = codec::decode::<v1::Event>(&raw.payload)?;
+    let Some(Body::TaskStarted(s)) = ev.body else {
+        return Err(format!("claim subject {subject} holds something else").into());
+    };
+    Ok(if s.claim_id == claim_id {
+        Claim::WonEarlier
+    } else if s.worker == ctx.worker_id && s.queue_seq == seq {
+        Claim::ClaimedBefore
+    } else if s.queue_seq != seq {
+        Claim::DuplicateMessage { holder: s.worker }
+    } else {
+        Claim::HeldElsewhere { holder: s.worker }
+    })
+}
