@@ -825,6 +825,19 @@ fn compose_runs_three_nats_nodes_two_coordinators_gates_and_three_workers() {
         .filter_map(|s| s.cmd().filter(|c| c.sub == "worker").map(|c| (s.at(), c)))
         .collect();
     check_worker_roles(&mut p, "deploy/compose", &workers);
+    // Stable, distinct ids: a worker removes the containers labelled with
+    // its id when it starts, so two sharing one would kill each other's tasks.
+    let mut ids = BTreeSet::new();
+    for (at, c) in &workers {
+        match c.flags.get("id").filter(|id| !id.is_empty()) {
+            Some(id) => p.check(ids.insert(id.clone()), || {
+                format!("{at}: --id {id} is another worker's too; they would remove each other's task containers")
+            }),
+            None => p.add(format!(
+                "{at}: no --id; restarted, it could not remove what its predecessor left running"
+            )),
+        }
+    }
 
     // Every Baton service: --replicas 3, all NATS nodes in --nats-url.
     for s in &services {
@@ -1176,6 +1189,27 @@ fn k8s_runs_three_nats_nodes_two_coordinators_gates_and_three_workers() {
         })
         .collect();
     check_worker_roles(&mut p, "deploy/k8s", &workers);
+    // A worker's id comes from its node, so at most one pod of a worker
+    // workload may run on a node.
+    for w in loads.iter().filter(|w| w.runs("worker")) {
+        let spread = seq(
+            w.pod,
+            &[
+                "affinity",
+                "podAntiAffinity",
+                "requiredDuringSchedulingIgnoredDuringExecution",
+            ],
+        )
+        .into_iter()
+        .filter_map(Node::as_mapping)
+        .any(|t| get_str(t, &["topologyKey"]) == Some("kubernetes.io/hostname"));
+        p.check(spread || w.kind == "DaemonSet", || {
+            format!(
+                "{}: worker pods need a required podAntiAffinity on kubernetes.io/hostname (their id is per node)",
+                w.at()
+            )
+        });
+    }
 
     // Every Baton service: --replicas 3, all NATS pods in --nats-url.
     let nats_nodes = k8s_nats_nodes(&docs);

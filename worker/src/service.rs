@@ -287,13 +287,14 @@ async fn fetch_loop(
 async fn fetch_one(
     consumer: &jetstream::consumer::Consumer<pull::Config>,
 ) -> Result<Option<jetstream::Message>, async_nats::Error> {
-    // Short pulls with a heartbeat: a pull that a restarted server forgot is
-    // noticed in about a second, instead of waiting out a long expiry.
+    // Short pulls: one that a restarted server forgot is given up within
+    // seconds. No idle heartbeat: a heartbeat late over a cluster route would
+    // make the client give up a pull the server still serves, and a message
+    // delivered to it would wait out the whole ack deadline.
     let mut batch = consumer
         .fetch()
         .max_messages(1)
         .expires(Duration::from_secs(2))
-        .heartbeat(Duration::from_millis(500))
         .messages()
         .await?;
     match batch.next().await {
