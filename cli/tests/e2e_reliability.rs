@@ -22,6 +22,21 @@ phases:
         run: ["sh", "-c", "echo '{\"result\":\"ok\"}'"]
 "#;
 
+/// Take one message, if any comes within 700 ms, and never answer it: a
+/// worker that dies right after taking its task.
+async fn pull_without_ack(
+    consumer: &async_nats::jetstream::consumer::Consumer<pull::Config>,
+) -> bool {
+    let mut batch = consumer
+        .fetch()
+        .max_messages(1)
+        .expires(Duration::from_millis(700))
+        .messages()
+        .await
+        .unwrap();
+    matches!(batch.next().await, Some(Ok(_)))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_delivered_too_often_is_dead_lettered_and_the_run_says_so() {
     let c = Cluster::start(Rt::Process).await;
@@ -47,14 +62,7 @@ async fn a_message_delivered_too_often_is_dead_lettered_and_the_run_says_so() {
     let run = c.submit(ROLE_NOBODY_SERVES, &[]).await;
     let mut taken = 0;
     for _ in 0..20 {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(1)
-            .expires(Duration::from_millis(700))
-            .messages()
-            .await
-            .unwrap();
-        if let Some(Ok(_never_acked)) = batch.next().await {
+        if pull_without_ack(&consumer).await {
             taken += 1;
         }
         if taken == 2 {
@@ -65,14 +73,7 @@ async fn a_message_delivered_too_often_is_dead_lettered_and_the_run_says_so() {
     // JetStream notices the exhausted message when it would deliver it again,
     // that is while a pull waits.
     for _ in 0..3 {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(1)
-            .expires(Duration::from_millis(700))
-            .messages()
-            .await
-            .unwrap();
-        assert!(batch.next().await.is_none(), "delivered a third time");
+        assert!(!pull_without_ack(&consumer).await, "delivered a third time");
     }
 
     let r = baton::local::wait_end(&c.admin, &run, Duration::from_secs(20))

@@ -111,21 +111,6 @@ fn phase_announcements(events: &[v1::Event], status: &str) -> usize {
         .count()
 }
 
-async fn events(a: &AdminClient<Channel>, run: &str) -> Vec<v1::Event> {
-    use futures::StreamExt;
-    let mut s = a
-        .clone()
-        .watch_run(v1::WatchRunRequest { run_id: run.into() })
-        .await
-        .expect("watch")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Ok(Some(Ok(e))) = tokio::time::timeout(Duration::from_secs(3), s.next()).await {
-        out.push(e.event.unwrap());
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_coordinators_run_is_taken_over_by_its_peer_without_repeating_anything() {
     let mut c = Cluster::start(&options(2, 1, "process")).await.unwrap();
@@ -170,7 +155,7 @@ async fn a_killed_coordinators_run_is_taken_over_by_its_peer_without_repeating_a
         after["outputs"]["n"], 7,
         "outputs folded by the dead coordinator reached the next phase"
     );
-    let evs = events(&a1, &run).await;
+    let evs = common::events(&a1, &run).await;
     assert_eq!(
         phase_announcements(&evs, "running"),
         2,

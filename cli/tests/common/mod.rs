@@ -194,20 +194,24 @@ impl Cluster {
 
     /// Every event of the run, in order, from the EVENTS stream.
     pub async fn events(&self, run: &str) -> Vec<v1::Event> {
-        use futures::StreamExt;
-        let mut s = self
-            .admin
-            .clone()
-            .watch_run(v1::WatchRunRequest { run_id: run.into() })
-            .await
-            .expect("watch")
-            .into_inner();
-        let mut out = Vec::new();
-        while let Ok(Some(Ok(e))) = tokio::time::timeout(Duration::from_secs(5), s.next()).await {
-            out.push(e.event.unwrap());
-        }
-        out
+        events(&self.admin, run).await
     }
+}
+
+/// Every event of the run, in order, as `WatchRun` streams them from any coordinator.
+pub async fn events(admin: &AdminClient<Channel>, run: &str) -> Vec<v1::Event> {
+    use futures::StreamExt;
+    let mut s = admin
+        .clone()
+        .watch_run(v1::WatchRunRequest { run_id: run.into() })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Ok(Some(Ok(e))) = tokio::time::timeout(Duration::from_secs(5), s.next()).await {
+        out.push(e.event.unwrap());
+    }
+    out
 }
 
 pub fn task<'a>(r: &'a v1::Run, id: &str) -> &'a v1::TaskView {
