@@ -166,8 +166,11 @@ async fn a_killed_coordinators_run_is_taken_over_by_its_peer_without_repeating_a
         2,
         "a phase passed twice"
     );
+    // The peer's clock starts at the last renewal it saw, up to a third of
+    // the 2 s lease before the kill: takeover comes after 1.33 s at the
+    // earliest, and should not wait much past the lease.
     assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        took >= Duration::from_millis(1300) && took < Duration::from_secs(6),
         "takeover took {took:?}; the lease is 2s"
     );
 }
