@@ -31,6 +31,15 @@ async fn one_fault_of_each_kind_loses_nothing_and_does_nothing_twice() {
     );
     assert_eq!(i.runs_succeeded, i.runs_submitted);
     assert!(i.deliveries >= i.runs_submitted * 8, "{i:?}");
+    // Every fault hit work in flight (the runner aims at busy workers and at
+    // coordinators that own runs), so every bound below is checked.
+    for k in FaultKind::ALL {
+        assert!(
+            report.recovery.contains_key(&k.to_string()),
+            "{k} touched no work in flight; its recovery went unmeasured: {:#?}",
+            report.fault_log
+        );
+    }
     for (kind, r) in &report.recovery {
         let bound = match kind.as_str() {
             "coordinator_kill" => Duration::from_secs(10),

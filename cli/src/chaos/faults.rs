@@ -78,7 +78,9 @@ pub struct FaultRecord {
     pub at_ms: i64,
     /// When the fault was lifted (the process back, the link restored).
     pub lifted_ms: i64,
-    /// Measured while it happened (coordinator kills: the lease moved).
+    /// Until the affected work moved again: measured live for coordinator
+    /// kills (the leases moved), from the events for the rest; `None` when
+    /// the fault touched no work in flight.
     pub recovered_ms: Option<f64>,
     /// Runs whose lease the killed coordinator held.
     pub affected_runs: usize,
@@ -126,7 +128,7 @@ impl Injector {
         };
         match kind {
             FaultKind::WorkerKill => {
-                let i = self.rng.random_range(0..self.cluster.workers.len());
+                let i = self.pick_worker().await;
                 let w = &mut self.cluster.workers[i];
                 rec.target = w.name.clone();
                 w.kill9();
@@ -134,14 +136,14 @@ impl Injector {
                 w.spawn().map_err(|e| e.to_string())?;
             }
             FaultKind::WorkerPause => {
-                let i = self.rng.random_range(0..self.cluster.workers.len());
+                let i = self.pick_worker().await;
                 rec.target = self.cluster.workers[i].name.clone();
                 self.cluster.workers[i].pause();
                 tokio::time::sleep(outage).await;
                 self.cluster.workers[i].resume();
             }
             FaultKind::WorkerDisconnect => {
-                let i = self.rng.random_range(0..self.cluster.workers.len());
+                let i = self.pick_worker().await;
                 rec.target = self.cluster.workers[i].name.clone();
                 self.cluster.proxies[i].cut();
                 tokio::time::sleep(outage).await;
@@ -152,11 +154,24 @@ impl Injector {
                 self.cluster.restart_nats(Duration::from_secs(1)).await?;
             }
             FaultKind::CoordinatorKill => {
-                let i = self.rng.random_range(0..self.cluster.coordinators.len());
-                let c = &mut self.cluster.coordinators[i];
-                let owner = format!("{}-g{}", c.name, c.generation);
+                // One that owns runs, when one does, so the fault hits work.
+                let mut owners = Vec::new();
+                for (i, c) in self.cluster.coordinators.iter().enumerate() {
+                    let owner = format!("{}-g{}", c.name, c.generation);
+                    let held = self.leases_of(&owner).await;
+                    if !held.is_empty() {
+                        owners.push((i, owner, held));
+                    }
+                }
+                let (i, owner, held) = if owners.is_empty() {
+                    let i = self.rng.random_range(0..self.cluster.coordinators.len());
+                    let c = &self.cluster.coordinators[i];
+                    (i, format!("{}-g{}", c.name, c.generation), Vec::new())
+                } else {
+                    let k = self.rng.random_range(0..owners.len());
+                    owners.swap_remove(k)
+                };
                 rec.target = owner.clone();
-                let held = self.leases_of(&owner).await;
                 rec.affected_runs = held.len();
                 self.cluster.coordinators[i].kill9();
                 if !held.is_empty() {
@@ -169,6 +184,33 @@ impl Injector {
         }
         rec.lifted_ms = now();
         Ok(rec)
+    }
+
+    /// A worker running a task now, as the registry says, so that the fault
+    /// hits work in flight; any worker when none is busy.
+    async fn pick_worker(&mut self) -> usize {
+        let mut busy = Vec::new();
+        if let Ok(kv) = self
+            .js
+            .get_key_value(baton_proto::subjects::WORKERS_BUCKET)
+            .await
+        {
+            for (i, w) in self.cluster.workers.iter().enumerate() {
+                if let Ok(Some(v)) = kv.get(&w.name).await {
+                    let running = baton_proto::codec::decode::<baton_proto::v1::WorkerInfo>(&v)
+                        .map(|info| !info.running.is_empty())
+                        .unwrap_or(false);
+                    if running {
+                        busy.push(i);
+                    }
+                }
+            }
+        }
+        if busy.is_empty() {
+            self.rng.random_range(0..self.cluster.workers.len())
+        } else {
+            busy[self.rng.random_range(0..busy.len())]
+        }
     }
 
     async fn leases(&self) -> Option<async_nats::jetstream::kv::Store> {

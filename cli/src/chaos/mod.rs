@@ -60,11 +60,15 @@ impl ChaosOptions {
             runs: 12,
             tasks_per_run: 8,
             phases: 2,
-            task_ms: 300,
-            calm_runs: 4,
+            // Runs of about 8 s against one submitted every ~3.5 s: work is
+            // always in flight when a fault lands.
+            task_ms: 1000,
+            calm_runs: 2,
             faults_per_kind: 1,
             kinds: FaultKind::ALL.to_vec(),
-            fault_every: Duration::from_secs(2),
+            // Past the slowest recovery, so that each fault's recovery is
+            // measured alone and can be held to its bound.
+            fault_every: Duration::from_secs(6),
             coordinators: 2,
             workers: 3,
             worker_concurrency: 4,
@@ -255,12 +259,15 @@ pub async fn run(o: ChaosOptions) -> Result<Report, String> {
     let invariants = check::invariants(&runs, &finals, &events, &sink);
     let calm_lat = latency(check::task_latencies(&calm, &events));
     let chaos_lat = latency(check::task_latencies(&runs, &events));
+    let mut fault_log = fault_log;
     let mut faults_n = BTreeMap::new();
     let mut rec: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for f in &fault_log {
+    for f in &mut fault_log {
         *faults_n.entry(f.kind.to_string()).or_insert(0) += 1;
-        let ms = f.recovered_ms.or_else(|| faults::from_events(f, &events));
-        if let Some(ms) = ms {
+        if f.recovered_ms.is_none() {
+            f.recovered_ms = faults::from_events(f, &events);
+        }
+        if let Some(ms) = f.recovered_ms {
             rec.entry(f.kind.to_string()).or_default().push(ms);
         }
     }
