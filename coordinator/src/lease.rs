@@ -79,10 +79,6 @@ impl Leases {
         })
     }
 
-    pub fn id(&self) -> &str {
-        &self.me
-    }
-
     fn value(&self) -> bytes::Bytes {
         serde_json::to_vec(&Value {
             owner: self.me.clone(),
@@ -94,10 +90,6 @@ impl Leases {
 
     pub fn holds(&self, run: &str) -> bool {
         lock(&self.held).contains_key(run)
-    }
-
-    pub fn held_count(&self) -> usize {
-        lock(&self.held).len()
     }
 
     /// Take a new run's lease; false if someone holds it already.
