@@ -8,18 +8,9 @@ set -eu
 TAG="${1:-${BATON_AGENT_IMAGE:-baton/agent:local}}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
-fail() {
-    echo "build.sh: $*" >&2
-    exit 1
-}
+. "$HERE/../lib.sh"
 
-command -v docker >/dev/null 2>&1 ||
-    fail "the docker CLI is not installed — install docker.io (or docker-ce) first"
-
-if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
-    endpoint="${DOCKER_HOST:-/var/run/docker.sock}"
-    fail "cannot reach Docker at ${endpoint} — start the engine (systemctl start docker) or set DOCKER_HOST"
-fi
+require_docker
 
 # 1. Find a static busybox.
 WANTED="${BUSYBOX:-}"
@@ -60,10 +51,6 @@ cp "$HERE/Dockerfile" "$CTX/Dockerfile"
 cp "$BUSYBOX" "$CTX/busybox"
 chmod 0755 "$CTX/busybox"
 
-# --pull=false: FROM scratch needs no base image; make sure nothing is fetched.
-if ! docker build --pull=false -q -t "$TAG" "$CTX" >"$CTX/build.log" 2>&1; then
-    cat "$CTX/build.log" >&2
-    fail "docker build of $TAG failed (see output above)"
-fi
+build_image "$TAG" "$CTX"
 
 echo "built $TAG ($(docker image inspect --format '{{.Id}}' "$TAG"))"

@@ -33,18 +33,9 @@ for arg in "$@"; do
 done
 TAG="${TAG:-${BATON_IMAGE:-baton/baton:local}}"
 
-fail() {
-    echo "build.sh: $*" >&2
-    exit 1
-}
+. "$HERE/../lib.sh"
 
-command -v docker >/dev/null 2>&1 ||
-    fail "the docker CLI is not installed — install docker.io (or docker-ce) first"
-
-if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
-    endpoint="${DOCKER_HOST:-/var/run/docker.sock}"
-    fail "cannot reach Docker at ${endpoint} — start the engine (systemctl start docker) or set DOCKER_HOST"
-fi
+require_docker
 command -v ldd >/dev/null 2>&1 ||
     fail "ldd is not installed — it lists the libraries the image needs (apt-get install libc-bin)"
 
@@ -103,11 +94,7 @@ printf 'root:x:0:0:root:/:/nonexistent\nbaton:x:10001:10001:Baton:/tmp:/nonexist
 printf 'root:x:0:\nbaton:x:10001:\nnogroup:x:65534:\n' >"$RFS/etc/group"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$RFS/etc/nsswitch.conf"
 
-# --pull=false: FROM scratch needs no base image; make sure nothing is fetched.
-if ! docker build --pull=false -q -t "$TAG" "$CTX" >"$CTX/build.log" 2>&1; then
-    cat "$CTX/build.log" >&2
-    fail "docker build of $TAG failed (see output above)"
-fi
+build_image "$TAG" "$CTX"
 
 # 5. The image must run: a missing library shows up here, not in production.
 if ! version="$(docker run --rm --network none --entrypoint /usr/local/bin/baton "$TAG" --version 2>&1)"; then

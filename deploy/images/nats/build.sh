@@ -12,18 +12,9 @@ TAG="${1:-${BATON_NATS_IMAGE:-baton/nats:local}}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../../.." && pwd)"
 
-fail() {
-    echo "build.sh: $*" >&2
-    exit 1
-}
+. "$HERE/../lib.sh"
 
-command -v docker >/dev/null 2>&1 ||
-    fail "the docker CLI is not installed — install docker.io (or docker-ce) first"
-
-if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
-    endpoint="${DOCKER_HOST:-/var/run/docker.sock}"
-    fail "cannot reach Docker at ${endpoint} — start the engine (systemctl start docker) or set DOCKER_HOST"
-fi
+require_docker
 
 # 1. Find nats-server.
 NATS_BIN="${NATS_SERVER:-}"
@@ -57,10 +48,6 @@ chmod 0700 "$CTX/data"
 printf 'root:x:0:0:root:/:/nonexistent\nnats:x:10002:10002:NATS:/data:/nonexistent\n' >"$CTX/etc/passwd"
 printf 'root:x:0:\nnats:x:10002:\n' >"$CTX/etc/group"
 
-# --pull=false: FROM scratch needs no base image; make sure nothing is fetched.
-if ! docker build --pull=false -q -t "$TAG" "$CTX" >"$CTX/build.log" 2>&1; then
-    cat "$CTX/build.log" >&2
-    fail "docker build of $TAG failed (see output above)"
-fi
+build_image "$TAG" "$CTX"
 
 echo "built $TAG ($(docker image inspect --format '{{.Id}}' "$TAG")) with $("$NATS_BIN" --version 2>&1 | head -n 1)"
