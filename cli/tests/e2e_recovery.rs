@@ -10,24 +10,6 @@ use baton_test_support::NatsServer;
 use common::*;
 use tokio_util::sync::CancellationToken;
 
-const PLAN: &str = r#"
-name: restart
-roles:
-  dev: { image: "baton/agent:local" }
-phases:
-  - id: first
-    tasks:
-      - id: slow
-        role: dev
-        run: ["sh", "-c", "sleep 3; echo '{\"result\":\"ok\",\"outputs\":{\"n\":7}}'"]
-  - id: second
-    tasks:
-      - id: after
-        role: dev
-        env: { N: "${{ tasks.slow.outputs.n }}" }
-        run: ["sh", "-c", "echo \"{\\\"result\\\":\\\"ok\\\",\\\"outputs\\\":{\\\"n\\\":$N}}\""]
-"#;
-
 async fn start_coordinator(
     url: &str,
 ) -> (
@@ -82,7 +64,7 @@ async fn a_restarted_coordinator_finishes_the_run_in_flight() {
     let run = admin
         .clone()
         .submit_run(v1::SubmitRunRequest {
-            plan_yaml: PLAN.into(),
+            plan_yaml: SLOW_THEN_TEMPLATED.into(),
             plan_file: "restart.yaml".into(),
             ..Default::default()
         })

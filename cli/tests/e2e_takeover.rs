@@ -86,24 +86,6 @@ async fn lease_owner(c: &Cluster, run: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-const TWO_PHASES: &str = r#"
-name: takeover
-roles:
-  dev: { image: "baton/agent:local" }
-phases:
-  - id: first
-    tasks:
-      - id: slow
-        role: dev
-        run: ["sh", "-c", "sleep 3; echo '{\"result\":\"ok\",\"outputs\":{\"n\":7}}'"]
-  - id: second
-    tasks:
-      - id: after
-        role: dev
-        env: { N: "${{ tasks.slow.outputs.n }}" }
-        run: ["sh", "-c", "echo \"{\\\"result\\\":\\\"ok\\\",\\\"outputs\\\":{\\\"n\\\":$N}}\""]
-"#;
-
 fn phase_announcements(events: &[v1::Event], status: &str) -> usize {
     events
         .iter()
@@ -115,7 +97,7 @@ fn phase_announcements(events: &[v1::Event], status: &str) -> usize {
 async fn a_killed_coordinators_run_is_taken_over_by_its_peer_without_repeating_anything() {
     let mut c = Cluster::start(&options(2, 1, "process")).await.unwrap();
     let (a0, a1) = (admin(&c, 0).await, admin(&c, 1).await);
-    let run = submit(&a0, TWO_PHASES).await;
+    let run = submit(&a0, common::SLOW_THEN_TEMPLATED).await;
     let owner0 = format!("{}-g0", c.coordinators[0].name);
     assert_eq!(
         lease_owner(&c, &run).await.as_deref(),
@@ -184,7 +166,7 @@ async fn a_coordinator_that_stops_hands_its_runs_over_at_once() {
     .await
     .unwrap();
     let (a0, a1) = (admin(&c, 0).await, admin(&c, 1).await);
-    let run = submit(&a0, TWO_PHASES).await;
+    let run = submit(&a0, common::SLOW_THEN_TEMPLATED).await;
     wait_for(&a1, &run, Duration::from_secs(30), "slow runs", |r| {
         r.tasks
             .iter()
@@ -241,6 +223,19 @@ async fn holder(a: &AdminClient<Channel>, run: &str) -> String {
     }
 }
 
+/// Submit [`ONE_SLOW`], wait until it runs, and say which worker runs it.
+async fn slow_task_running(c: &Cluster) -> (AdminClient<Channel>, String, usize) {
+    let a = admin(c, 0).await;
+    let run = submit(&a, ONE_SLOW).await;
+    wait_for(&a, &run, Duration::from_secs(30), "slow runs", |r| {
+        r.tasks.iter().any(|t| t.status == "running")
+    })
+    .await;
+    let holder = holder(&a, &run).await;
+    let i = c.workers.iter().position(|w| w.name == holder).unwrap();
+    (a, run, i)
+}
+
 const ONE_SLOW: &str = r#"
 name: lost
 roles:
@@ -256,14 +251,7 @@ phases:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_whose_worker_is_killed_runs_again_as_the_next_attempt_within_the_ack_deadline() {
     let mut c = Cluster::start(&options(1, 2, "process")).await.unwrap();
-    let a = admin(&c, 0).await;
-    let run = submit(&a, ONE_SLOW).await;
-    wait_for(&a, &run, Duration::from_secs(30), "slow runs", |r| {
-        r.tasks.iter().any(|t| t.status == "running")
-    })
-    .await;
-    let holder = holder(&a, &run).await;
-    let i = c.workers.iter().position(|w| w.name == holder).unwrap();
+    let (a, run, i) = slow_task_running(&c).await;
     let killed = Instant::now();
     c.workers[i].kill9();
     let r = wait_for(&a, &run, Duration::from_secs(15), "attempt 2 starts", |r| {
@@ -297,14 +285,8 @@ async fn a_task_whose_worker_is_killed_runs_again_as_the_next_attempt_within_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_workers_late_result_is_recorded_but_not_folded() {
     let c = Cluster::start(&options(1, 2, "process")).await.unwrap();
-    let a = admin(&c, 0).await;
-    let run = submit(&a, ONE_SLOW).await;
-    wait_for(&a, &run, Duration::from_secs(30), "slow runs", |r| {
-        r.tasks.iter().any(|t| t.status == "running")
-    })
-    .await;
-    let holder = holder(&a, &run).await;
-    let i = c.workers.iter().position(|w| w.name == holder).unwrap();
+    let (a, run, i) = slow_task_running(&c).await;
+    let holder = c.workers[i].name.clone();
     c.workers[i].pause();
     wait_for(&a, &run, Duration::from_secs(15), "attempt 2 starts", |r| {
         r.tasks[0].attempts == 2

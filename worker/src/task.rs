@@ -67,11 +67,11 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
     // attempt again would let two results race; the coordinator starts the
     // next attempt instead, and a late answer of this one is recorded but
     // not folded. Delivered before but never started: simply run it.
-    let redelivered = msg.info().map(|i| i.delivered).unwrap_or(1) > 1;
+    let deliveries = msg.info().map(|i| i.delivered).unwrap_or(1).max(1) as u32;
+    let redelivered = deliveries > 1;
     match crate::claim::claim(ctx, &msg, &d).await {
         Ok(Claim::Won) => {}
         Ok(Claim::ClaimedBefore | Claim::HeldElsewhere { .. }) if redelivered => {
-            let deliveries = msg.info().map(|i| i.delivered).unwrap_or(2) as u32;
             report_lost(ctx, &msg, &d, deliveries).await;
             span.end();
             return;

@@ -14,6 +14,27 @@ use tonic::transport::Channel;
 
 pub const ROLES: &[&str] = &["arch", "sec", "qa", "ops", "dev"];
 
+/// A 3 s task whose output the next phase's task renders into its env: long
+/// enough to kill something while it runs, and it shows whether outputs folded
+/// before the kill reach the next phase.
+pub const SLOW_THEN_TEMPLATED: &str = r#"
+name: slow-then-templated
+roles:
+  dev: { image: "baton/agent:local" }
+phases:
+  - id: first
+    tasks:
+      - id: slow
+        role: dev
+        run: ["sh", "-c", "sleep 3; echo '{\"result\":\"ok\",\"outputs\":{\"n\":7}}'"]
+  - id: second
+    tasks:
+      - id: after
+        role: dev
+        env: { N: "${{ tasks.slow.outputs.n }}" }
+        run: ["sh", "-c", "echo \"{\\\"result\\\":\\\"ok\\\",\\\"outputs\\\":{\\\"n\\\":$N}}\""]
+"#;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Rt {
     Docker,

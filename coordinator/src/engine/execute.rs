@@ -126,7 +126,7 @@ impl Engine {
         }
         for (subject, msg_id, ev, tp) in finishes {
             if let Some(st) = own.runs.get(&ev.run_id) {
-                telemetry_finished(st);
+                crate::telemetry::run_finished(st);
             }
             if let Err(e) = bus::publish_acked(&self.js, subject, &msg_id, &ev, &tp).await {
                 tracing::error!(error = %e, "run end could not be announced");
@@ -232,8 +232,4 @@ impl Engine {
             }
         }
     }
-}
-
-fn telemetry_finished(st: &RunState) {
-    crate::telemetry::run_finished(st);
 }
