@@ -155,6 +155,12 @@ pub fn event_line(e: &v1::Event) -> Option<String> {
             d.reason
         ),
         Body::CancelRequested(c) => format!("cancel requested by {}", c.by),
+        Body::Incident(i) => format!(
+            "! incident ({}) in phase {}: {}",
+            i.kind,
+            i.phase_id,
+            i.reasons.join("; ")
+        ),
         Body::TimerFired(t) => format!(
             "  … retrying task {} (attempt {})",
             t.task_id,

@@ -62,6 +62,7 @@ impl Submitter {
             submitted_by: s.submitted_by,
             trigger: s.trigger,
             traceparent: traceparent.clone(),
+            roles: Default::default(),
         });
         if let Err(e) = bus::publish_event(
             &self.js,

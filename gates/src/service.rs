@@ -128,6 +128,7 @@ pub async fn answer(
         verdict: a.verdict as i32,
         reasons: a.reasons,
         kind: kind.to_string(),
+        retry_at_ms: a.retry_at_ms,
     });
     let id = subjects::msg_id::gate_result(&req.run_id, &req.phase_id, req.gate_index, req.round);
     bus::publish_event(js, &req.run_id, &id, body, &req.traceparent).await

@@ -18,6 +18,7 @@ pub fn event_kind(body: &Body) -> &'static str {
         Body::TaskDeadLettered(_) => "task_dead_lettered",
         Body::PhaseChanged(_) => "phase",
         Body::RunFinished(_) => "finished",
+        Body::Incident(_) => "incident",
     }
 }
 

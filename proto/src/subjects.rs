@@ -12,6 +12,10 @@ pub const RUNS_BUCKET: &str = "baton_runs";
 pub const LEASES_BUCKET: &str = "baton_leases";
 pub const WORKERS_BUCKET: &str = "baton_workers";
 pub const DEADLETTER_STREAM: &str = "BATON_DEADLETTER";
+pub const ARTIFACTS_BUCKET: &str = "baton_artifacts";
+pub const ROLES_BUCKET: &str = "baton_roles";
+/// Every run's incidents (core NATS; the EVENTS stream keeps them too).
+pub const INCIDENTS_ALL: &str = "baton.incident.>";
 
 pub const EVENTS_ALL: &str = "baton.evt.>";
 pub const TASKS_ALL: &str = "baton.task.>";
@@ -66,6 +70,9 @@ pub fn log(run: &str, task: &str) -> String {
 }
 pub fn run_logs(run: &str) -> String {
     format!("baton.log.{run}.>")
+}
+pub fn incident(run: &str) -> String {
+    format!("baton.incident.{run}")
 }
 pub fn trigger(plan: &str) -> String {
     format!("baton.trigger.{plan}")

@@ -44,6 +44,8 @@ pub struct Topology {
     pub workers: kv::Store,
     /// Work messages the queue gave up on, kept for people to read.
     pub deadletter: stream::Stream,
+    pub roles: kv::Store,
+    pub artifacts: jetstream::object_store::ObjectStore,
 }
 
 pub async fn ensure(
@@ -140,7 +142,30 @@ pub async fn ensure(
             ..Default::default()
         })
         .await?;
+    let roles = kv_bucket(
+        js,
+        ROLES_BUCKET,
+        "Role specs registered by `baton role apply`, shared by plans",
+        opts,
+        None,
+    )
+    .await?;
+    let artifacts = match js.get_object_store(ARTIFACTS_BUCKET).await {
+        Ok(store) => store,
+        Err(_) => {
+            js.create_object_store(jetstream::object_store::Config {
+                bucket: ARTIFACTS_BUCKET.into(),
+                description: Some("Files tasks left in /baton/out/, by run/task/attempt".into()),
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: opts.replicas,
+                ..Default::default()
+            })
+            .await?
+        }
+    };
     Ok(Topology {
+        roles,
+        artifacts,
         events,
         tasks,
         gates,

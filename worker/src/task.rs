@@ -190,6 +190,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             worker: ctx.worker_id.clone(),
             trace_id: trace_id.clone(),
             permanent: false,
+            artifacts: Vec::new(),
         },
         Err(e @ (RuntimeError::ImageMissing { .. } | RuntimeError::InvalidSpec(_))) => {
             v1::TaskFinished {

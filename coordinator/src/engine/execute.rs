@@ -147,7 +147,11 @@ impl Engine {
             let wait = (at_ms - codec::now_ms()).max(0) as u64;
             tokio::time::sleep(Duration::from_millis(wait)).await;
             let id = subjects::msg_id::timer(&run_id, &task_id, attempt);
-            let body = Body::TimerFired(v1::TimerFired { task_id, attempt });
+            let body = Body::TimerFired(v1::TimerFired {
+                task_id,
+                attempt,
+                ..Default::default()
+            });
             if let Err(e) = bus::publish_event(&js, &run_id, &id, body, &tp).await {
                 tracing::error!(run = %run_id, error = %e, "retry timer could not be published");
             }

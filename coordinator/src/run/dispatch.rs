@@ -88,6 +88,9 @@ impl RunState {
             rollback: t.rollback,
             traceparent: self.traceparent.clone(),
             dispatched_at_ms: now,
+            workspace: None,
+            inputs: Vec::new(),
+            max_artifact_bytes: 0,
         }))
     }
 }

@@ -156,7 +156,10 @@ impl RunState {
                 self.finish(RunStatus::Cancelled, reason, now, &mut out);
             }
             // Submissions create state (see `submitted`); derived events are our own output.
-            Body::RunSubmitted(_) | Body::PhaseChanged(_) | Body::RunFinished(_) => {}
+            Body::RunSubmitted(_)
+            | Body::PhaseChanged(_)
+            | Body::RunFinished(_)
+            | Body::Incident(_) => {}
         }
         out
     }

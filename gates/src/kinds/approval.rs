@@ -18,6 +18,7 @@ pub fn evaluate(g: &ApprovalGate, req: &GateRequest) -> Answer {
     } else {
         Answer {
             verdict: Verdict::Pending,
+            retry_at_ms: 0,
             reasons: vec![format!(
                 "{}/{quorum} approvals — approve with `baton approve {} --reason \"…\"`",
                 approvers.len(),
