@@ -74,6 +74,7 @@ fn lost_attempts_do_not_use_up_retries() {
         sim.apply(Body::TimerFired(v1::TimerFired {
             task_id: "scan".into(),
             attempt,
+            ..Default::default()
         }));
     }
     sim.finish("scan", 5, false, "");

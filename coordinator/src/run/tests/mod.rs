@@ -54,6 +54,7 @@ impl Sim {
             verdict: verdict as i32,
             reasons: vec![format!("{verdict:?}")],
             kind: String::new(),
+            retry_at_ms: 0,
         }))
     }
     fn decide(&mut self, approve: bool) -> Vec<Command> {
@@ -244,6 +245,7 @@ fn task_retries_with_backoff_then_fails_and_skips_dependents() {
     let cmds = sim.apply(Body::TimerFired(v1::TimerFired {
         task_id: "scan".into(),
         attempt: 1,
+        ..Default::default()
     }));
     assert_eq!(dispatched(&cmds), vec![("scan".into(), 2)]);
     // A late result of attempt 1 is stale and changes nothing.
@@ -253,6 +255,7 @@ fn task_retries_with_backoff_then_fails_and_skips_dependents() {
     sim.apply(Body::TimerFired(v1::TimerFired {
         task_id: "scan".into(),
         attempt: 2,
+        ..Default::default()
     }));
     sim.finish("tests", 1, true, "{}");
     let cmds = sim.finish("scan", 3, false, "");
