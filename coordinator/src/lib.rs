@@ -8,6 +8,7 @@
 //! - [`deadletter`]: task messages the queue gave up on, moved where people see them.
 //! - [`admin`]: the tonic admin service (with server reflection).
 //! - [`submit`]: accepting a run, shared by gRPC and triggers.
+//! - [`incident`]: incidents out to `baton.incident.<run>` and the plan's webhook.
 //! - [`trigger`]: `baton.trigger.<plan>` requests.
 //! - [`lease`]: run ownership across coordinators: leases renewed by compare-and-swap.
 //! - [`state_store`]: runs as this process folded them, or as their snapshots say.
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod deadletter;
 pub mod engine;
 pub mod error;
+pub mod incident;
 pub mod lease;
 pub mod plan;
 pub mod run;
