@@ -218,6 +218,20 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn apply_roles(
+        &self,
+        _req: Request<v1::ApplyRolesRequest>,
+    ) -> Result<Response<v1::ApplyRolesResponse>, Status> {
+        Err(Status::unimplemented("role registry not built yet"))
+    }
+
+    async fn list_roles(
+        &self,
+        _req: Request<v1::ListRolesRequest>,
+    ) -> Result<Response<v1::ListRolesResponse>, Status> {
+        Err(Status::unimplemented("role registry not built yet"))
+    }
+
     type LogsStream = LogStream;
 
     async fn logs(&self, req: Request<v1::LogsRequest>) -> Result<Response<LogStream>, Status> {

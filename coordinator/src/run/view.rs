@@ -105,6 +105,7 @@ pub fn to_proto(st: &RunState) -> v1::Run {
                     .collect(),
                 round: p.round,
                 reason: p.reason.clone(),
+                ..Default::default()
             })
             .collect(),
         tasks: st
@@ -135,11 +136,14 @@ pub fn to_proto(st: &RunState) -> v1::Run {
                             time_ms: s.time_ms,
                         })
                         .collect(),
+                    artifacts: Vec::new(),
                 }
             })
             .collect(),
         inputs: st.inputs.clone().into_iter().collect(),
         waiting: waiting(st),
+        incidents: Vec::new(),
+        iterations: Vec::new(),
     }
 }
 
