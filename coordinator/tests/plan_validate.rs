@@ -295,7 +295,7 @@ fn unknown_key_lists_allowed_keys() {
     assert_eq!(d.message, "unknown key `colour` in the plan");
     assert_eq!(
         d.hint,
-        "allowed keys: name, description, inputs, roles, phases"
+        "allowed keys: name, description, inputs, roles, phases, environments, repeat, stop_when, incidents, workspace, artifacts"
     );
 }
 
@@ -669,7 +669,7 @@ fn gate_expression_unknown_names() {
     at(&d, 22, 16);
     assert_eq!(
         d.message,
-        "gate expression reads `tasks.a.digest`, which is not something a gate can read"
+        "gate expression reads `tasks.a.digest`, which is not something it can read"
     );
     assert_eq!(
         d.hint,

@@ -155,6 +155,14 @@ impl Engine {
             }
         }
         if let Some(p) = st.phases.get(st.current) {
+            // A canary hold or a closed window: its timer died with the old owner.
+            if p.timer_at_ms > 0 && matches!(p.status, PhaseStatus::Holding | PhaseStatus::Gating) {
+                out.push(Command::StartStageTimer {
+                    phase_id: p.id.clone(),
+                    round: p.round,
+                    at_ms: p.timer_at_ms,
+                });
+            }
             if p.status == PhaseStatus::Gating {
                 // Asking again is harmless: evaluation is pure, and the fold
                 // takes one answer per gate and round.

@@ -117,7 +117,30 @@ impl Engine {
                     task_id,
                     attempt,
                     at_ms,
-                } => self.start_timer(run_id, task_id, attempt, at_ms, tp),
+                } => {
+                    let id = subjects::msg_id::timer(&run_id, &task_id, attempt);
+                    let fired = v1::TimerFired {
+                        task_id,
+                        attempt,
+                        ..Default::default()
+                    };
+                    self.start_timer(run_id, id, fired, at_ms, tp)
+                }
+                Command::StartStageTimer {
+                    phase_id,
+                    round,
+                    at_ms,
+                } => {
+                    // The due time is part of the id: a window that is still
+                    // closed when asked again sets a new timer for the same round.
+                    let id = format!("{run_id}:stimer:{phase_id}:{round}:{at_ms}");
+                    let fired = v1::TimerFired {
+                        phase_id,
+                        round,
+                        ..Default::default()
+                    };
+                    self.start_timer(run_id, id, fired, at_ms, tp)
+                }
             }
         }
         let (_, results) =
@@ -140,8 +163,8 @@ impl Engine {
     pub(super) fn start_timer(
         &self,
         run_id: String,
-        task_id: String,
-        attempt: u32,
+        id: String,
+        fired: v1::TimerFired,
         at_ms: i64,
         tp: String,
     ) {
@@ -149,12 +172,7 @@ impl Engine {
         self.timers.spawn(async move {
             let wait = (at_ms - codec::now_ms()).max(0) as u64;
             tokio::time::sleep(Duration::from_millis(wait)).await;
-            let id = subjects::msg_id::timer(&run_id, &task_id, attempt);
-            let body = Body::TimerFired(v1::TimerFired {
-                task_id,
-                attempt,
-                ..Default::default()
-            });
+            let body = Body::TimerFired(fired);
             if let Err(e) = bus::publish_event(&js, &run_id, &id, body, &tp).await {
                 tracing::error!(run = %run_id, error = %e, "retry timer could not be published");
             }

@@ -69,6 +69,7 @@ mod tests {
             inputs: vec![input("version", Some("v1")), input("target", None)],
             roles: BTreeMap::new(),
             phases: Vec::new(),
+            ..Plan::default()
         }
     }
 

@@ -14,21 +14,26 @@
 //! - `validate`: cross-checks: unique ids, roles, `needs` and cycles.
 //! - `refs`: who may read what: template references and gate expression names.
 //! - `template`: scanning and rendering `${{ ... }}` templates.
+//! - `flow`: how phases run: environments, canary, `when`, `repeat`, `stop_when`, workspace.
+//! - [`stages`]: phases expanded into the stages a run walks.
 //! - `duration`: `250ms`, `30s`, `5m`, `1h30m`.
 //! - `inputs`: submit-time inputs + defaults.
 //! - `summary`: the human summary for `baton plan validate`.
 
 mod duration;
 mod error;
+mod flow;
 mod inputs;
 mod model;
 mod node;
 mod parse;
 mod refs;
+pub mod stages;
 mod summary;
 mod task;
 pub mod template;
 mod validate;
+mod validate_flow;
 
 use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions};
 
@@ -39,7 +44,7 @@ pub use model::*;
 pub use parse::DEFAULT_MAX_RETRIES;
 pub use summary::summary;
 pub use task::{DEFAULT_TIMEOUT, MAX_TASK_RETRIES};
-pub use template::render;
+pub use template::{render, render_with};
 
 use error::Pos;
 use node::Cx;
@@ -54,7 +59,9 @@ pub fn load(file_name: &str, yaml: &str) -> Result<Plan, PlanError> {
         Ok(root) => {
             let (plan, spans) = parse::plan(&mut cx, &root);
             validate::check(&mut cx.sink, &plan, &spans);
-            cx.sink.finish(plan)
+            let mut plan = cx.sink.finish(plan)?;
+            plan.stages = stages::expand(&plan);
+            Ok(plan)
         }
         Err(e) => {
             let (pos, message, hint) = load_error(&e);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// A validated plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub name: String,
     pub description: Option<String>,
@@ -20,6 +20,78 @@ pub struct Plan {
     pub roles: BTreeMap<String, Role>,
     /// Ordered phases.
     pub phases: Vec<Phase>,
+    /// `environments:`: the groups of `per_environment` phases run once per entry, in order.
+    #[serde(default)]
+    pub environments: Vec<Environment>,
+    /// `repeat:` loops over consecutive phases.
+    #[serde(default)]
+    pub repeats: Vec<Repeat>,
+    /// `stop_when:` expressions: when one holds, the run stops at once and rolls back.
+    #[serde(default)]
+    pub stop_when: Vec<String>,
+    /// `incidents: { webhook }`: where halts, stops and canary breaches are POSTed.
+    #[serde(default)]
+    pub incident_webhook: Option<String>,
+    /// `workspace:` shared by the run's tasks (per role access, see `Role::workspace`).
+    #[serde(default)]
+    pub workspace: Option<WorkspaceSpec>,
+    /// `artifacts: { max_bytes }`: per attempt; 0 = the worker's default.
+    #[serde(default)]
+    pub max_artifact_bytes: u64,
+    /// The phases as they run: expanded per environment, canary step and
+    /// loop iteration (see `stages`). Filled by `load`.
+    #[serde(default)]
+    pub stages: Vec<super::stages::Stage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub name: String,
+    /// Promotion gates of this environment, asked after the group's last phase.
+    pub gates: Vec<GateSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Repeat {
+    /// Names the loop in reports; defaults to its first phase's id.
+    pub id: String,
+    /// Consecutive phase ids, in plan order.
+    pub phases: Vec<String>,
+    /// Asked after each iteration's last phase passed; all pass = green.
+    pub until: Vec<GateSpec>,
+    pub max: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Canary {
+    /// Traffic weights in percent, increasing, ending at 100.
+    pub steps: Vec<u32>,
+    /// Observation time at each step before its gates are asked.
+    #[serde(with = "duration_ms")]
+    pub hold: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WorkspaceSource {
+    /// A Docker volume made for the run (`baton-ws-<run>`).
+    Volume,
+    /// A host path, absolute once rendered; may hold `${{ inputs.x }}`.
+    HostPath(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceSpec {
+    pub source: WorkspaceSource,
+    pub mount: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkspaceAccess {
+    None,
+    #[default]
+    ReadOnly,
+    ReadWrite,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -43,6 +115,9 @@ pub struct Role {
     pub id: String,
     pub image: String,
     pub risk: Risk,
+    /// How the role's tasks see the plan's workspace (read-only unless said).
+    #[serde(default)]
+    pub workspace: WorkspaceAccess,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -68,6 +143,14 @@ pub struct Phase {
     /// With `on_fail: retry`: how many more times the phase may run. Default 2.
     pub max_retries: u32,
     pub rollback: Vec<Task>,
+    /// `when:`: the phase runs only if this expression holds when it would start.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// Runs once per plan environment (with its neighbours that say so too).
+    #[serde(default)]
+    pub per_environment: bool,
+    #[serde(default)]
+    pub canary: Option<Canary>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,6 +161,13 @@ pub enum GateSpec {
     Expr { expr: String },
     /// `approval: { quorum: N }` or `approval: {}`; a person decides.
     Approval { quorum: u32 },
+    /// `window: { cron, duration, timezone }`: open while a maintenance window is.
+    Window {
+        cron: String,
+        #[serde(with = "duration_ms")]
+        duration: Duration,
+        timezone: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,6 +186,11 @@ pub struct Task {
     pub retries: u32,
     /// Declared output names; empty means "not declared" (any key allowed).
     pub outputs: Vec<String>,
+    /// `when:`: the task runs only if this holds when it is ready; otherwise
+    /// it is skipped, does not count for the phase's `tasks` gate, and tasks
+    /// that need it still run.
+    #[serde(default)]
+    pub when: Option<String>,
 }
 
 impl Phase {

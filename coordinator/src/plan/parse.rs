@@ -15,11 +15,34 @@ use super::model::*;
 use super::node::{is_null, kind, node_pos, span_pos, Cx, Field, TextPos};
 use super::task::task;
 
-const PLAN_KEYS: &[&str] = &["name", "description", "inputs", "roles", "phases"];
+const PLAN_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "inputs",
+    "roles",
+    "phases",
+    "environments",
+    "repeat",
+    "stop_when",
+    "incidents",
+    "workspace",
+    "artifacts",
+];
 const INPUT_KEYS: &[&str] = &["default", "description"];
-const ROLE_KEYS: &[&str] = &["image", "risk"];
-const PHASE_KEYS: &[&str] = &["id", "tasks", "gates", "on_fail", "max_retries", "rollback"];
-const GATE_KINDS: &[&str] = &["tasks", "expr", "approval"];
+const ROLE_KEYS: &[&str] = &["image", "risk", "workspace"];
+const PHASE_KEYS: &[&str] = &[
+    "id",
+    "tasks",
+    "gates",
+    "on_fail",
+    "max_retries",
+    "rollback",
+    "when",
+    "per_environment",
+    "canary",
+];
+const GATE_KINDS: &[&str] = &["tasks", "expr", "approval", "window"];
+const WINDOW_KEYS: &[&str] = &["cron", "duration", "timezone"];
 
 /// The default `max_retries` of a phase.
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
@@ -28,6 +51,9 @@ pub const DEFAULT_MAX_RETRIES: u32 = 2;
 #[derive(Debug, Default)]
 pub(crate) struct Spans {
     pub phases: Vec<PhaseSpans>,
+    pub environments: Vec<super::flow::EnvSpans>,
+    pub repeats: Vec<super::flow::RepeatSpans>,
+    pub stop_when: Vec<TextPos>,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +64,10 @@ pub(crate) struct PhaseSpans {
     pub rollback: Vec<TaskSpans>,
     /// Parallel to `Phase::gates`.
     pub gates: Vec<GateSpans>,
+    pub when: Option<TextPos>,
+    /// The `per_environment` and `canary` keys, when written.
+    pub per_environment: Option<Pos>,
+    pub canary: Option<Pos>,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +79,7 @@ pub(crate) struct TaskSpans {
     /// Parallel to `Task::run`.
     pub run: Vec<TextPos>,
     pub env: BTreeMap<String, TextPos>,
+    pub when: Option<TextPos>,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +97,13 @@ pub(crate) fn plan(cx: &mut Cx, root: &Node) -> (Plan, Spans) {
         inputs: Vec::new(),
         roles: BTreeMap::new(),
         phases: Vec::new(),
+        environments: Vec::new(),
+        repeats: Vec::new(),
+        stop_when: Vec::new(),
+        incident_webhook: None,
+        workspace: None,
+        max_artifact_bytes: 0,
+        stages: Vec::new(),
     };
     let Some(top) = cx.fields(root, node_pos(root), "the plan", PLAN_KEYS) else {
         return (plan, spans);
@@ -83,6 +121,7 @@ pub(crate) fn plan(cx: &mut Cx, root: &Node) -> (Plan, Spans) {
     if let Some(f) = top.get("roles").filter(|f| !is_null(f.node)) {
         roles(cx, f, &mut plan);
     }
+    super::flow::top(cx, &top, &mut plan, &mut spans);
     if let Some(f) = cx.require(&top, "phases", "the plan") {
         let hint = "write `phases:` followed by `- id: ...` items";
         if is_null(f.node) {
@@ -177,6 +216,7 @@ fn roles(cx: &mut Cx, f: Field<'_>, plan: &mut Plan) {
                 id: id.clone(),
                 image: String::new(),
                 risk: Risk::Auto,
+                workspace: WorkspaceAccess::default(),
             };
             plan.roles.insert(id, role);
             continue;
@@ -203,7 +243,31 @@ fn roles(cx: &mut Cx, f: Field<'_>, plan: &mut Plan) {
                 }
             },
         };
-        plan.roles.insert(id.clone(), Role { id, image, risk });
+        let workspace = match fs.get("workspace").map(|f| (f, cx.string(f))) {
+            None | Some((_, None)) => WorkspaceAccess::default(),
+            Some((f, Some((text, _)))) => match text.as_str() {
+                "rw" => WorkspaceAccess::ReadWrite,
+                "ro" => WorkspaceAccess::ReadOnly,
+                "none" => WorkspaceAccess::None,
+                other => {
+                    cx.err(
+                        f.pos(),
+                        format!("unknown workspace access `{other}`"),
+                        suggest(other, ["rw", "ro", "none"], "allowed values"),
+                    );
+                    WorkspaceAccess::default()
+                }
+            },
+        };
+        plan.roles.insert(
+            id.clone(),
+            Role {
+                id,
+                image,
+                risk,
+                workspace,
+            },
+        );
     }
 }
 
@@ -220,12 +284,16 @@ fn phase(cx: &mut Cx, node: &Node) -> Option<(Phase, PhaseSpans)> {
         on_fail: OnFail::Rollback,
         max_retries: DEFAULT_MAX_RETRIES,
         rollback: Vec::new(),
+        when: None,
+        per_environment: false,
+        canary: None,
     };
     if let Some(f) = cx.require(&fs, "id", "phase") {
         spans.id = f.pos();
         phase.id = cx.id(f, "phase id").unwrap_or_default();
     }
     let label = format!("phase `{}`", phase.id);
+    super::flow::phase(cx, &fs, &mut phase, &mut spans);
     if let Some(f) = cx.require(&fs, "tasks", &label) {
         let hint = "write `tasks:` followed by `- id: ...` items";
         if is_null(f.node) {
@@ -308,7 +376,7 @@ fn phase(cx: &mut Cx, node: &Node) -> Option<(Phase, PhaseSpans)> {
 }
 
 /// One gate: a single-key mapping.
-fn gate(cx: &mut Cx, node: &Node) -> Option<(GateSpec, GateSpans)> {
+pub(crate) fn gate(cx: &mut Cx, node: &Node) -> Option<(GateSpec, GateSpans)> {
     let at = node_pos(node);
     let fs = cx.fields(node, at, "a gate", GATE_KINDS)?;
     let [f] = fs.entries.as_slice() else {
@@ -369,6 +437,7 @@ fn gate(cx: &mut Cx, node: &Node) -> Option<(GateSpec, GateSpans)> {
             let (expr, value) = cx.string(f)?;
             Some((GateSpec::Expr { expr }, GateSpans { value }))
         }
+        "window" => window(cx, f, value),
         _ => {
             let mut quorum = 1;
             if !is_null(f.node) {
@@ -387,4 +456,42 @@ fn gate(cx: &mut Cx, node: &Node) -> Option<(GateSpec, GateSpans)> {
             Some((GateSpec::Approval { quorum }, GateSpans { value }))
         }
     }
+}
+
+/// `window: { cron: "0 2 * * SAT", duration: 4h, timezone: Europe/Berlin }`.
+fn window(cx: &mut Cx, f: Field<'_>, value: TextPos) -> Option<(GateSpec, GateSpans)> {
+    let fs = cx.fields(f.node, f.pos(), "the `window` gate", WINDOW_KEYS)?;
+    let (cron, cron_at) = cx
+        .require(&fs, "cron", "the `window` gate")
+        .and_then(|c| cx.string(c))?;
+    let d = cx.require(&fs, "duration", "the `window` gate")?;
+    let (text, _) = cx.string(d)?;
+    let duration = match super::duration::parse_duration(&text) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            cx.err(
+                d.pos(),
+                "a window of 0 never opens",
+                "use e.g. `duration: 4h`",
+            );
+            return None;
+        }
+        Err(m) => {
+            cx.err(d.pos(), m, "use a number and a unit, e.g. 30m, 4h");
+            return None;
+        }
+    };
+    let timezone = match fs.get("timezone") {
+        Some(t) => cx.string(t)?.0,
+        None => String::new(),
+    };
+    let _ = value;
+    Some((
+        GateSpec::Window {
+            cron,
+            duration,
+            timezone,
+        },
+        GateSpans { value: cron_at },
+    ))
 }

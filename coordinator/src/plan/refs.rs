@@ -13,15 +13,31 @@ use super::error::{did_you_mean, suggest, Pos, Sink};
 use super::model::*;
 use super::node::TextPos;
 use super::parse::Spans;
-use super::template::{references, Ref};
+use super::template::{references, Ref, VARS};
 use super::validate::Loc;
 
 /// Who is reading.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Reader {
-    Task { phase: usize, index: usize },
-    Rollback { phase: usize, index: usize },
-    Gate { phase: usize },
+    Task {
+        phase: usize,
+        index: usize,
+    },
+    Rollback {
+        phase: usize,
+        index: usize,
+    },
+    Gate {
+        phase: usize,
+    },
+    /// A phase's `when`: reads earlier phases only.
+    When {
+        phase: usize,
+    },
+    /// A `stop_when` expression: reads any task, whenever it has finished.
+    StopWhen {
+        last: usize,
+    },
 }
 
 impl Reader {
@@ -29,7 +45,9 @@ impl Reader {
         match self {
             Reader::Task { phase, .. }
             | Reader::Rollback { phase, .. }
-            | Reader::Gate { phase } => phase,
+            | Reader::Gate { phase }
+            | Reader::When { phase } => phase,
+            Reader::StopWhen { last } => last,
         }
     }
 }
@@ -53,7 +71,7 @@ impl Refs<'_> {
         let (task, ts) = match reader {
             Reader::Task { index, .. } => (&phase.tasks[index], &ps.tasks[index]),
             Reader::Rollback { index, .. } => (&phase.rollback[index], &ps.rollback[index]),
-            Reader::Gate { .. } => return,
+            _ => return,
         };
         let run = task.run.iter().zip(&ts.run).map(|(s, at)| (s, *at));
         let env = task
@@ -69,6 +87,7 @@ impl Refs<'_> {
                         match reference {
                             Ref::Input(name) => self.input(&name, pos, "template"),
                             Ref::Output { task: t, key } => self.task(reader, &t, Some(&key), pos),
+                            Ref::Var(name) => self.var(reader, &name, pos),
                         }
                     }
                 }
@@ -93,13 +112,14 @@ impl Refs<'_> {
                         format!("use a number from 1 to {count}, or `tasks: all_ok`"),
                     );
                 }
-                GateSpec::Expr { expr } => self.expr(p, expr, gs.value),
+                GateSpec::Expr { expr } => self.expr(Reader::Gate { phase: p }, expr, gs.value),
                 _ => {}
             }
         }
     }
 
-    fn expr(&mut self, p: usize, expr: &str, at: TextPos) {
+    /// Check one expression (a gate's, a `when`, a `stop_when`) read by `reader`.
+    pub(crate) fn expr(&mut self, reader: Reader, expr: &str, at: TextPos) {
         let parsed = match baton_gates::expr::parse(expr) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -112,7 +132,7 @@ impl Refs<'_> {
                 };
                 self.sink.err(
                     at.at(e.offset),
-                    format!("bad gate expression: {message}"),
+                    format!("bad {}: {message}", place(reader)),
                     hint,
                 );
                 return;
@@ -125,17 +145,18 @@ impl Refs<'_> {
             };
             let parts: Vec<&str> = name.split('.').collect();
             match parts.as_slice() {
-                ["inputs", input] => self.input(input, pos, "gate expression"),
-                ["tasks", t, "status"] => self.task(Reader::Gate { phase: p }, t, None, pos),
-                ["tasks", t, "outputs", key] => {
-                    self.task(Reader::Gate { phase: p }, t, Some(key), pos)
-                }
+                ["inputs", input] => self.input(input, pos, place(reader)),
+                ["tasks", t, "status"] => self.task(reader, t, None, pos),
+                ["tasks", t, "outputs", key] => self.task(reader, t, Some(key), pos),
+                _ if VARS.contains(&name.as_str()) => self.var(reader, &name, pos),
                 _ => self.sink.err(
                     pos,
                     format!(
-                        "gate expression reads `{name}`, which is not something a gate can read"
+                        "{} reads `{name}`, which is not something it can read",
+                        place(reader)
                     ),
-                    "use tasks.<id>.outputs.<key>, tasks.<id>.status or inputs.<name>",
+                    "use tasks.<id>.outputs.<key>, tasks.<id>.status, inputs.<name>, \
+                     environment.name, canary.weight or loop.iteration",
                 ),
             }
         }
@@ -179,6 +200,16 @@ impl Refs<'_> {
             );
             return;
         }
+        if let Reader::When { .. } = reader {
+            if loc.phase >= p {
+                self.sink.err(
+                    pos,
+                    format!("the `when` of phase `{phase_id}` reads task `{t}`, which has not run when it is decided"),
+                    "a phase's `when` may read tasks of earlier phases only",
+                );
+                return;
+            }
+        }
         if loc.phase > p {
             let later = &self.plan.phases[loc.phase].id;
             self.sink.err(
@@ -221,9 +252,56 @@ impl Refs<'_> {
     }
 }
 
+impl Refs<'_> {
+    /// `environment.name`, `canary.weight`, `loop.iteration`: each exists only
+    /// where the phase runs per environment, as a canary, or in a loop.
+    fn var(&mut self, reader: Reader, name: &str, pos: Pos) {
+        let phase = &self.plan.phases[reader.phase()];
+        let (ok, hint) = match name {
+            _ if matches!(reader, Reader::StopWhen { .. }) => {
+                (false, "stop_when reads inputs and tasks only".to_string())
+            }
+            "environment.name" => (
+                phase.per_environment,
+                format!(
+                    "add `per_environment: true` to phase `{}` (and list `environments:`)",
+                    phase.id
+                ),
+            ),
+            "canary.weight" => (
+                phase.canary.is_some(),
+                format!(
+                    "add `canary: {{ steps: [10, 50, 100] }}` to phase `{}`",
+                    phase.id
+                ),
+            ),
+            _ => (
+                self.plan
+                    .repeats
+                    .iter()
+                    .any(|r| r.phases.contains(&phase.id)),
+                format!("list phase `{}` in a `repeat:`", phase.id),
+            ),
+        };
+        if !ok {
+            self.sink.err(
+                pos,
+                format!(
+                    "{} reads `{name}`, which phase `{}` does not have",
+                    place(reader),
+                    phase.id
+                ),
+                hint,
+            );
+        }
+    }
+}
+
 fn place(reader: Reader) -> &'static str {
     match reader {
         Reader::Gate { .. } => "gate expression",
+        Reader::When { .. } => "`when` expression",
+        Reader::StopWhen { .. } => "`stop_when` expression",
         _ => "template",
     }
 }

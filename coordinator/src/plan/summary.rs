@@ -40,6 +40,22 @@ pub fn summary(plan: &Plan) -> String {
     }
     for (n, phase) in plan.phases.iter().enumerate() {
         let _ = writeln!(out, "phase {}/{} {}", n + 1, plan.phases.len(), phase.id);
+        if let Some(w) = &phase.when {
+            let _ = writeln!(out, "  when: {w}");
+        }
+        if phase.per_environment {
+            let envs: Vec<&str> = plan.environments.iter().map(|e| e.name.as_str()).collect();
+            let _ = writeln!(out, "  per environment: {}", envs.join(" → "));
+        }
+        if let Some(c) = &phase.canary {
+            let steps: Vec<String> = c.steps.iter().map(|w| format!("{w}%")).collect();
+            let _ = writeln!(
+                out,
+                "  canary: {} (hold {} each)",
+                steps.join(" → "),
+                format_duration(c.hold)
+            );
+        }
         for t in &phase.tasks {
             let _ = writeln!(out, "  task {}", task_line(t));
         }
@@ -55,6 +71,24 @@ pub fn summary(plan: &Plan) -> String {
             let _ = writeln!(out, "  rollback {}", task_line(t));
         }
     }
+    for r in &plan.repeats {
+        let until: Vec<String> = r.until.iter().map(gate_text).collect();
+        let _ = writeln!(
+            out,
+            "repeat {}: {} until {} (at most {} times)",
+            r.id,
+            r.phases.join(", "),
+            until.join(" and "),
+            r.max
+        );
+    }
+    for s in &plan.stop_when {
+        let _ = writeln!(out, "stop when: {s}");
+    }
+    if plan.stages.len() != plan.phases.len() {
+        let ids: Vec<&str> = plan.stages.iter().map(|s| s.id.as_str()).collect();
+        let _ = writeln!(out, "stages ({}): {}", ids.len(), ids.join(", "));
+    }
     out
 }
 
@@ -69,6 +103,9 @@ fn task_line(t: &Task) -> String {
     if t.retries > 0 {
         let _ = write!(line, ", retries {}", t.retries);
     }
+    if let Some(w) = &t.when {
+        let _ = write!(line, ", when {w}");
+    }
     line.push(')');
     line
 }
@@ -79,5 +116,14 @@ fn gate_text(g: &GateSpec) -> String {
         GateSpec::Tasks { min_ok: Some(n) } => format!("tasks min_ok {n}"),
         GateSpec::Expr { expr } => format!("expr `{expr}`"),
         GateSpec::Approval { quorum } => format!("approval (quorum {quorum})"),
+        GateSpec::Window {
+            cron,
+            duration,
+            timezone,
+        } => format!(
+            "window `{cron}` for {} ({})",
+            format_duration(*duration),
+            if timezone.is_empty() { "UTC" } else { timezone }
+        ),
     }
 }

@@ -12,7 +12,7 @@ use super::node::{is_null, kind, node_pos, span_pos, Cx, Field, TextPos};
 use super::parse::TaskSpans;
 
 const TASK_KEYS: &[&str] = &[
-    "id", "role", "run", "env", "needs", "timeout", "retries", "outputs",
+    "id", "role", "run", "env", "needs", "timeout", "retries", "outputs", "when",
 ];
 
 /// The default per-attempt timeout.
@@ -38,6 +38,7 @@ pub(crate) fn task(cx: &mut Cx, node: &Node, rollback: bool) -> Option<(Task, Ta
         timeout: DEFAULT_TIMEOUT,
         retries: 0,
         outputs: Vec::new(),
+        when: None,
     };
     if let Some(f) = cx.require(&fs, "id", what) {
         spans.id = f.pos();
@@ -87,6 +88,17 @@ pub(crate) fn task(cx: &mut Cx, node: &Node, rollback: bool) -> Option<(Task, Ta
             }
             task.outputs.push(name);
         }
+    }
+    if let Some((text, at)) = super::flow::task_when(cx, &fs) {
+        if rollback {
+            cx.err(
+                at.node,
+                "rollback steps do not take `when`",
+                "a rollback restores a known-good state and always runs every step; remove `when`",
+            );
+        }
+        task.when = Some(text);
+        spans.when = Some(at);
     }
     Some((task, spans))
 }

@@ -15,13 +15,19 @@ pub enum Ref {
     Input(String),
     /// `tasks.<task>.outputs.<key>`
     Output { task: String, key: String },
+    /// Where the stage runs: `environment.name`, `canary.weight`, `loop.iteration`.
+    Var(String),
 }
+
+/// The stage variables templates and expressions may read (see `Ref::Var`).
+pub const VARS: &[&str] = &["environment.name", "canary.weight", "loop.iteration"];
 
 impl std::fmt::Display for Ref {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Ref::Input(name) => write!(f, "inputs.{name}"),
             Ref::Output { task, key } => write!(f, "tasks.{task}.outputs.{key}"),
+            Ref::Var(name) => f.write_str(name),
         }
     }
 }
@@ -47,7 +53,8 @@ pub struct TemplateError {
 
 const OPEN: &str = "${{";
 const CLOSE: &str = "}}";
-const FORMS: &str = "use ${{ inputs.<name> }} or ${{ tasks.<id>.outputs.<key> }}";
+const FORMS: &str = "use ${{ inputs.<name> }}, ${{ tasks.<id>.outputs.<key> }}, \
+                     ${{ environment.name }}, ${{ canary.weight }} or ${{ loop.iteration }}";
 
 /// Split `text` into literal text and references.
 pub fn scan(text: &str) -> Result<Vec<Segment<'_>>, TemplateError> {
@@ -112,6 +119,9 @@ fn parse_ref(inner: &str) -> Option<Ref> {
             task: task.to_string(),
             key: key.to_string(),
         }),
+        [scope, name] if VARS.contains(&format!("{scope}.{name}").as_str()) => {
+            Some(Ref::Var(format!("{scope}.{name}")))
+        }
         _ => None,
     }
 }
@@ -126,6 +136,16 @@ pub fn render(
     inputs: &BTreeMap<String, String>,
     outputs: &BTreeMap<String, Map<String, Value>>,
 ) -> Result<String, String> {
+    render_with(template, inputs, outputs, &BTreeMap::new())
+}
+
+/// [`render`], with the stage variables (`environment.name`, ...) of where the task runs.
+pub fn render_with(
+    template: &str,
+    inputs: &BTreeMap<String, String>,
+    outputs: &BTreeMap<String, Map<String, Value>>,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, String> {
     let segments = scan(template).map_err(|e| {
         format!(
             "{} at character {} of `{template}` — {}",
@@ -138,6 +158,13 @@ pub fn render(
     for segment in segments {
         match segment {
             Segment::Text(text) => out.push_str(text),
+            Segment::Ref {
+                reference: Ref::Var(name),
+                ..
+            } => match vars.get(&name) {
+                Some(v) => out.push_str(v),
+                None => return Err(format!("{name} is not set where this task runs")),
+            },
             Segment::Ref { reference, .. } => out.push_str(&value_of(&reference, inputs, outputs)?),
         }
     }
@@ -177,6 +204,7 @@ fn value_of(
                 }
             }
         }
+        Ref::Var(name) => Err(format!("{name} is not set where this task runs")),
     }
 }
 

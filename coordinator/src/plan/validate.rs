@@ -20,6 +20,7 @@ pub(crate) struct Loc {
 /// Run every cross-reference check, reporting to `sink`.
 pub(crate) fn check(sink: &mut Sink, plan: &Plan, spans: &Spans) {
     check_phase_ids(sink, plan, spans);
+    super::validate_flow::structure(sink, plan, spans);
     let index = index_tasks(sink, plan, spans);
     check_roles(sink, plan, spans);
     let mut ancestors = Vec::with_capacity(plan.phases.len());
@@ -44,6 +45,7 @@ pub(crate) fn check(sink: &mut Sink, plan: &Plan, spans: &Spans) {
         }
         refs.gates(p);
     }
+    super::validate_flow::expressions(&mut refs);
 }
 
 fn check_phase_ids(sink: &mut Sink, plan: &Plan, spans: &Spans) {

@@ -62,18 +62,41 @@ impl RunState {
         } else {
             BTreeMap::new()
         };
+        let vars = super::view::stage_vars(self, t.stage);
         let render = || -> Result<(Vec<String>, BTreeMap<String, String>), String> {
             let argv = task
                 .run
                 .iter()
-                .map(|a| plan::render(a, &self.inputs, &outputs))
+                .map(|a| plan::render_with(a, &self.inputs, &outputs, &vars))
                 .collect::<Result<_, _>>()?;
-            let env = task
+            let mut env: BTreeMap<String, String> = task
                 .env
                 .iter()
-                .map(|(k, v)| plan::render(v, &self.inputs, &outputs).map(|v| (k.clone(), v)))
+                .map(|(k, v)| {
+                    plan::render_with(v, &self.inputs, &outputs, &vars).map(|v| (k.clone(), v))
+                })
                 .collect::<Result<_, _>>()?;
+            // Where the task runs, for scripts that do not take templates.
+            for (var, name) in [
+                ("stage", "BATON_STAGE"),
+                ("environment.name", "BATON_ENVIRONMENT"),
+                ("canary.weight", "BATON_CANARY_WEIGHT"),
+                ("loop.iteration", "BATON_ITERATION"),
+            ] {
+                if let Some(v) = vars.get(var) {
+                    env.entry(name.to_string()).or_insert_with(|| v.clone());
+                }
+            }
+            if t.rollback && self.plan.stages[t.stage].canary.is_some() {
+                let good = self.known_good.get(&self.canary_key(t.stage)).copied();
+                env.entry("BATON_CANARY_KNOWN_GOOD".into())
+                    .or_insert_with(|| good.unwrap_or(0).to_string());
+            }
             Ok((argv, env))
+        };
+        let workspace = match self.workspace_for(task) {
+            Ok(w) => w,
+            Err(e) => return Some(Err(e)),
         };
         Some(render().map(|(argv, env)| v1::TaskDispatch {
             run_id: self.run_id.clone(),
@@ -88,9 +111,76 @@ impl RunState {
             rollback: t.rollback,
             traceparent: self.traceparent.clone(),
             dispatched_at_ms: now,
-            workspace: None,
-            inputs: Vec::new(),
-            max_artifact_bytes: 0,
+            workspace,
+            inputs: self.input_artifacts(task),
+            max_artifact_bytes: self.plan.max_artifact_bytes,
         }))
+    }
+
+    /// The plan's workspace as this task's role sees it.
+    fn workspace_for(&self, task: &plan::Task) -> Result<Option<v1::Workspace>, String> {
+        let Some(ws) = &self.plan.workspace else {
+            return Ok(None);
+        };
+        let access = self.plan.roles[&task.role].workspace;
+        if access == plan::WorkspaceAccess::None {
+            return Ok(None);
+        }
+        let (kind, source) = match &ws.source {
+            plan::WorkspaceSource::Volume => ("volume", format!("baton-ws-{}", self.run_id)),
+            plan::WorkspaceSource::HostPath(p) => {
+                let path = plan::render(p, &self.inputs, &BTreeMap::new())?;
+                if !path.starts_with('/') {
+                    return Err(format!(
+                        "workspace host_path `{path}` is not absolute; workers resolve it on their own host"
+                    ));
+                }
+                ("host", path)
+            }
+        };
+        Ok(Some(v1::Workspace {
+            kind: kind.into(),
+            source,
+            mount: ws.mount.clone(),
+            read_only: access == plan::WorkspaceAccess::ReadOnly,
+        }))
+    }
+
+    /// Artifacts this task may read under `/baton/in/<task>/`: those of
+    /// tasks that finished in earlier stages, and of the tasks it needs
+    /// (transitively) in its own stage. Ordered by task id, so that a
+    /// coordinator taking over renders the same message.
+    fn input_artifacts(&self, task: &plan::Task) -> Vec<v1::InputArtifacts> {
+        let Some(me) = self.tasks.get(&task.id) else {
+            return Vec::new();
+        };
+        let mut ancestors = std::collections::BTreeSet::new();
+        let mut todo: Vec<&str> = task.needs.iter().map(String::as_str).collect();
+        while let Some(n) = todo.pop() {
+            if ancestors.insert(n.to_string()) {
+                if let Some(t) = find_task(&self.plan, n) {
+                    todo.extend(t.needs.iter().map(String::as_str));
+                }
+            }
+        }
+        self.tasks
+            .values()
+            .filter(|t| !t.rollback && t.id != me.id && !t.artifacts.is_empty())
+            .filter(|t| t.status == TaskStatus::Succeeded)
+            .filter(|t| t.stage < me.stage || me.rollback || ancestors.contains(&t.id))
+            .map(|t| v1::InputArtifacts {
+                task_id: t.id.clone(),
+                artifacts: t
+                    .artifacts
+                    .iter()
+                    .map(|a| v1::Artifact {
+                        path: a.path.clone(),
+                        size: a.size,
+                        sha256: a.sha256.clone(),
+                        object: a.object.clone(),
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 }

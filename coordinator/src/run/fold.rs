@@ -27,6 +27,12 @@ pub enum Command {
         attempt: u32,
         at_ms: i64,
     },
+    /// Publish a `TimerFired` for this stage and gate round at `at_ms`.
+    StartStageTimer {
+        phase_id: String,
+        round: u32,
+        at_ms: i64,
+    },
     /// Publish a derived event on the run's subject, for watchers.
     Emit { msg_id: String, body: Body },
 }
@@ -57,6 +63,10 @@ impl RunState {
         time_ms: i64,
     ) -> Result<(RunState, Vec<Command>), plan::PlanError> {
         let plan = plan::load(&ev.plan_file, &ev.plan_yaml)?;
+        let mut plan = plan;
+        if plan.stages.is_empty() {
+            plan.stages = plan::stages::expand(&plan);
+        }
         let mut tasks = BTreeMap::new();
         let mut task_order = Vec::new();
         for phase in &plan.phases {
@@ -71,9 +81,11 @@ impl RunState {
             }
         }
         let phases = plan
-            .phases
+            .stages
             .iter()
             .map(|p| PhaseState {
+                timer_at_ms: 0,
+                outcomes: Vec::new(),
                 id: p.id.clone(),
                 status: PhaseStatus::Pending,
                 round: 0,
@@ -103,6 +115,8 @@ impl RunState {
             task_order,
             mode: Mode::Forward,
             last_seq: 0,
+            incidents: Vec::new(),
+            known_good: BTreeMap::new(),
         };
         let mut out = Vec::new();
         st.start_phase(0, time_ms, &mut out);
@@ -128,6 +142,9 @@ impl RunState {
                 }
             }
             Body::TaskFinished(f) => self.task_finished(f, now, &mut out),
+            Body::TimerFired(tf) if !tf.phase_id.is_empty() => {
+                self.stage_timer_fired(tf, now, &mut out)
+            }
             Body::TimerFired(tf) => {
                 let due = self
                     .tasks
@@ -184,6 +201,16 @@ impl RunState {
             .and_then(|v| v.get("outputs").and_then(|o| o.as_object()).cloned())
             .unwrap_or_default();
         t.duration_ms = f.duration_ms;
+        t.artifacts = f
+            .artifacts
+            .iter()
+            .map(|a| ArtifactRecord {
+                path: a.path.clone(),
+                size: a.size,
+                sha256: a.sha256.clone(),
+                object: a.object.clone(),
+            })
+            .collect();
         t.trace_id = f.trace_id.clone();
         t.worker = f.worker.clone();
         if f.ok {
@@ -205,47 +232,7 @@ impl RunState {
         }
         let id = t.id.clone();
         self.task_ended(&id, now, out);
-    }
-
-    fn gate_evaluated(&mut self, g: &v1::GateEvaluated, now: i64, out: &mut Vec<Command>) {
-        let Some(pi) = self.phases.iter().position(|p| p.id == g.phase_id) else {
-            return;
-        };
-        let phase = &mut self.phases[pi];
-        if phase.round != g.round || phase.status != PhaseStatus::Gating {
-            return;
-        }
-        let Some(gate) = phase.gates.get_mut(g.gate_index as usize) else {
-            return;
-        };
-        if gate.verdict.is_some() && gate.verdict != Some(Verdict::Pending) {
-            return;
-        }
-        gate.verdict = Some(match v1::Verdict::try_from(g.verdict) {
-            Ok(v1::Verdict::Pass) => Verdict::Pass,
-            Ok(v1::Verdict::Pending) => Verdict::Pending,
-            _ => Verdict::Fail,
-        });
-        gate.reasons = g.reasons.clone();
-        if phase.gates.iter().any(|g| g.verdict == Some(Verdict::Fail)) {
-            let reasons: Vec<String> = phase
-                .gates
-                .iter()
-                .filter(|g| g.verdict == Some(Verdict::Fail))
-                .flat_map(|g| g.reasons.iter().map(move |r| format!("{}: {r}", g.kind)))
-                .collect();
-            self.phase_failed(pi, format!("gate failed: {}", reasons.join("; ")), now, out);
-        } else if phase.gates.iter().all(|g| g.verdict == Some(Verdict::Pass)) {
-            self.phase_passed(pi, now, out);
-        } else if phase.gates.iter().all(|g| g.verdict.is_some()) {
-            let id = phase.id.clone();
-            self.phase_changed(
-                pi,
-                "awaiting_approval",
-                format!("phase {id} waits for an approval"),
-                out,
-            );
-        }
+        self.check_stop_conditions(now, out);
     }
 
     fn decision(&mut self, d: &v1::Decision, now: i64, out: &mut Vec<Command>) {
@@ -315,6 +302,9 @@ pub(super) fn new_task(t: &Task, phase: &str, rollback: bool) -> TaskState {
         lost: 0,
         stale: Vec::new(),
         dead_lettered: false,
+        stage: 0,
+        by_condition: false,
+        artifacts: Vec::new(),
     }
 }
 

@@ -3,14 +3,18 @@
 //! # Layout
 //! - `state`: `RunState` and the status enums; what a snapshot stores.
 //! - `fold`: `RunState::submitted` and `RunState::apply`: events in, [`Command`]s out.
-//! - `phase`: a phase's life: ready tasks, gates, promotion, `on_fail`, the run's end.
+//! - `phase`: a stage's life: `when`, ready tasks, canary holds, promotion, `on_fail`, the run's end.
+//! - `gates`: asking a stage's gates and folding their answers (windows, loops' `until`).
+//! - `flow`: between stages: skips, timers, loop iterations, `stop_when`, incidents, rollback start.
 //! - `rollback`: rollback steps, newest phase first.
 //! - `lost`: attempts lost with their worker, dead-lettered, or answering late.
 //! - `dispatch`: one attempt of a task, with its templates rendered.
 //! - `view`: the admin API's `Run`, the gate context, "what it waits for".
 
 mod dispatch;
+mod flow;
 pub mod fold;
+mod gates;
 mod lost;
 mod phase;
 mod rollback;

@@ -1,23 +1,43 @@
-//! The life of a phase: start, dispatch what is ready, ask the gates, then
-//! promote, retry, halt or hand over to rollback; and the run's end.
+//! The life of a stage (a phase as it runs: per environment, canary step or
+//! loop iteration): start or skip it, dispatch what is ready, hold, ask the
+//! gates, then promote, iterate, retry, halt or hand over to rollback; and
+//! the run's end.
+
+use std::sync::Arc;
 
 use baton_proto::v1::{self, event::Body};
 
 use super::fold::{fnv, new_task, Command};
 use super::state::*;
-use crate::plan::{GateSpec, OnFail, Risk};
+use crate::plan::{OnFail, Risk};
 
 impl RunState {
-    pub(super) fn start_phase(&mut self, pi: usize, now: i64, out: &mut Vec<Command>) {
-        self.current = pi;
-        let phase = &mut self.phases[pi];
+    pub(super) fn start_phase(&mut self, si: usize, now: i64, out: &mut Vec<Command>) {
+        self.current = si;
+        let plan = Arc::clone(&self.plan);
+        let stage = &plan.stages[si];
+        let plan_phase = &plan.phases[stage.phase];
+        let phase = &mut self.phases[si];
         phase.status = PhaseStatus::Running;
         phase.started_ms = now;
         phase.gates.clear();
         phase.reason.clear();
-        let plan_phase = &self.plan.phases[pi];
+        phase.timer_at_ms = 0;
+        if let Some(when) = &plan_phase.when {
+            match self.condition(when, si) {
+                Ok((true, _)) => {}
+                Ok((false, why)) => {
+                    return self.skip_stage(si, format!("when {why}"), now, out);
+                }
+                Err(e) => {
+                    let reason = format!("its `when` could not be decided: {e}");
+                    return self.phase_failed(si, reason, now, out);
+                }
+            }
+        }
         for t in &plan_phase.tasks {
-            let mut fresh = new_task(t, &plan_phase.id, false);
+            let mut fresh = new_task(t, &stage.id, false);
+            fresh.stage = si;
             // A phase run again keeps counting attempts: attempt numbers are
             // part of message ids, and a reused id would be dropped as a duplicate.
             if let Some(old) = self.tasks.get(&t.id) {
@@ -26,18 +46,19 @@ impl RunState {
             }
             self.tasks.insert(t.id.clone(), fresh);
         }
-        self.phase_changed(pi, "running", String::new(), out);
+        self.phase_changed(si, "running", String::new(), out);
         self.advance_phase(now, out);
     }
 
-    /// Start what is ready in the current phase; ask the gates when all is done.
+    /// Start what is ready in the current stage; hold or ask the gates when all is done.
     pub(super) fn advance_phase(&mut self, now: i64, out: &mut Vec<Command>) {
         if self.mode != Mode::Forward || self.status.is_terminal() {
             return;
         }
-        let pi = self.current;
-        let plan = std::sync::Arc::clone(&self.plan);
-        let plan_phase = &plan.phases[pi];
+        let si = self.current;
+        let plan = Arc::clone(&self.plan);
+        let stage = &plan.stages[si];
+        let plan_phase = &plan.phases[stage.phase];
         // Skips can cascade down the DAG; loop until nothing changes.
         loop {
             let mut changed = false;
@@ -46,10 +67,9 @@ impl RunState {
                     continue;
                 }
                 let blocked = task.needs.iter().find(|n| {
-                    matches!(
-                        self.tasks[*n].status,
-                        TaskStatus::Failed | TaskStatus::Skipped | TaskStatus::Cancelled
-                    )
+                    let t = &self.tasks[*n];
+                    matches!(t.status, TaskStatus::Failed | TaskStatus::Cancelled)
+                        || (t.status == TaskStatus::Skipped && !t.by_condition)
                 });
                 if let Some(b) = blocked {
                     let t = self.tasks.get_mut(&task.id).expect("task of the plan");
@@ -58,14 +78,34 @@ impl RunState {
                     changed = true;
                     continue;
                 }
-                if !task
-                    .needs
-                    .iter()
-                    .all(|n| self.tasks[n].status == TaskStatus::Succeeded)
-                {
+                // A task skipped by its own `when` counts as done for those that need it.
+                let ready = task.needs.iter().all(|n| {
+                    let t = &self.tasks[n];
+                    t.status == TaskStatus::Succeeded
+                        || (t.status == TaskStatus::Skipped && t.by_condition)
+                });
+                if !ready {
                     continue;
                 }
                 changed = true;
+                if let Some(when) = &task.when {
+                    let decided = self.condition(when, si);
+                    let t = self.tasks.get_mut(&task.id).expect("task of the plan");
+                    match decided {
+                        Ok((true, _)) => {}
+                        Ok((false, why)) => {
+                            t.status = TaskStatus::Skipped;
+                            t.by_condition = true;
+                            t.error = format!("skipped: when {why}");
+                            continue;
+                        }
+                        Err(e) => {
+                            t.status = TaskStatus::Failed;
+                            t.error = format!("its `when` could not be decided: {e}");
+                            continue;
+                        }
+                    }
+                }
                 if self.plan.roles[&task.role].risk == Risk::ApprovalRequired {
                     self.tasks.get_mut(&task.id).expect("task").status =
                         TaskStatus::AwaitingApproval;
@@ -73,7 +113,7 @@ impl RunState {
                         "task {} (role {}) waits for an approval",
                         task.id, task.role
                     );
-                    self.phase_changed(pi, "awaiting_approval", reason, out);
+                    self.phase_changed(si, "awaiting_approval", reason, out);
                 } else {
                     self.dispatch(&task.id, now, out);
                 }
@@ -86,114 +126,88 @@ impl RunState {
             .tasks
             .iter()
             .all(|t| self.tasks[&t.id].status.is_terminal());
-        if all_done && self.phases[pi].status == PhaseStatus::Running {
-            self.phases[pi].gates = plan_phase
-                .effective_gates()
+        if all_done && self.phases[si].status == PhaseStatus::Running {
+            self.phases[si].gates = plan
+                .stage_gates(stage)
                 .iter()
                 .map(|g| GateState {
-                    kind: gate_kind(g).to_string(),
+                    kind: gate_kind(&g.spec).to_string(),
                     verdict: None,
                     reasons: Vec::new(),
+                    until: g.until,
+                    retry_at_ms: 0,
                 })
                 .collect();
-            self.phases[pi].status = PhaseStatus::Gating;
-            self.phase_changed(pi, "gating", String::new(), out);
-            self.ask_gates(pi, now, out);
-        }
-    }
-
-    pub(super) fn ask_gates(&mut self, pi: usize, _now: i64, out: &mut Vec<Command>) {
-        let phase = &mut self.phases[pi];
-        phase.round += 1;
-        for g in &mut phase.gates {
-            g.verdict = None;
-            g.reasons.clear();
-        }
-        out.extend(self.gate_requests(pi));
-    }
-
-    /// The gate requests of a phase's current round, built from the state as
-    /// it is (so a coordinator taking over can ask again what went unanswered).
-    pub fn gate_requests(&self, pi: usize) -> Vec<Command> {
-        let plan_phase = &self.plan.phases[pi];
-        let mut out = Vec::new();
-        let context = super::view::gate_context(self);
-        let phase = &self.phases[pi];
-        let summaries: Vec<v1::TaskSummary> = plan_phase
-            .tasks
-            .iter()
-            .map(|t| {
-                let s = &self.tasks[&t.id];
-                v1::TaskSummary {
-                    task_id: t.id.clone(),
-                    status: s.status.as_str().to_string(),
-                    error: s.error.clone(),
+            let hold = plan_phase.canary.as_ref().map(|c| c.hold);
+            match (stage.canary, hold) {
+                (Some(step), Some(hold)) if !hold.is_zero() => {
+                    self.phases[si].status = PhaseStatus::Holding;
+                    let at_ms = now + hold.as_millis() as i64;
+                    self.phases[si].timer_at_ms = at_ms;
+                    let reason = format!(
+                        "canary at {}% holds {} before its gates",
+                        step.weight,
+                        crate::plan::format_duration(hold)
+                    );
+                    self.phase_changed(si, "holding", reason, out);
+                    out.push(self.stage_timer(si, at_ms));
                 }
-            })
-            .collect();
-        let decisions: Vec<v1::Decision> = phase
-            .decisions
-            .iter()
-            .map(|d| v1::Decision {
-                approve: d.approve,
-                by: d.by.clone(),
-                reason: d.reason.clone(),
-                task_id: String::new(),
-            })
-            .collect();
-        for (i, g) in plan_phase.effective_gates().iter().enumerate() {
-            out.push(Command::AskGate {
-                kind: gate_kind(g).to_string(),
-                request: v1::GateRequest {
-                    run_id: self.run_id.clone(),
-                    phase_id: phase.id.clone(),
-                    gate_index: i as u32,
-                    round: phase.round,
-                    spec: Some(gate_spec(g)),
-                    tasks: summaries.clone(),
-                    context_json: context.clone(),
-                    decisions: decisions.clone(),
-                    traceparent: self.traceparent.clone(),
-                },
-            });
+                _ => {
+                    self.phases[si].status = PhaseStatus::Gating;
+                    self.phase_changed(si, "gating", String::new(), out);
+                    self.ask_gates(si, now, out);
+                }
+            }
         }
-        out
     }
 
-    pub(super) fn phase_passed(&mut self, pi: usize, now: i64, out: &mut Vec<Command>) {
-        self.phases[pi].status = PhaseStatus::Passed;
-        self.phases[pi].finished_ms = now;
-        self.phase_changed(pi, "passed", String::new(), out);
-        if pi + 1 < self.phases.len() {
-            self.start_phase(pi + 1, now, out);
-        } else {
-            self.finish(RunStatus::Succeeded, String::new(), now, out);
+    pub(super) fn phase_passed(&mut self, si: usize, now: i64, out: &mut Vec<Command>) {
+        self.end_stage(si, PhaseStatus::Passed, now);
+        let stage = self.plan.stages[si].clone();
+        let mut reason = String::new();
+        if let Some(step) = stage.canary {
+            self.known_good.insert(self.canary_key(si), step.weight);
+            if step.weight == 100 {
+                reason = "canary promoted: every step passed".to_string();
+            }
         }
+        let green = stage.iteration.filter(|it| it.last);
+        if let Some(it) = green {
+            let id = &self.plan.repeats[it.repeat].id;
+            reason = format!("loop {id} green at iteration {}", it.n);
+        }
+        self.phase_changed(si, "passed", reason, out);
+        let after = match green {
+            Some(_) => self.skip_rest_of_loop(si, now, out),
+            None => si,
+        };
+        self.next_stage(after, now, out);
     }
 
     pub(super) fn phase_failed(
         &mut self,
-        pi: usize,
+        si: usize,
         reason: String,
         now: i64,
         out: &mut Vec<Command>,
     ) {
-        let phase = &mut self.phases[pi];
-        phase.status = PhaseStatus::Failed;
-        phase.reason = reason.clone();
-        phase.finished_ms = now;
-        let plan_phase = &self.plan.phases[pi];
-        let id = plan_phase.id.clone();
+        self.end_stage(si, PhaseStatus::Failed, now);
+        self.phases[si].reason = reason.clone();
+        let plan = Arc::clone(&self.plan);
+        let stage = &plan.stages[si];
+        let plan_phase = &plan.phases[stage.phase];
+        let id = stage.id.clone();
+        let phase = &mut self.phases[si];
         match plan_phase.on_fail {
             OnFail::Retry if phase.retries_used < plan_phase.max_retries => {
                 phase.retries_used += 1;
                 let n = phase.retries_used;
-                self.phase_changed(pi, "retrying", format!("{reason} (retry {n})"), out);
-                self.start_phase(pi, now, out);
+                self.phase_changed(si, "retrying", format!("{reason} (retry {n})"), out);
+                self.start_phase(si, now, out);
             }
             OnFail::Retry => {
-                self.phase_changed(pi, "failed", reason.clone(), out);
-                let n = self.plan.phases[pi].max_retries;
+                self.phase_changed(si, "failed", reason.clone(), out);
+                let n = plan_phase.max_retries;
                 self.finish(
                     RunStatus::Failed,
                     format!("phase {id} failed after {n} retries: {reason}"),
@@ -202,7 +216,8 @@ impl RunState {
                 );
             }
             OnFail::Halt => {
-                self.phase_changed(pi, "failed", reason.clone(), out);
+                self.phase_changed(si, "failed", reason.clone(), out);
+                self.raise_incident("halt", si, vec![reason.clone()], false, now, out);
                 self.finish(
                     RunStatus::Halted,
                     format!("phase {id} halted the run: {reason}"),
@@ -211,31 +226,32 @@ impl RunState {
                 );
             }
             OnFail::Rollback => {
-                self.phase_changed(pi, "failed", reason.clone(), out);
-                self.reason = format!("phase {id} failed: {reason}");
-                // Every phase started so far, newest first; each phase's steps in written order.
-                let steps: Vec<String> = (0..=pi)
-                    .rev()
-                    .flat_map(|i| self.plan.phases[i].rollback.iter().map(|t| t.id.clone()))
-                    .collect();
-                self.mode = Mode::RollingBack {
-                    steps,
-                    pos: 0,
-                    any_failed: false,
-                };
-                self.next_rollback_step(now, out);
+                self.phase_changed(si, "failed", reason.clone(), out);
+                if let Some(step) = stage.canary {
+                    let good = self.known_good.get(&self.canary_key(si)).copied();
+                    let known = match good {
+                        Some(w) => format!("last known good: {w}%"),
+                        None => "no step had passed; known good is the version before it".into(),
+                    };
+                    let why = vec![
+                        format!("canary breached at {}%: {reason}", step.weight),
+                        known,
+                    ];
+                    self.raise_incident("canary_breach", si, why, false, now, out);
+                }
+                self.begin_rollback(si, format!("phase {id} failed: {reason}"), now, out);
             }
         }
     }
 
     pub(super) fn phase_changed(
         &self,
-        pi: usize,
+        si: usize,
         status: &str,
         reason: String,
         out: &mut Vec<Command>,
     ) {
-        let p = &self.phases[pi];
+        let p = &self.phases[si];
         out.push(Command::Emit {
             msg_id: format!(
                 "{}:{}:{:x}",
@@ -272,23 +288,4 @@ impl RunState {
     }
 }
 
-pub fn gate_kind(g: &GateSpec) -> &'static str {
-    match g {
-        GateSpec::Tasks { .. } => "tasks",
-        GateSpec::Expr { .. } => "expr",
-        GateSpec::Approval { .. } => "approval",
-    }
-}
-
-fn gate_spec(g: &GateSpec) -> v1::GateSpec {
-    use v1::gate_spec::Kind;
-    v1::GateSpec {
-        kind: Some(match g {
-            GateSpec::Tasks { min_ok } => Kind::Tasks(v1::TasksGate {
-                min_ok: min_ok.unwrap_or(0),
-            }),
-            GateSpec::Expr { expr } => Kind::Expr(v1::ExprGate { expr: expr.clone() }),
-            GateSpec::Approval { quorum } => Kind::Approval(v1::ApprovalGate { quorum: *quorum }),
-        }),
-    }
-}
+pub use super::gates::gate_kind;

@@ -33,7 +33,11 @@ impl RunState {
         }
         let any_failed = *any_failed;
         for pi in (0..=self.current).rev() {
-            if !any_failed {
+            let ran = !matches!(
+                self.phases[pi].status,
+                PhaseStatus::Pending | PhaseStatus::Skipped
+            );
+            if !any_failed && ran {
                 self.phases[pi].status = PhaseStatus::RolledBack;
                 self.phase_changed(pi, "rolled_back", String::new(), out);
             }

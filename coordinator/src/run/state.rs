@@ -43,6 +43,10 @@ pub enum PhaseStatus {
     Passed,
     Failed,
     RolledBack,
+    /// A canary step's tasks are done; its gates wait for the hold to end.
+    Holding,
+    /// Its `when` was false, or a loop went green before it.
+    Skipped,
 }
 
 impl PhaseStatus {
@@ -54,6 +58,8 @@ impl PhaseStatus {
             PhaseStatus::Passed => "passed",
             PhaseStatus::Failed => "failed",
             PhaseStatus::RolledBack => "rolled_back",
+            PhaseStatus::Holding => "holding",
+            PhaseStatus::Skipped => "skipped",
         }
     }
 }
@@ -105,6 +111,12 @@ pub struct GateState {
     /// `None` until the evaluator answers this round.
     pub verdict: Option<Verdict>,
     pub reasons: Vec<String>,
+    /// A loop's `until` gate: failing it means "iterate again".
+    #[serde(default)]
+    pub until: bool,
+    /// A pending window's next opening (ms since the epoch), 0 when none.
+    #[serde(default)]
+    pub retry_at_ms: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +159,38 @@ pub struct PhaseState {
     pub reason: String,
     pub started_ms: i64,
     pub finished_ms: i64,
+    /// When the stage's timer (a canary hold, a closed window) fires; 0 when none.
+    #[serde(default)]
+    pub timer_at_ms: i64,
+    /// The stage's tasks as they ended (a later stage may run them again).
+    #[serde(default)]
+    pub outcomes: Vec<Outcome>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub task_id: String,
+    pub status: TaskStatus,
+    pub error: String,
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+    pub artifacts: Vec<ArtifactRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRecord {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    pub object: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentRecord {
+    pub kind: String,
+    pub phase: String,
+    pub reasons: Vec<String>,
+    pub time_ms: i64,
+    pub stop: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -178,6 +222,14 @@ pub struct TaskState {
     pub stale: Vec<StaleResult>,
     #[serde(default)]
     pub dead_lettered: bool,
+    /// The stage (index into `RunState::phases`) the task last ran in.
+    #[serde(default)]
+    pub stage: usize,
+    /// Skipped because its `when` was false: counts as done, not as failed.
+    #[serde(default)]
+    pub by_condition: bool,
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -224,4 +276,9 @@ pub struct RunState {
     pub mode: Mode,
     /// Stream sequence of the last event folded; replay skips anything at or below it.
     pub last_seq: u64,
+    #[serde(default)]
+    pub incidents: Vec<IncidentRecord>,
+    /// Per canary phase (`<phase>` or `<phase>@<env>`): the last weight that passed.
+    #[serde(default)]
+    pub known_good: BTreeMap<String, u32>,
 }

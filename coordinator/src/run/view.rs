@@ -6,9 +6,52 @@ use serde_json::{json, Map, Value};
 
 use super::state::*;
 
-/// `{"inputs":{..},"tasks":{"<id>":{"status":..,"outputs":{..}}}}`, the
-/// names that gate expressions may use.
-pub fn gate_context(st: &RunState) -> String {
+/// `{"inputs":{..},"tasks":{"<id>":{"status":..,"outputs":{..}}}, ...}` with
+/// the stage variables of stage `si` (`environment.name`, `canary.weight`,
+/// `loop.iteration`): the names that expressions may use.
+pub fn gate_context(st: &RunState, si: usize) -> String {
+    context(st, si).to_string()
+}
+
+/// [`gate_context`] as JSON.
+pub fn context(st: &RunState, si: usize) -> Value {
+    let mut ctx = base_context(st);
+    if let (Some(stage), Some(obj)) = (st.plan.stages.get(si), ctx.as_object_mut()) {
+        if let Some(env) = &stage.environment {
+            obj.insert("environment".into(), json!({ "name": env }));
+        }
+        if let Some(c) = stage.canary {
+            obj.insert(
+                "canary".into(),
+                json!({ "weight": c.weight, "step": c.step + 1 }),
+            );
+        }
+        if let Some(it) = stage.iteration {
+            obj.insert("loop".into(), json!({ "iteration": it.n }));
+        }
+    }
+    ctx
+}
+
+/// The stage variables as strings, for templates and the task's environment.
+pub fn stage_vars(st: &RunState, si: usize) -> std::collections::BTreeMap<String, String> {
+    let mut vars = std::collections::BTreeMap::new();
+    if let Some(stage) = st.plan.stages.get(si) {
+        vars.insert("stage".into(), stage.id.clone());
+        if let Some(env) = &stage.environment {
+            vars.insert("environment.name".into(), env.clone());
+        }
+        if let Some(c) = stage.canary {
+            vars.insert("canary.weight".into(), c.weight.to_string());
+        }
+        if let Some(it) = stage.iteration {
+            vars.insert("loop.iteration".into(), it.n.to_string());
+        }
+    }
+    vars
+}
+
+fn base_context(st: &RunState) -> Value {
     let mut tasks = Map::new();
     for t in st.tasks.values() {
         if t.status == TaskStatus::Pending && t.rollback {
@@ -19,7 +62,7 @@ pub fn gate_context(st: &RunState) -> String {
             json!({ "status": t.status.as_str(), "outputs": Value::Object(t.outputs.clone()) }),
         );
     }
-    json!({ "inputs": st.inputs, "tasks": tasks }).to_string()
+    json!({ "inputs": st.inputs, "tasks": tasks })
 }
 
 /// What the run waits for now, or "" when it is simply working.
@@ -51,6 +94,19 @@ pub fn waiting(st: &RunState) -> String {
                 "approval for phase {} (baton approve {})",
                 p.id, st.run_id
             ));
+        }
+        let when = crate::plan::stages::format_ms(p.timer_at_ms);
+        if p.status == PhaseStatus::Holding {
+            parts.push(format!("canary hold of {} until {when}", p.id));
+        }
+        for g in &p.gates {
+            if g.kind == "window" && g.verdict == Some(Verdict::Pending) {
+                parts.push(format!(
+                    "maintenance window for {} ({})",
+                    p.id,
+                    g.reasons.join("; ")
+                ));
+            }
         }
     }
     parts.join("; ")
@@ -91,7 +147,23 @@ pub fn to_proto(st: &RunState) -> v1::Run {
         phases: st
             .phases
             .iter()
-            .map(|p| v1::PhaseView {
+            .zip(&st.plan.stages)
+            .map(|(p, stage)| v1::PhaseView {
+                phase: st.plan.phases[stage.phase].id.clone(),
+                environment: stage.environment.clone().unwrap_or_default(),
+                canary_weight: stage.canary.map_or(0, |c| c.weight),
+                iteration: stage.iteration.map_or(0, |it| it.n),
+                outcomes: p
+                    .outcomes
+                    .iter()
+                    .map(|o| v1::TaskOutcome {
+                        task_id: o.task_id.clone(),
+                        status: o.status.as_str().to_string(),
+                        error: o.error.clone(),
+                        outputs_json: Value::Object(o.outputs.clone()).to_string(),
+                        artifacts: o.artifacts.iter().map(artifact).collect(),
+                    })
+                    .collect(),
                 id: p.id.clone(),
                 status: p.status.as_str().to_string(),
                 gates: p
@@ -105,7 +177,6 @@ pub fn to_proto(st: &RunState) -> v1::Run {
                     .collect(),
                 round: p.round,
                 reason: p.reason.clone(),
-                ..Default::default()
             })
             .collect(),
         tasks: st
@@ -136,15 +207,63 @@ pub fn to_proto(st: &RunState) -> v1::Run {
                             time_ms: s.time_ms,
                         })
                         .collect(),
-                    artifacts: Vec::new(),
+                    artifacts: t.artifacts.iter().map(artifact).collect(),
                 }
             })
             .collect(),
         inputs: st.inputs.clone().into_iter().collect(),
         waiting: waiting(st),
-        incidents: Vec::new(),
-        iterations: Vec::new(),
+        incidents: st
+            .incidents
+            .iter()
+            .map(|i| v1::Incident {
+                kind: i.kind.clone(),
+                run_id: st.run_id.clone(),
+                plan: st.plan.name.clone(),
+                phase_id: i.phase.clone(),
+                reasons: i.reasons.clone(),
+                webhook: String::new(),
+                time_ms: i.time_ms,
+                stop: i.stop,
+            })
+            .collect(),
+        iterations: iterations(st),
     }
+}
+
+fn artifact(a: &ArtifactRecord) -> v1::Artifact {
+    v1::Artifact {
+        path: a.path.clone(),
+        size: a.size,
+        sha256: a.sha256.clone(),
+        object: a.object.clone(),
+    }
+}
+
+/// One report per loop iteration, from the stage that asks the loop's `until`.
+fn iterations(st: &RunState) -> Vec<v1::IterationReport> {
+    let mut out = Vec::new();
+    for (p, stage) in st.phases.iter().zip(&st.plan.stages) {
+        let Some(it) = stage.iteration.filter(|it| it.last) else {
+            continue;
+        };
+        let until: Vec<&GateState> = p.gates.iter().filter(|g| g.until).collect();
+        let verdict = match p.status {
+            PhaseStatus::Skipped => "skipped",
+            PhaseStatus::Pending => continue,
+            _ if until.is_empty() => "running",
+            _ if until.iter().all(|g| g.verdict == Some(Verdict::Pass)) => "green",
+            _ if until.iter().any(|g| g.verdict == Some(Verdict::Fail)) => "not green",
+            _ => "running",
+        };
+        out.push(v1::IterationReport {
+            r#loop: st.plan.repeats[it.repeat].id.clone(),
+            iteration: it.n,
+            verdict: verdict.to_string(),
+            reasons: until.iter().flat_map(|g| g.reasons.clone()).collect(),
+        });
+    }
+    out
 }
 
 pub fn summary(st: &RunState) -> v1::RunSummary {
