@@ -673,7 +673,8 @@ fn gate_expression_unknown_names() {
     );
     assert_eq!(
         d.hint,
-        "use tasks.<id>.outputs.<key>, tasks.<id>.status or inputs.<name>"
+        "use tasks.<id>.outputs.<key>, tasks.<id>.status, inputs.<name>, \
+         environment.name, canary.weight or loop.iteration"
     );
 }
 
