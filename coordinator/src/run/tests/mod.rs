@@ -418,4 +418,5 @@ fn approval_gate_is_asked_again_after_a_decision() {
     assert_eq!(req.round, 2);
 }
 
+mod flow;
 mod lost;
