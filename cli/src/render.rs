@@ -14,10 +14,26 @@ pub fn run_json(r: &v1::Run) -> Value {
         "created_ms": r.created_ms,
         "finished_ms": r.finished_ms,
         "inputs": r.inputs,
+        "incidents": r.incidents.iter().map(|i| json!({
+            "kind": i.kind, "phase": i.phase_id, "reasons": i.reasons,
+            "time_ms": i.time_ms, "stop": i.stop,
+        })).collect::<Vec<_>>(),
+        "iterations": r.iterations.iter().map(|i| json!({
+            "loop": i.r#loop, "iteration": i.iteration, "verdict": i.verdict, "reasons": i.reasons,
+        })).collect::<Vec<_>>(),
         "phases": r.phases.iter().map(|p| json!({
             "id": p.id,
+            "phase": p.phase,
+            "environment": p.environment,
+            "canary_weight": p.canary_weight,
+            "iteration": p.iteration,
             "status": p.status,
             "reason": p.reason,
+            "outcomes": p.outcomes.iter().map(|o| json!({
+                "task": o.task_id, "status": o.status, "error": o.error,
+                "outputs": serde_json::from_str::<Value>(&o.outputs_json).unwrap_or(Value::Null),
+                "artifacts": o.artifacts.iter().map(artifact_json).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
             "gates": p.gates.iter().map(|g| json!({
                 "kind": g.kind, "verdict": g.verdict, "reasons": g.reasons,
             })).collect::<Vec<_>>(),
@@ -35,6 +51,7 @@ pub fn run_json(r: &v1::Run) -> Value {
             "duration_ms": t.duration_ms,
             "trace_id": t.trace_id,
             "lost": t.lost,
+            "artifacts": t.artifacts.iter().map(artifact_json).collect::<Vec<_>>(),
             "stale_results": t.stale_results.iter().map(|x| json!({
                 "attempt": x.attempt, "worker": x.worker, "ok": x.ok, "time_ms": x.time_ms,
             })).collect::<Vec<_>>(),
@@ -42,11 +59,27 @@ pub fn run_json(r: &v1::Run) -> Value {
     })
 }
 
+fn artifact_json(a: &v1::Artifact) -> Value {
+    json!({ "path": a.path, "size": a.size, "sha256": a.sha256, "object": a.object })
+}
+
+fn artifacts_line(list: &[v1::Artifact]) -> String {
+    let items: Vec<String> = list
+        .iter()
+        .map(|a| {
+            let short = a.sha256.get(..12).unwrap_or(&a.sha256);
+            format!("{} ({} B, sha256 {short}…)", a.path, a.size)
+        })
+        .collect();
+    format!("\n        artifacts: {}", items.join(", "))
+}
+
 fn mark(status: &str) -> &'static str {
     match status {
         "succeeded" | "passed" | "pass" => "✓",
         "failed" | "fail" => "✗",
         "skipped" | "rolled_back" => "↺",
+        "holding" | "waiting" => "⏳",
         "awaiting_approval" | "pending" => "⏸",
         "running" | "queued" | "gating" => "…",
         _ => "·",
@@ -61,13 +94,28 @@ pub fn run_text(r: &v1::Run) -> String {
     if !r.waiting.is_empty() {
         s += &format!("\n  waiting: {}", r.waiting);
     }
+    for i in &r.incidents {
+        s += &format!("\n  ! incident {} in {}: {}", i.kind, i.phase_id, i.reasons.join("; "));
+    }
     for p in &r.phases {
         s += &format!("\n{} phase {} ({})", mark(&p.status), p.id, p.status);
-        for t in r
-            .tasks
-            .iter()
-            .filter(|t| t.phase == p.id && (!t.rollback || t.status != "pending"))
-        {
+        if !p.reason.is_empty() && p.status != "failed" {
+            s += &format!(" — {}", p.reason);
+        }
+        // A stage that ended keeps its tasks' outcomes: later stages may run them again.
+        let live = p.outcomes.is_empty();
+        for o in &p.outcomes {
+            s += &format!("\n    {} {} {}", mark(&o.status), o.task_id, o.status);
+            if !o.error.is_empty() {
+                s += &format!(" — {}", o.error);
+            }
+            if !o.artifacts.is_empty() {
+                s += &artifacts_line(&o.artifacts);
+            }
+        }
+        for t in r.tasks.iter().filter(|t| {
+            t.phase == p.id && (!t.rollback || t.status != "pending") && (live || t.rollback)
+        }) {
             let kind = if t.rollback { "rollback " } else { "" };
             s += &format!(
                 "\n    {} {kind}{} [{}] {}",
@@ -96,6 +144,9 @@ pub fn run_text(r: &v1::Run) -> String {
             if !t.error.is_empty() {
                 s += &format!(" — {}", t.error);
             }
+            if !t.artifacts.is_empty() {
+                s += &artifacts_line(&t.artifacts);
+            }
         }
         for g in &p.gates {
             s += &format!(
@@ -104,6 +155,15 @@ pub fn run_text(r: &v1::Run) -> String {
                 g.kind,
                 g.reasons.join("; ")
             );
+        }
+    }
+    if !r.iterations.is_empty() {
+        s += "\niterations:";
+        for i in &r.iterations {
+            s += &format!("\n  {} #{}: {}", i.r#loop, i.iteration, i.verdict);
+            if !i.reasons.is_empty() && i.verdict != "skipped" {
+                s += &format!(" — {}", i.reasons.join("; "));
+            }
         }
     }
     s

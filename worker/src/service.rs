@@ -173,12 +173,29 @@ impl Worker {
         let tasks = TaskTracker::new();
         let fetchers = TaskTracker::new();
         // Cancellations of runs reach running tasks through core NATS.
-        let mut cancel_sub = self
+        let cancels = self
             .ctx
             .client
             .subscribe(subjects::events_of_kind("cancel"))
             .await
             .map_err(|e| Error::Nats(e.to_string()))?;
+        // A `stop_when` incident stops the run's tasks at once, as a cancellation does.
+        let stops = self
+            .ctx
+            .client
+            .subscribe(subjects::events_of_kind("incident"))
+            .await
+            .map_err(|e| Error::Nats(e.to_string()))?
+            .filter(|m| {
+                let stop = baton_proto::codec::decode::<baton_proto::v1::Event>(&m.payload)
+                    .ok()
+                    .and_then(|e| e.body)
+                    .is_some_and(|b| {
+                        matches!(b, baton_proto::v1::event::Body::Incident(i) if i.stop)
+                    });
+                futures::future::ready(stop)
+            });
+        let mut cancel_sub = futures::stream::select(cancels, stops);
         let ctx = self.ctx.clone();
         let stop_cancels = cancel.clone();
         fetchers.spawn(async move {
