@@ -92,10 +92,20 @@ impl Cluster {
     }
 
     pub async fn start_with(rt: Rt, limits: Limits, concurrency: usize) -> Cluster {
+        Self::start_serving(rt, limits, concurrency, ROLES).await
+    }
+
+    /// A worker serving exactly `roles` (a plan's own roles, say).
+    pub async fn start_serving(
+        rt: Rt,
+        limits: Limits,
+        concurrency: usize,
+        roles: &[&str],
+    ) -> Cluster {
         let nats = NatsServer::start();
         let worker = baton::local::WorkerSpec {
             options: baton_worker::Options {
-                roles: ROLES.iter().map(|s| s.to_string()).collect(),
+                roles: roles.iter().map(|s| s.to_string()).collect(),
                 concurrency,
                 limits,
                 grace: Duration::from_secs(2),
