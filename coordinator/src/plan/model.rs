@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::schema::Schema;
+
 /// A validated plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -43,6 +45,12 @@ pub struct Role {
     pub id: String,
     pub image: String,
     pub risk: Risk,
+    /// What tasks of this role take in `with:`; empty = not declared.
+    #[serde(default)]
+    pub inputs: Schema,
+    /// What a successful result must report; empty = not declared.
+    #[serde(default)]
+    pub outputs: Schema,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -96,6 +104,10 @@ pub struct Task {
     pub retries: u32,
     /// Declared output names; empty means "not declared" (any key allowed).
     pub outputs: Vec<String>,
+    /// Values for the role's declared inputs (may hold templates); given to
+    /// the task as `BATON_INPUT_<NAME>` variables.
+    #[serde(default)]
+    pub with: BTreeMap<String, String>,
 }
 
 impl Phase {

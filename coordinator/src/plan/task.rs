@@ -12,7 +12,7 @@ use super::node::{is_null, kind, node_pos, span_pos, Cx, Field, TextPos};
 use super::parse::TaskSpans;
 
 const TASK_KEYS: &[&str] = &[
-    "id", "role", "run", "env", "needs", "timeout", "retries", "outputs",
+    "id", "role", "run", "env", "needs", "timeout", "retries", "outputs", "with",
 ];
 
 /// The default per-attempt timeout.
@@ -38,6 +38,7 @@ pub(crate) fn task(cx: &mut Cx, node: &Node, rollback: bool) -> Option<(Task, Ta
         timeout: DEFAULT_TIMEOUT,
         retries: 0,
         outputs: Vec::new(),
+        with: BTreeMap::new(),
     };
     if let Some(f) = cx.require(&fs, "id", what) {
         spans.id = f.pos();
@@ -86,7 +87,12 @@ pub(crate) fn task(cx: &mut Cx, node: &Node, rollback: bool) -> Option<(Task, Ta
                 );
             }
             task.outputs.push(name);
+            spans.outputs.push(pos);
         }
+    }
+    if let Some(f) = fs.get("with").filter(|f| !is_null(f.node)) {
+        spans.with_key = Some(f.key);
+        (task.with, spans.with) = super::with::values(cx, f);
     }
     Some((task, spans))
 }

@@ -56,7 +56,8 @@ impl RunState {
         ev: &v1::RunSubmitted,
         time_ms: i64,
     ) -> Result<(RunState, Vec<Command>), plan::PlanError> {
-        let plan = plan::load(&ev.plan_file, &ev.plan_yaml)?;
+        let roles = ev.roles.clone().into_iter().collect();
+        let plan = plan::load_with_roles(&ev.plan_file, &ev.plan_yaml, &roles)?;
         let mut tasks = BTreeMap::new();
         let mut task_order = Vec::new();
         for phase in &plan.phases {
@@ -186,12 +187,13 @@ impl RunState {
         t.duration_ms = f.duration_ms;
         t.trace_id = f.trace_id.clone();
         t.worker = f.worker.clone();
-        if f.ok {
+        let (ok, error) = super::schema_check::outcome(&self.plan, &t.role, f, &t.outputs);
+        if ok {
             t.status = TaskStatus::Succeeded;
             t.error.clear();
         } else if t.attempt - t.lost.min(t.attempt) < t.max_attempts && !f.permanent {
             t.status = TaskStatus::RetryWait;
-            t.error = f.error.clone();
+            t.error = error;
             t.retry_at_ms = now + backoff_ms(&self.run_id, &t.id, t.attempt);
             out.push(Command::StartTimer {
                 task_id: t.id.clone(),
@@ -201,7 +203,7 @@ impl RunState {
             return;
         } else {
             t.status = TaskStatus::Failed;
-            t.error = f.error.clone();
+            t.error = error;
         }
         let id = t.id.clone();
         self.task_ended(&id, now, out);

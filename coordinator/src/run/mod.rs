@@ -6,6 +6,7 @@
 //! - `phase`: a phase's life: ready tasks, gates, promotion, `on_fail`, the run's end.
 //! - `rollback`: rollback steps, newest phase first.
 //! - `lost`: attempts lost with their worker, dead-lettered, or answering late.
+//! - `schema_check`: a successful result against its role's declared outputs.
 //! - `dispatch`: one attempt of a task, with its templates rendered.
 //! - `view`: the admin API's `Run`, the gate context, "what it waits for".
 
@@ -14,6 +15,7 @@ pub mod fold;
 mod lost;
 mod phase;
 mod rollback;
+mod schema_check;
 pub mod state;
 pub mod view;
 
