@@ -419,3 +419,4 @@ fn approval_gate_is_asked_again_after_a_decision() {
 }
 
 mod lost;
+mod schema;
