@@ -19,6 +19,7 @@
 //! - `summary`: the human summary for `baton plan validate`.
 //! - `role`: roles (in plans and role files) and their normalized YAML.
 //! - `schema`: field schemas of role inputs/outputs, and checking values.
+//! - `schema_yaml`: reading schemas from YAML, writing them back normalized.
 //! - `with`: a task's `with:` and checking tasks against their role's schemas.
 
 mod duration;
@@ -30,6 +31,7 @@ mod parse;
 mod refs;
 mod role;
 mod schema;
+mod schema_yaml;
 mod summary;
 mod task;
 pub mod template;
