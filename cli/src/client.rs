@@ -14,7 +14,7 @@ use crate::{
 
 pub const BAD_INPUT: u8 = 2;
 
-async fn connect(server: &str) -> Result<AdminClient<Channel>, u8> {
+pub(crate) async fn connect(server: &str) -> Result<AdminClient<Channel>, u8> {
     let endpoint = match tonic::transport::Endpoint::from_shared(server.to_string()) {
         Ok(e) => e.connect_timeout(std::time::Duration::from_secs(5)),
         Err(e) => {
@@ -29,7 +29,7 @@ async fn connect(server: &str) -> Result<AdminClient<Channel>, u8> {
 }
 
 /// gRPC status → message and exit code: what the caller got wrong is 2.
-fn status_code(s: &tonic::Status) -> u8 {
+pub(crate) fn status_code(s: &tonic::Status) -> u8 {
     eprintln!("error: {}", s.message());
     match s.code() {
         tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::FailedPrecondition => {
@@ -39,19 +39,24 @@ fn status_code(s: &tonic::Status) -> u8 {
     }
 }
 
-fn read_plan(file: &Path) -> Result<String, u8> {
+pub(crate) fn read_plan(file: &Path) -> Result<String, u8> {
     std::fs::read_to_string(file).map_err(|e| {
         eprintln!("error: cannot read {}: {e}", file.display());
         BAD_INPUT
     })
 }
 
-pub fn plan_validate(file: &Path) -> u8 {
+/// Check a plan offline; `roles` are role files standing in for the registry.
+pub fn plan_validate(file: &Path, roles: &[std::path::PathBuf]) -> u8 {
     let yaml = match read_plan(file) {
         Ok(y) => y,
         Err(c) => return c,
     };
-    match baton_coordinator::plan::load(&file.display().to_string(), &yaml) {
+    let registry = match crate::role_cmd::from_files(roles) {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    match baton_coordinator::plan::load_with_roles(&file.display().to_string(), &yaml, &registry) {
         Ok(plan) => {
             println!("{}", baton_coordinator::plan::summary(&plan));
             0

@@ -6,6 +6,7 @@ mod bench;
 mod chaos_cmd;
 mod client;
 mod render;
+mod role_cmd;
 mod services;
 mod telemetry;
 
@@ -42,6 +43,9 @@ enum Cmd {
     /// Validate or register plans.
     #[command(subcommand)]
     Plan(PlanCmd),
+    /// Register roles that plans may use without declaring them.
+    #[command(subcommand)]
+    Role(RoleCmd),
     /// Start a run of a plan file.
     Run(RunArgs),
     /// Show a run.
@@ -68,10 +72,30 @@ enum Cmd {
 #[derive(Subcommand)]
 enum PlanCmd {
     /// Check a plan and print a summary; exit 2 with `file:line:col: …` errors.
-    Validate { file: PathBuf },
+    Validate {
+        file: PathBuf,
+        /// A role file (`roles: { id: spec }`) standing in for the registry; repeat for more.
+        #[arg(long = "roles")]
+        roles: Vec<PathBuf>,
+    },
     /// Register a plan by its name (for triggers and `baton run --plan`).
     Apply {
         file: PathBuf,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoleCmd {
+    /// Register the roles of a file `roles: { <id>: <spec> }`; prints created/updated/unchanged per role.
+    Apply {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// List the registered roles with their specs.
+    List {
         #[command(flatten)]
         server: ServerArg,
     },
@@ -209,10 +233,14 @@ fn main() -> std::process::ExitCode {
             Cmd::Coordinator(a) => services::coordinator(a).await,
             Cmd::Worker(a) => services::worker(a).await,
             Cmd::Gates(a) => services::gates(a).await,
-            Cmd::Plan(PlanCmd::Validate { file }) => client::plan_validate(&file),
+            Cmd::Plan(PlanCmd::Validate { file, roles }) => client::plan_validate(&file, &roles),
             Cmd::Plan(PlanCmd::Apply { file, server }) => {
                 client::plan_apply(&file, &server.server).await
             }
+            Cmd::Role(RoleCmd::Apply { file, server }) => {
+                role_cmd::apply(&file, &server.server).await
+            }
+            Cmd::Role(RoleCmd::List { server }) => role_cmd::list(&server.server).await,
             Cmd::Run(a) => client::run(a).await,
             Cmd::Status(a) => client::status(a).await,
             Cmd::Runs(a) => client::runs(a).await,

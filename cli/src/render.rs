@@ -95,7 +95,12 @@ pub fn run_text(r: &v1::Run) -> String {
         s += &format!("\n  waiting: {}", r.waiting);
     }
     for i in &r.incidents {
-        s += &format!("\n  ! incident {} in {}: {}", i.kind, i.phase_id, i.reasons.join("; "));
+        s += &format!(
+            "\n  ! incident {} in {}: {}",
+            i.kind,
+            i.phase_id,
+            i.reasons.join("; ")
+        );
     }
     for p in &r.phases {
         s += &format!("\n{} phase {} ({})", mark(&p.status), p.id, p.status);

@@ -98,9 +98,16 @@ async fn enhancement_sprint_merges_eight_roles_in_dependency_order() {
     let r = c.wait_end(&run, T).await;
     remove_volume(&run);
     assert_eq!(r.status, "succeeded", "{r:#?}");
-    assert_eq!(outputs(task(&r, "build-arch"))["read_only"], true, "ci sees the workspace read-only");
+    assert_eq!(
+        outputs(task(&r, "build-arch"))["read_only"],
+        true,
+        "ci sees the workspace read-only"
+    );
     let validate = task(&r, "validate");
-    assert_eq!(outputs(validate)["order"], "arch plat sec obs net ops qa docs");
+    assert_eq!(
+        outputs(validate)["order"],
+        "arch plat sec obs net ops qa docs"
+    );
     assert_eq!(outputs(task(&r, "test"))["passed"], 7);
     let merges = validate
         .artifacts
@@ -109,10 +116,20 @@ async fn enhancement_sprint_merges_eight_roles_in_dependency_order() {
         .expect("MERGES artifact");
     let text = artifact(&c, merges).await;
     let who: Vec<&str> = text.lines().map(|l| l.split(':').next().unwrap()).collect();
-    assert_eq!(who, ["arch", "plat", "sec", "obs", "net", "ops", "qa", "docs"]);
-    let runbook = validate.artifacts.iter().find(|a| a.path == "runbook.md").unwrap();
+    assert_eq!(
+        who,
+        ["arch", "plat", "sec", "obs", "net", "ops", "qa", "docs"]
+    );
+    let runbook = validate
+        .artifacts
+        .iter()
+        .find(|a| a.path == "runbook.md")
+        .unwrap();
     let text = artifact(&c, runbook).await;
-    assert!(text.contains("kyverno.yaml") && text.contains("cilium.yaml"), "{text}");
+    assert!(
+        text.contains("kyverno.yaml") && text.contains("cilium.yaml"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,12 +141,24 @@ async fn release_train_ga_promotes_through_environments_and_canary_then_flips_ga
     for run in [&good, &breach] {
         let waiting = c.wait_waiting(run, T).await;
         assert_eq!(phase(&waiting, "p6-release@stage").status, "passed");
-        assert!(waiting.waiting.contains("approval for phase p6-release@prod"), "{}", waiting.waiting);
+        assert!(
+            waiting
+                .waiting
+                .contains("approval for phase p6-release@prod"),
+            "{}",
+            waiting.waiting
+        );
         c.decide(run, true, "prod go").await.expect("approve");
     }
     let r = c.wait_end(&good, T).await;
     assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
-    for s in ["p6-release@dev", "p6-release@stage", "p6-release@prod", "p6-prod-canary/10%", "p6-prod-canary/50%"] {
+    for s in [
+        "p6-release@dev",
+        "p6-release@stage",
+        "p6-release@prod",
+        "p6-prod-canary/10%",
+        "p6-prod-canary/50%",
+    ] {
         assert_eq!(phase(&r, s).status, "passed", "{s}");
     }
     let last = phase(&r, "p6-prod-canary/100%");
@@ -138,13 +167,18 @@ async fn release_train_ga_promotes_through_environments_and_canary_then_flips_ga
     assert_eq!(outputs(task(&r, "evidence-pack"))["evidence_files"], 4);
     let deploys = logs_of(&c, &good, "deploy").await;
     for env in ["dev", "stage", "prod"] {
-        assert!(deploys.contains(&format!("deploying v3.2.0-rc.1 to {env}")), "{deploys:?}");
+        assert!(
+            deploys.contains(&format!("deploying v3.2.0-rc.1 to {env}")),
+            "{deploys:?}"
+        );
     }
     let holds = c
         .events(&good)
         .await
         .into_iter()
-        .filter(|e| matches!(&e.body, Some(v1::event::Body::PhaseChanged(p)) if p.status == "holding"))
+        .filter(
+            |e| matches!(&e.body, Some(v1::event::Body::PhaseChanged(p)) if p.status == "holding"),
+        )
         .count();
     assert_eq!(holds, 3, "one hold per canary step");
 
@@ -152,12 +186,25 @@ async fn release_train_ga_promotes_through_environments_and_canary_then_flips_ga
     assert_eq!(r.status, "rolled_back", "{:?} {}", ids(&r), r.reason);
     assert_eq!(phase(&r, "p6-prod-canary/10%").status, "rolled_back");
     assert_eq!(phase(&r, "p6-prod-canary/100%").status, "pending");
-    assert_eq!(task(&r, "flip-ga-flags").status, "pending", "GA is never flipped on a breach");
+    assert_eq!(
+        task(&r, "flip-ga-flags").status,
+        "pending",
+        "GA is never flipped on a breach"
+    );
     let inc = &r.incidents[0];
-    assert_eq!((inc.kind.as_str(), inc.phase_id.as_str()), ("canary_breach", "p6-prod-canary/50%"));
-    assert!(inc.reasons.iter().any(|x| x == "last known good: 10%"), "{inc:?}");
+    assert_eq!(
+        (inc.kind.as_str(), inc.phase_id.as_str()),
+        ("canary_breach", "p6-prod-canary/50%")
+    );
+    assert!(
+        inc.reasons.iter().any(|x| x == "last known good: 10%"),
+        "{inc:?}"
+    );
     let restore = logs_of(&c, &breach, "restore-known-good").await;
-    assert!(restore.iter().any(|l| l.contains("weight 10%")), "{restore:?}");
+    assert!(
+        restore.iter().any(|l| l.contains("weight 10%")),
+        "{restore:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +226,11 @@ async fn infra_enhancement_routes_by_risk_at_every_level() {
         let staging = task(&r, "staging-deploy");
         if risk == "low" {
             assert_eq!(staging.status, "skipped");
-            assert!(staging.error.contains(r#"inputs.risk = "low""#), "{}", staging.error);
+            assert!(
+                staging.error.contains(r#"inputs.risk = "low""#),
+                "{}",
+                staging.error
+            );
         } else {
             assert_eq!(staging.status, "succeeded", "{risk}");
         }
@@ -187,7 +238,10 @@ async fn infra_enhancement_routes_by_risk_at_every_level() {
         let window = phase(&r, "maintenance-window");
         if risk == "critical" {
             assert_eq!(window.status, "passed");
-            assert!(window.gates.iter().any(|g| g.kind == "window" && g.verdict == "pass"));
+            assert!(window
+                .gates
+                .iter()
+                .any(|g| g.kind == "window" && g.verdict == "pass"));
         } else {
             assert_eq!(window.status, "skipped", "{risk}");
             assert!(window.reason.contains("is false"), "{}", window.reason);
@@ -204,7 +258,11 @@ async fn agent_dag_finds_the_planted_secret_and_patches_it_after_approval() {
     std::fs::create_dir(&config).unwrap();
     std::fs::write(repo.path().join("README.md"), "# service\n").unwrap();
     let settings = config.join("settings.py");
-    std::fs::write(&settings, format!("DEBUG = False\nREGION = 'eu-west-1'\nAWS_KEY = '{SECRET}'\n")).unwrap();
+    std::fs::write(
+        &settings,
+        format!("DEBUG = False\nREGION = 'eu-west-1'\nAWS_KEY = '{SECRET}'\n"),
+    )
+    .unwrap();
     // The patcher runs as uid 10001: let it write.
     for p in [repo.path(), config.as_path()] {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -213,27 +271,54 @@ async fn agent_dag_finds_the_planted_secret_and_patches_it_after_approval() {
 
     let yaml = example("agent-dag");
     let c = cluster_for(&yaml).await;
-    let run = c.submit(&yaml, &[("repo", repo.path().to_str().unwrap())]).await;
+    let run = c
+        .submit(&yaml, &[("repo", repo.path().to_str().unwrap())])
+        .await;
     let waiting = c.wait_waiting(&run, T).await;
     assert_eq!(task(&waiting, "patch").status, "awaiting_approval");
     let found = outputs(task(&waiting, "compliance"));
-    assert_eq!((found["violations"].as_i64(), found["severity"].as_str()), (Some(1), Some("critical")));
-    assert_eq!(outputs(task(&waiting, "review"))["verdict"], "request_changes");
-    let report = task(&waiting, "compliance").artifacts.iter().find(|a| a.path == "violations.txt").unwrap();
-    assert_eq!(artifact(&c, report).await, "./config/settings.py:3:aws-access-key\n");
-    assert!(std::fs::read_to_string(&settings).unwrap().contains(SECRET), "nothing patched before approval");
+    assert_eq!(
+        (found["violations"].as_i64(), found["severity"].as_str()),
+        (Some(1), Some("critical"))
+    );
+    assert_eq!(
+        outputs(task(&waiting, "review"))["verdict"],
+        "request_changes"
+    );
+    let report = task(&waiting, "compliance")
+        .artifacts
+        .iter()
+        .find(|a| a.path == "violations.txt")
+        .unwrap();
+    assert_eq!(
+        artifact(&c, report).await,
+        "./config/settings.py:3:aws-access-key\n"
+    );
+    assert!(
+        std::fs::read_to_string(&settings).unwrap().contains(SECRET),
+        "nothing patched before approval"
+    );
     c.decide(&run, true, "patch it").await.expect("approve");
     let r = c.wait_end(&run, T).await;
     assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
     assert_eq!(outputs(task(&r, "rescan"))["passed"], true);
     let patched = std::fs::read_to_string(&settings).unwrap();
-    assert!(!patched.contains(SECRET) && patched.contains("${AWS_ACCESS_KEY_ID}"), "{patched}");
+    assert!(
+        !patched.contains(SECRET) && patched.contains("${AWS_ACCESS_KEY_ID}"),
+        "{patched}"
+    );
     for t in ["compliance", "review", "patch", "rescan"] {
         let logs = logs_of(&c, &run, t).await;
-        assert!(!logs.iter().any(|l| l.contains(SECRET)), "{t} logged the secret");
+        assert!(
+            !logs.iter().any(|l| l.contains(SECRET)),
+            "{t} logged the secret"
+        );
     }
     for e in c.events(&run).await {
-        assert!(!format!("{e:?}").contains(SECRET), "an event carries the secret");
+        assert!(
+            !format!("{e:?}").contains(SECRET),
+            "an event carries the secret"
+        );
     }
 }
 
@@ -246,18 +331,41 @@ async fn quality_loop_goes_green_on_iteration_three_or_gives_up_at_five() {
     let r = c.wait_end(&green, T).await;
     remove_volume(&green);
     assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
-    let verdicts: Vec<(u32, &str)> = r.iterations.iter().map(|i| (i.iteration, i.verdict.as_str())).collect();
-    assert_eq!(verdicts, [(1, "not green"), (2, "not green"), (3, "green"), (4, "skipped"), (5, "skipped")]);
+    let verdicts: Vec<(u32, &str)> = r
+        .iterations
+        .iter()
+        .map(|i| (i.iteration, i.verdict.as_str()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (1, "not green"),
+            (2, "not green"),
+            (3, "green"),
+            (4, "skipped"),
+            (5, "skipped")
+        ]
+    );
     assert_eq!(phase(&r, "scan#4").status, "skipped");
     let scan3 = logs_of(&c, &green, "scan").await;
-    assert!(scan3.iter().any(|l| l.contains(r#"previous report: {"iteration":2,"remaining":1}"#)), "{scan3:?}");
+    assert!(
+        scan3
+            .iter()
+            .any(|l| l.contains(r#"previous report: {"iteration":2,"remaining":1}"#)),
+        "{scan3:?}"
+    );
     let summary = logs_of(&c, &green, "summary").await;
     assert_eq!(summary, [r#"{"iteration":3,"remaining":0}"#]);
 
     let r = c.wait_end(&stuck, T).await;
     remove_volume(&stuck);
     assert_eq!(r.status, "halted", "{:?} {}", ids(&r), r.reason);
-    assert!(r.reason.contains("repeat until-green gave up: not green after 5 iterations"), "{}", r.reason);
+    assert!(
+        r.reason
+            .contains("repeat until-green gave up: not green after 5 iterations"),
+        "{}",
+        r.reason
+    );
     assert_eq!(r.iterations.len(), 5);
     assert!(r.iterations.iter().all(|i| i.verdict == "not green"));
     assert_eq!(r.incidents[0].kind, "halt");

@@ -220,16 +220,29 @@ impl Admin for AdminService {
 
     async fn apply_roles(
         &self,
-        _req: Request<v1::ApplyRolesRequest>,
+        req: Request<v1::ApplyRolesRequest>,
     ) -> Result<Response<v1::ApplyRolesResponse>, Status> {
-        Err(Status::unimplemented("role registry not built yet"))
+        let r = req.into_inner();
+        let file = if r.file.is_empty() {
+            "roles.yaml"
+        } else {
+            &r.file
+        };
+        let results = self.submitter.roles.apply(&r.roles_yaml, file).await?;
+        Ok(Response::new(v1::ApplyRolesResponse { results }))
     }
 
     async fn list_roles(
         &self,
         _req: Request<v1::ListRolesRequest>,
     ) -> Result<Response<v1::ListRolesResponse>, Status> {
-        Err(Status::unimplemented("role registry not built yet"))
+        let roles = self.submitter.roles.list().await?;
+        Ok(Response::new(v1::ListRolesResponse {
+            roles: roles
+                .into_iter()
+                .map(|(id, yaml)| v1::RoleSpecYaml { id, yaml })
+                .collect(),
+        }))
     }
 
     type LogsStream = LogStream;

@@ -7,6 +7,7 @@
 //! - [`engine`]: the loop that folds the runs this coordinator owns, and takes over orphaned ones.
 //! - [`deadletter`]: task messages the queue gave up on, moved where people see them.
 //! - [`admin`]: the tonic admin service (with server reflection).
+//! - [`roles`]: the role registry (`baton role apply`), roles plans use without declaring.
 //! - [`submit`]: accepting a run, shared by gRPC and triggers.
 //! - [`incident`]: incidents out to `baton.incident.<run>` and the plan's webhook.
 //! - [`trigger`]: `baton.trigger.<plan>` requests.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod incident;
 pub mod lease;
 pub mod plan;
+pub mod roles;
 pub mod run;
 pub mod service;
 pub mod state_store;

@@ -84,6 +84,7 @@ impl Options {
             js: js.clone(),
             plans: topo.plans.clone(),
             leases: leases.clone(),
+            roles: crate::roles::RoleRegistry::new(topo.roles.clone()),
         };
         let timers = TaskTracker::new();
         let admin = AdminService {

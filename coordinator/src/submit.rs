@@ -18,6 +18,8 @@ pub struct Submitter {
     /// The run's lease is taken before its submission is published, so that
     /// no run is ever on the bus without an owner.
     pub leases: std::sync::Arc<crate::lease::Leases>,
+    /// Roles that plans may use without declaring them.
+    pub roles: crate::roles::RoleRegistry,
 }
 
 pub struct Submission {
@@ -46,7 +48,7 @@ impl Submitter {
         } else {
             file
         };
-        let plan = plan::load(&file, &yaml)?;
+        let (plan, roles) = self.load(&file, &yaml).await?;
         let inputs = plan::resolve_inputs(&plan, &s.inputs).map_err(Error::InvalidInputs)?;
         let run_id = new_run_id();
         if !self.leases.acquire(&run_id).await? {
@@ -62,7 +64,7 @@ impl Submitter {
             submitted_by: s.submitted_by,
             trigger: s.trigger,
             traceparent: traceparent.clone(),
-            roles: Default::default(),
+            roles: roles.into_iter().collect(),
         });
         if let Err(e) = bus::publish_event(
             &self.js,
@@ -85,12 +87,32 @@ impl Submitter {
 
     /// Validate and store a plan under its name.
     pub async fn apply(&self, yaml: &str, file: &str) -> Result<plan::Plan, Error> {
-        let plan = plan::load(file, yaml)?;
+        let (plan, _) = self.load(file, yaml).await?;
         self.plans
             .put(&plan.name, yaml.to_string().into())
             .await
             .map_err(|e| Error::Bus(e.into()))?;
         Ok(plan)
+    }
+
+    /// Load a plan, with the registered roles its tasks use without
+    /// declaring them (id → spec YAML). The registry is read only when the
+    /// plan does not load on its own.
+    async fn load(
+        &self,
+        file: &str,
+        yaml: &str,
+    ) -> Result<(plan::Plan, BTreeMap<String, String>), Error> {
+        match plan::load_resolving(file, yaml, &BTreeMap::new()) {
+            Ok(loaded) => Ok(loaded),
+            Err(alone) => {
+                // Unreadable registry: the plan's own problems are still the news.
+                let Ok(registry) = self.roles.all().await else {
+                    return Err(alone.into());
+                };
+                Ok(plan::load_resolving(file, yaml, &registry)?)
+            }
+        }
     }
 
     async fn registered(&self, name: &str) -> Result<String, Error> {

@@ -349,9 +349,15 @@ fn unknown_role() {
     let d = only(&BASE.replace("role: build", "role: biuld"));
     at(&d, 8, 15);
     assert_eq!(d.message, "unknown role `biuld` for task `a`");
-    assert_eq!(d.hint, "did you mean `build`? declared roles: build");
+    assert_eq!(
+        d.hint,
+        "did you mean `build`? declared roles: build; declare it under roles: or register it with baton role apply"
+    );
     let src = BASE.replace("role: build", "role: deployer");
-    assert_eq!(only(&src).hint, "declared roles: build");
+    assert_eq!(
+        only(&src).hint,
+        "declared roles: build; declare it under roles: or register it with baton role apply"
+    );
 }
 
 #[test]

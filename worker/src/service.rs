@@ -190,9 +190,9 @@ impl Worker {
                 let stop = baton_proto::codec::decode::<baton_proto::v1::Event>(&m.payload)
                     .ok()
                     .and_then(|e| e.body)
-                    .is_some_and(|b| {
-                        matches!(b, baton_proto::v1::event::Body::Incident(i) if i.stop)
-                    });
+                    .is_some_and(
+                        |b| matches!(b, baton_proto::v1::event::Body::Incident(i) if i.stop),
+                    );
                 futures::future::ready(stop)
             });
         let mut cancel_sub = futures::stream::select(cancels, stops);

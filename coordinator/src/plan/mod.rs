@@ -19,6 +19,10 @@
 //! - `duration`: `250ms`, `30s`, `5m`, `1h30m`.
 //! - `inputs`: submit-time inputs + defaults.
 //! - `summary`: the human summary for `baton plan validate`.
+//! - `role`: roles (in plans and role files) and their normalized YAML.
+//! - `schema`: field schemas of role inputs/outputs, and checking values.
+//! - `schema_yaml`: reading schemas from YAML, writing them back normalized.
+//! - `with`: a task's `with:` and checking tasks against their role's schemas.
 
 mod duration;
 mod error;
@@ -28,12 +32,18 @@ mod model;
 mod node;
 mod parse;
 mod refs;
+mod role;
+mod schema;
+mod schema_yaml;
 pub mod stages;
 mod summary;
 mod task;
 pub mod template;
 mod validate;
 mod validate_flow;
+mod with;
+
+use std::collections::BTreeMap;
 
 use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions};
 
@@ -42,6 +52,8 @@ pub use error::{Diagnostic, PlanError};
 pub use inputs::resolve_inputs;
 pub use model::*;
 pub use parse::DEFAULT_MAX_RETRIES;
+pub use role::{load_roles, parse_role, role_yaml};
+pub use schema::{check_inputs, check_outputs, FieldSpec, FieldType};
 pub use summary::summary;
 pub use task::{DEFAULT_TIMEOUT, MAX_TASK_RETRIES};
 pub use template::{render, render_with};
@@ -51,17 +63,39 @@ use node::Cx;
 
 /// Parse and validate; collect all problems found, sorted by line and column.
 pub fn load(file_name: &str, yaml: &str) -> Result<Plan, PlanError> {
+    load_with_roles(file_name, yaml, &BTreeMap::new())
+}
+
+/// [`load`], with registered roles (id → spec YAML) for tasks naming a role
+/// the plan does not declare. Plan-declared roles win.
+pub fn load_with_roles(
+    file_name: &str,
+    yaml: &str,
+    registry: &BTreeMap<String, String>,
+) -> Result<Plan, PlanError> {
+    load_resolving(file_name, yaml, registry).map(|(plan, _)| plan)
+}
+
+/// [`load_with_roles`], also returning the registered roles the plan used
+/// (id → spec YAML): what a submission stores so replays see the same roles.
+pub fn load_resolving(
+    file_name: &str,
+    yaml: &str,
+    registry: &BTreeMap<String, String>,
+) -> Result<(Plan, BTreeMap<String, String>), PlanError> {
     let mut cx = Cx::new(file_name, yaml);
     let options = LoaderOptions::default()
         .prevent_coercion(true)
         .error_on_duplicate_keys(true);
     match parse_yaml_with_options(0, yaml, options) {
         Ok(root) => {
-            let (plan, spans) = parse::plan(&mut cx, &root);
+            let (mut plan, spans) = parse::plan(&mut cx, &root);
+            let used = add_registered(&mut cx, &mut plan, &spans, registry);
             validate::check(&mut cx.sink, &plan, &spans);
-            let mut plan = cx.sink.finish(plan)?;
+            with::check(&mut cx.sink, &plan, &spans);
+            let (mut plan, used) = cx.sink.finish((plan, used))?;
             plan.stages = stages::expand(&plan);
-            Ok(plan)
+            Ok((plan, used))
         }
         Err(e) => {
             let (pos, message, hint) = load_error(&e);
@@ -71,7 +105,43 @@ pub fn load(file_name: &str, yaml: &str) -> Result<Plan, PlanError> {
     }
 }
 
-fn load_error(e: &LoadError) -> (Pos, String, String) {
+/// Add the registered roles that tasks name and the plan does not declare;
+/// returns their YAML by id.
+fn add_registered(
+    cx: &mut Cx,
+    plan: &mut Plan,
+    spans: &parse::Spans,
+    registry: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    if registry.is_empty() {
+        return BTreeMap::new();
+    }
+    let mut used: BTreeMap<String, Pos> = BTreeMap::new();
+    for (phase, ps) in plan.phases.iter().zip(&spans.phases) {
+        let main = phase.tasks.iter().zip(&ps.tasks);
+        for (t, ts) in main.chain(phase.rollback.iter().zip(&ps.rollback)) {
+            if !plan.roles.contains_key(&t.role) && registry.contains_key(&t.role) {
+                used.entry(t.role.clone()).or_insert(ts.role);
+            }
+        }
+    }
+    let (roles, broken) = role::registered(used.keys().cloned(), registry);
+    for (id, why) in broken {
+        cx.err(
+            used[&id],
+            format!("registered role `{id}` no longer loads: {why}"),
+            "register it again with `baton role apply`",
+        );
+    }
+    let yaml = roles
+        .keys()
+        .map(|id| (id.clone(), registry[id].clone()))
+        .collect();
+    plan.roles.extend(roles);
+    yaml
+}
+
+pub(crate) fn load_error(e: &LoadError) -> (Pos, String, String) {
     let at = |m: &marked_yaml::Marker| Pos::new(m.line(), m.column());
     match e {
         LoadError::ScanError(m, se) => (

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::schema::Schema;
+
 /// A validated plan.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -118,6 +120,12 @@ pub struct Role {
     /// How the role's tasks see the plan's workspace (read-only unless said).
     #[serde(default)]
     pub workspace: WorkspaceAccess,
+    /// What tasks of this role take in `with:`; empty = not declared.
+    #[serde(default)]
+    pub inputs: Schema,
+    /// What a successful result must report; empty = not declared.
+    #[serde(default)]
+    pub outputs: Schema,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -191,6 +199,10 @@ pub struct Task {
     /// that need it still run.
     #[serde(default)]
     pub when: Option<String>,
+    /// Values for the role's declared inputs (may hold templates); given to
+    /// the task as `BATON_INPUT_<NAME>` variables.
+    #[serde(default)]
+    pub with: BTreeMap<String, String>,
 }
 
 impl Phase {

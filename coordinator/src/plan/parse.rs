@@ -29,7 +29,6 @@ const PLAN_KEYS: &[&str] = &[
     "artifacts",
 ];
 const INPUT_KEYS: &[&str] = &["default", "description"];
-const ROLE_KEYS: &[&str] = &["image", "risk", "workspace"];
 const PHASE_KEYS: &[&str] = &[
     "id",
     "tasks",
@@ -80,6 +79,11 @@ pub(crate) struct TaskSpans {
     pub run: Vec<TextPos>,
     pub env: BTreeMap<String, TextPos>,
     pub when: Option<TextPos>,
+    /// Parallel to `Task::outputs`.
+    pub outputs: Vec<Pos>,
+    /// The `with` key, when written; and each value.
+    pub with_key: Option<Pos>,
+    pub with: BTreeMap<String, TextPos>,
 }
 
 #[derive(Debug, Default)]
@@ -119,7 +123,9 @@ pub(crate) fn plan(cx: &mut Cx, root: &Node) -> (Plan, Spans) {
         inputs(cx, f, &mut plan);
     }
     if let Some(f) = top.get("roles").filter(|f| !is_null(f.node)) {
-        roles(cx, f, &mut plan);
+        for role in super::role::roles(cx, f) {
+            plan.roles.insert(role.id.clone(), role);
+        }
     }
     super::flow::top(cx, &top, &mut plan, &mut spans);
     if let Some(f) = cx.require(&top, "phases", "the plan") {
@@ -192,82 +198,6 @@ fn inputs(cx: &mut Cx, f: Field<'_>, plan: &mut Plan) {
             ),
         }
         plan.inputs.push(spec);
-    }
-}
-
-/// `id → { image, risk }`.
-fn roles(cx: &mut Cx, f: Field<'_>, plan: &mut Plan) {
-    let Node::Mapping(map) = f.node else {
-        cx.err(
-            f.pos(),
-            format!("`roles` must be a mapping, not {}", kind(f.node)),
-            "write `roles:` followed by `id: { image: ... }` lines",
-        );
-        return;
-    };
-    for (k, v) in map.iter() {
-        let id = k.as_str().to_string();
-        let key = span_pos(k.span());
-        cx.check_id(&id, key, "role");
-        let at = if is_null(v) { key } else { node_pos(v) };
-        let Some(fs) = cx.fields(v, at, &format!("role `{id}`"), ROLE_KEYS) else {
-            // Already reported; keep the id so tasks using it are not also flagged.
-            let role = Role {
-                id: id.clone(),
-                image: String::new(),
-                risk: Risk::Auto,
-                workspace: WorkspaceAccess::default(),
-            };
-            plan.roles.insert(id, role);
-            continue;
-        };
-        let image = cx.require(&fs, "image", &format!("role `{id}`"));
-        let image = image
-            .and_then(|f| cx.string(f))
-            .map(|(s, _)| s)
-            .unwrap_or_default();
-        let risk = match fs.get("risk").map(|f| (f, cx.string(f))) {
-            None => Risk::Auto,
-            Some((_, None)) => Risk::Auto,
-            Some((f, Some((text, _)))) => match text.as_str() {
-                "auto" => Risk::Auto,
-                "approval_required" => Risk::ApprovalRequired,
-                other => {
-                    let allowed = ["auto", "approval_required"];
-                    cx.err(
-                        f.pos(),
-                        format!("unknown risk `{other}`"),
-                        suggest(other, allowed, "allowed values"),
-                    );
-                    Risk::Auto
-                }
-            },
-        };
-        let workspace = match fs.get("workspace").map(|f| (f, cx.string(f))) {
-            None | Some((_, None)) => WorkspaceAccess::default(),
-            Some((f, Some((text, _)))) => match text.as_str() {
-                "rw" => WorkspaceAccess::ReadWrite,
-                "ro" => WorkspaceAccess::ReadOnly,
-                "none" => WorkspaceAccess::None,
-                other => {
-                    cx.err(
-                        f.pos(),
-                        format!("unknown workspace access `{other}`"),
-                        suggest(other, ["rw", "ro", "none"], "allowed values"),
-                    );
-                    WorkspaceAccess::default()
-                }
-            },
-        };
-        plan.roles.insert(
-            id.clone(),
-            Role {
-                id,
-                image,
-                risk,
-                workspace,
-            },
-        );
     }
 }
 

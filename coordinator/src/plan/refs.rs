@@ -78,7 +78,11 @@ impl Refs<'_> {
             .env
             .iter()
             .map(|(k, v)| (v, ts.env.get(k).copied().unwrap_or_default()));
-        for (text, at) in run.chain(env) {
+        let with = task
+            .with
+            .iter()
+            .map(|(k, v)| (v, ts.with.get(k).copied().unwrap_or_default()));
+        for (text, at) in run.chain(env).chain(with) {
             match references(text) {
                 Err(e) => self.sink.err(at.at(e.offset), e.message, e.hint),
                 Ok(refs) => {
@@ -240,13 +244,18 @@ impl Refs<'_> {
                 return;
             }
         }
-        let declared = &self.plan.phases[loc.phase].tasks[loc.index].outputs;
+        let read = &self.plan.phases[loc.phase].tasks[loc.index];
+        // The task's own list, else the outputs its role declares (if any).
+        let declared: Vec<&String> = match self.plan.roles.get(&read.role) {
+            Some(r) if read.outputs.is_empty() => r.outputs.fields.keys().collect(),
+            _ => read.outputs.iter().collect(),
+        };
         if let Some(key) = key.filter(|k| !declared.is_empty() && !declared.iter().any(|d| d == k))
         {
             self.sink.err(
                 pos,
                 format!("task `{t}` does not declare output `{key}`"),
-                suggest(key, declared.iter().map(String::as_str), "declared outputs"),
+                suggest(key, declared.iter().map(|d| d.as_str()), "declared outputs"),
             );
         }
     }

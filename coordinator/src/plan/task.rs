@@ -12,7 +12,7 @@ use super::node::{is_null, kind, node_pos, span_pos, Cx, Field, TextPos};
 use super::parse::TaskSpans;
 
 const TASK_KEYS: &[&str] = &[
-    "id", "role", "run", "env", "needs", "timeout", "retries", "outputs", "when",
+    "id", "role", "run", "env", "needs", "timeout", "retries", "outputs", "when", "with",
 ];
 
 /// The default per-attempt timeout.
@@ -39,6 +39,7 @@ pub(crate) fn task(cx: &mut Cx, node: &Node, rollback: bool) -> Option<(Task, Ta
         retries: 0,
         outputs: Vec::new(),
         when: None,
+        with: BTreeMap::new(),
     };
     if let Some(f) = cx.require(&fs, "id", what) {
         spans.id = f.pos();
@@ -87,6 +88,7 @@ pub(crate) fn task(cx: &mut Cx, node: &Node, rollback: bool) -> Option<(Task, Ta
                 );
             }
             task.outputs.push(name);
+            spans.outputs.push(pos);
         }
     }
     if let Some((text, at)) = super::flow::task_when(cx, &fs) {
@@ -99,6 +101,10 @@ pub(crate) fn task(cx: &mut Cx, node: &Node, rollback: bool) -> Option<(Task, Ta
         }
         task.when = Some(text);
         spans.when = Some(at);
+    }
+    if let Some(f) = fs.get("with").filter(|f| !is_null(f.node)) {
+        spans.with_key = Some(f.key);
+        (task.with, spans.with) = super::with::values(cx, f);
     }
     Some((task, spans))
 }

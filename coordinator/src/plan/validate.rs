@@ -128,9 +128,13 @@ fn check_roles(sink: &mut Sink, plan: &Plan, spans: &Spans) {
                 continue;
             }
             let listed = if declared.is_empty() {
-                "no roles are declared; add them under `roles:`".to_string()
+                "no roles are declared; declare it under roles: or register it with baton role apply"
+                    .to_string()
             } else {
-                format!("declared roles: {}", declared.join(", "))
+                format!(
+                    "declared roles: {}; declare it under roles: or register it with baton role apply",
+                    declared.join(", ")
+                )
             };
             let hint = match did_you_mean(&task.role, declared.iter().copied()) {
                 Some(c) => format!("did you mean `{c}`? {listed}"),

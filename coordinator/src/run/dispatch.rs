@@ -52,6 +52,7 @@ impl RunState {
             .run
             .iter()
             .chain(task.env.values())
+            .chain(task.with.values())
             .any(|s| s.contains("${{"));
         let outputs: BTreeMap<String, serde_json::Map<String, serde_json::Value>> = if templated {
             self.tasks
@@ -69,12 +70,16 @@ impl RunState {
                 .iter()
                 .map(|a| plan::render_with(a, &self.inputs, &outputs, &vars))
                 .collect::<Result<_, _>>()?;
-            let mut env: BTreeMap<String, String> = task
-                .env
+            // A task's `with:` values reach it as `BATON_INPUT_<NAME>` (the
+            // input's name uppercased), rendered like env values; a plan's own
+            // `env` entry of the same name wins, as what the plan spelled out.
+            let with = task
+                .with
                 .iter()
-                .map(|(k, v)| {
-                    plan::render_with(v, &self.inputs, &outputs, &vars).map(|v| (k.clone(), v))
-                })
+                .map(|(k, v)| (format!("BATON_INPUT_{}", k.to_uppercase()), v));
+            let mut env: BTreeMap<String, String> = with
+                .chain(task.env.iter().map(|(k, v)| (k.clone(), v)))
+                .map(|(k, v)| plan::render_with(v, &self.inputs, &outputs, &vars).map(|v| (k, v)))
                 .collect::<Result<_, _>>()?;
             // Where the task runs, for scripts that do not take templates.
             for (var, name) in [

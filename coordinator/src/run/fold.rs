@@ -62,8 +62,8 @@ impl RunState {
         ev: &v1::RunSubmitted,
         time_ms: i64,
     ) -> Result<(RunState, Vec<Command>), plan::PlanError> {
-        let plan = plan::load(&ev.plan_file, &ev.plan_yaml)?;
-        let mut plan = plan;
+        let roles = ev.roles.clone().into_iter().collect();
+        let mut plan = plan::load_with_roles(&ev.plan_file, &ev.plan_yaml, &roles)?;
         if plan.stages.is_empty() {
             plan.stages = plan::stages::expand(&plan);
         }
@@ -213,12 +213,13 @@ impl RunState {
             .collect();
         t.trace_id = f.trace_id.clone();
         t.worker = f.worker.clone();
-        if f.ok {
+        let (ok, error) = super::schema_check::outcome(&self.plan, &t.role, f, &t.outputs);
+        if ok {
             t.status = TaskStatus::Succeeded;
             t.error.clear();
         } else if t.attempt - t.lost.min(t.attempt) < t.max_attempts && !f.permanent {
             t.status = TaskStatus::RetryWait;
-            t.error = f.error.clone();
+            t.error = error;
             t.retry_at_ms = now + backoff_ms(&self.run_id, &t.id, t.attempt);
             out.push(Command::StartTimer {
                 task_id: t.id.clone(),
@@ -228,7 +229,7 @@ impl RunState {
             return;
         } else {
             t.status = TaskStatus::Failed;
-            t.error = f.error.clone();
+            t.error = error;
         }
         let id = t.id.clone();
         self.task_ended(&id, now, out);

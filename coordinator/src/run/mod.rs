@@ -8,6 +8,7 @@
 //! - `flow`: between stages: skips, timers, loop iterations, `stop_when`, incidents, rollback start.
 //! - `rollback`: rollback steps, newest phase first.
 //! - `lost`: attempts lost with their worker, dead-lettered, or answering late.
+//! - `schema_check`: a successful result against its role's declared outputs.
 //! - `dispatch`: one attempt of a task, with its templates rendered.
 //! - `view`: the admin API's `Run`, the gate context, "what it waits for".
 
@@ -18,6 +19,7 @@ mod gates;
 mod lost;
 mod phase;
 mod rollback;
+mod schema_check;
 pub mod state;
 pub mod view;
 

@@ -420,3 +420,4 @@ fn approval_gate_is_asked_again_after_a_decision() {
 
 mod flow;
 mod lost;
+mod schema;
