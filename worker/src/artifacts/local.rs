@@ -47,12 +47,25 @@ impl Collected {
 }
 
 pub fn limit_error(total: u64, limit: u64) -> String {
-    let mib = |b: u64| format_mib(i64::try_from(b).unwrap_or(i64::MAX));
     format!(
         "task left {} in /baton/out/, over the {} limit (raise max_artifact_bytes or write less)",
-        mib(total),
-        mib(limit)
+        human_bytes(total),
+        human_bytes(limit)
     )
+}
+
+/// `70.1 MiB`, `2.9 KiB`, `1000 bytes`: small limits stay readable.
+pub fn human_bytes(b: u64) -> String {
+    const KIB: u64 = 1024;
+    if b >= KIB * KIB {
+        format_mib(i64::try_from(b).unwrap_or(i64::MAX))
+    } else if b >= KIB && b % KIB == 0 {
+        format!("{} KiB", b / KIB)
+    } else if b >= KIB {
+        format!("{:.1} KiB", b as f64 / KIB as f64)
+    } else {
+        format!("{b} bytes")
+    }
 }
 
 /// `a/b/c` when every component of `p` is a plain name (`.` is dropped);
@@ -211,6 +224,8 @@ mod tests {
             msg,
             "task left 70.1 MiB in /baton/out/, over the 64 MiB limit (raise max_artifact_bytes or write less)"
         );
+        assert_eq!(human_bytes(3000), "2.9 KiB");
+        assert_eq!(human_bytes(1000), "1000 bytes");
     }
 
     #[test]
