@@ -347,7 +347,7 @@ fn bind_error(spec: &TaskSpec, e: DockerError) -> RuntimeError {
 }
 
 /// Exit code of the container; a non-zero exit arrives as an `Err` from bollard.
-async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, DockerError> {
+pub(crate) async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, DockerError> {
     let mut waits = Box::pin(docker.wait_container(id, None::<WaitContainerOptions>));
     match waits.next().await {
         Some(Ok(response)) => Ok(response.status_code),

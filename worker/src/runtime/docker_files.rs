@@ -7,18 +7,21 @@
 //! bind mounts of worker directories are out. Everything goes through the
 //! Docker API instead:
 //! - `/baton/out`: a fresh volume `<container>-out`, mounted rw. A fresh
-//!   volume's root is owned by root, so it is handed to the sandbox user by
-//!   uploading a tar that holds only a `.` directory entry: Docker applies
-//!   that entry's owner and mode to the existing directory. The upload goes
-//!   through a *stager*, a container created with the volumes mounted and
-//!   never started: no shell, no root process and no network needed.
-//! - `/baton/in`: a fresh volume `<container>-in`, filled through the stager
-//!   with a tar of the verified inputs (root-owned, files 0444, dirs 0555) and
-//!   mounted read-only.
+//!   volume's root belongs to root (unless the image has the directory: Docker
+//!   then copies its owner), and the archive API cannot change the owner of
+//!   the directory it extracts into. So a *stager* hands it to the sandbox
+//!   user: a container from the task's image, with the volumes mounted, that
+//!   runs only `chown <sandbox user> /baton/out [workspace]` as root, with
+//!   no network, no capability but `CHOWN`, and a read-only root. The image
+//!   therefore needs `chown` (busybox has it), as it needs `/bin/sh`.
+//! - `/baton/in`: a fresh volume `<container>-in`, filled before the stager
+//!   starts by uploading a tar of the verified inputs (root-owned, files
+//!   0444, dirs 0555), and mounted read-only in the task container (an
+//!   upload into a read-only mount is refused, hence the stager).
 //! - workspace kind `volume`: created on first use, labelled
-//!   `org.baton.run=<run>`; when this worker creates it, its root is handed
-//!   to the sandbox user the same way (mode 0755). One that exists is used as
-//!   it is. Kind `host` is a bind mount.
+//!   `org.baton.run=<run>`; when this worker creates it, the stager hands its
+//!   root to the sandbox user. One that exists is used as it is. Kind `host`
+//!   is a bind mount.
 //! - After the task, `GET /containers/<id>/archive?path=/baton/out` on the
 //!   stopped container streams a tar, unpacked on the worker's disk by
 //!   [`local::extract_tar`].
@@ -34,19 +37,21 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, ListVolumesOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    StartContainerOptions, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures::StreamExt;
 
-use super::docker::{is_status, remove_quietly};
-use super::sandbox::{self, numeric_ids, SandboxPolicy, OUT_DIR};
+use super::docker::{is_status, remove_quietly, wait_exit};
+use super::sandbox::{self, SandboxPolicy, OUT_DIR};
 use super::workspace::{self, Kind};
 use super::{RuntimeError, TaskSpec};
 use crate::artifacts::local::{self, Collected};
 
 /// Where earlier tasks' artifacts appear (inside the container).
 pub const IN_DIR: &str = "/baton/in";
+/// Bound on the stager's `chown`.
+const STAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Marks per-attempt volumes (never workspaces), for clean-up.
 pub const LABEL_SCRATCH: &str = "org.baton.scratch";
 
@@ -68,7 +73,8 @@ pub(crate) async fn prepare(
     scratch.push(out.clone());
     let mut task_mounts = vec![volume_mount(&out, OUT_DIR, false)];
     let mut stage_mounts = vec![volume_mount(&out, OUT_DIR, false)];
-    let mut uploads = vec![(OUT_DIR.to_string(), owner_tar(&policy.user, 0o700)?)];
+    let mut chown = vec![OUT_DIR.to_string()];
+    let mut uploads = Vec::new();
 
     if let Some(dir) = inputs {
         let vol = format!("{name}-in");
@@ -87,56 +93,96 @@ pub(crate) async fn prepare(
         let kind = workspace::check(ws)?;
         if kind == Kind::Volume && ensure_workspace(docker, &ws.source, &spec.run_id).await? {
             stage_mounts.push(volume_mount(&ws.source, &ws.mount, false));
-            uploads.push((ws.mount.clone(), owner_tar(&policy.user, 0o755)?));
+            chown.push(ws.mount.clone());
         }
         task_mounts.push(workspace::mount(ws, kind));
     }
 
-    stage(docker, spec, policy, name, stage_mounts, uploads).await?;
+    stage(docker, spec, policy, name, stage_mounts, chown, uploads).await?;
     Ok(task_mounts)
 }
 
-/// Upload each `(path, tar)` through a created-but-never-started container.
+/// Upload each `(path, tar)` into the stager, then run it to `chown` the
+/// `chown` paths to the sandbox user.
 async fn stage(
     docker: &Docker,
     spec: &TaskSpec,
     policy: &SandboxPolicy,
     name: &str,
     mounts: Vec<Mount>,
+    chown: Vec<String>,
     uploads: Vec<(String, Vec<u8>)>,
 ) -> Result<(), RuntimeError> {
-    let stager = format!("{name}-stage");
+    let mut command = vec!["chown".to_string(), policy.user.clone()];
+    command.extend(chown.iter().cloned());
     let body = ContainerCreateBody {
         image: Some(spec.image.clone()),
-        // Never started; Docker only wants a command to create it.
-        entrypoint: Some(vec!["/bin/true".to_string()]),
+        entrypoint: Some(command),
+        user: Some("0:0".to_string()),
         labels: Some(sandbox::labels(spec, policy)),
         network_disabled: Some(true),
         host_config: Some(HostConfig {
             mounts: Some(mounts),
             network_mode: Some("none".to_string()),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".to_string()]),
+            cap_add: Some(vec!["CHOWN".to_string()]),
+            security_opt: Some(vec!["no-new-privileges".to_string()]),
+            memory: Some(64 * 1024 * 1024),
+            pids_limit: Some(16),
             ..Default::default()
         }),
         ..Default::default()
     };
-    let options = CreateContainerOptionsBuilder::new().name(&stager).build();
+    let options = CreateContainerOptionsBuilder::new()
+        .name(&format!("{name}-stage"))
+        .build();
     let id = docker.create_container(Some(options), body).await?.id;
-    let mut result = Ok(());
+    let result = run_stager(docker, spec, policy, &id, &chown, uploads).await;
+    remove_quietly(docker, &id).await;
+    result
+}
+
+async fn run_stager(
+    docker: &Docker,
+    spec: &TaskSpec,
+    policy: &SandboxPolicy,
+    id: &str,
+    chown: &[String],
+    uploads: Vec<(String, Vec<u8>)>,
+) -> Result<(), RuntimeError> {
     for (path, tar) in uploads {
         let options = UploadToContainerOptionsBuilder::new().path(&path).build();
         if let Err(e) = docker
-            .upload_to_container(&id, Some(options), bollard::body_full(tar.into()))
+            .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
             .await
         {
-            result = Err(RuntimeError::Workspace(format!(
-                "cannot prepare {path} for task {}: {e} — check that the volume behind it is writable by the Docker engine",
+            return Err(RuntimeError::Workspace(format!(
+                "cannot copy the inputs of task {} to {path}: {e} — check the Docker engine's free disk space",
                 spec.task_id
             )));
-            break;
         }
     }
-    remove_quietly(docker, &id).await;
-    result
+    docker
+        .start_container(id, None::<StartContainerOptions>)
+        .await?;
+    let code = tokio::time::timeout(STAGE_TIMEOUT, wait_exit(docker, id))
+        .await
+        .map_err(|_| {
+            std::io::Error::other(format!(
+                "chown of {} did not finish within {STAGE_TIMEOUT:?}",
+                chown.join(" ")
+            ))
+        })??;
+    if code != 0 {
+        return Err(RuntimeError::Workspace(format!(
+            "cannot hand {} to user {}: `chown` in image {} exited {code} — the image needs a chown binary on PATH (busybox has one)",
+            chown.join(" "),
+            policy.user,
+            spec.image
+        )));
+    }
+    Ok(())
 }
 
 /// Creates the workspace volume if missing; true when this call created it.
@@ -188,22 +234,6 @@ fn volume_mount(volume: &str, target: &str, read_only: bool) -> Mount {
     }
 }
 
-/// A tar with only `.`, owned by the sandbox user. A user given by name
-/// cannot be resolved here, so the directory is then left to root but
-/// open to everyone (0777).
-fn owner_tar(user: &str, mode: u32) -> std::io::Result<Vec<u8>> {
-    let (uid, gid, mode) = match numeric_ids(user) {
-        Some((uid, gid)) => (uid, gid, mode),
-        None => (0, 0, 0o777),
-    };
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = dir_header(mode);
-    h.set_uid(u64::from(uid));
-    h.set_gid(u64::from(gid));
-    b.append_data(&mut h, ".", std::io::empty())?;
-    b.into_inner()
-}
-
 fn dir_header(mode: u32) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Directory);
@@ -215,7 +245,6 @@ fn dir_header(mode: u32) -> tar::Header {
 /// The fetched inputs under `dir` as a root-owned, read-only tree.
 fn inputs_tar(dir: &Path) -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
-    b.append_data(&mut dir_header(0o755), ".", std::io::empty())?;
     append_tree(&mut b, dir, dir)?;
     b.into_inner()
 }
