@@ -1,8 +1,15 @@
-//! The process runtime (unsandboxed) with real child processes.
+//! The process runtime (unsandboxed) with real child processes; the
+//! artifact tests also start a real nats-server.
+
+mod artifacts_common;
 
 use std::time::{Duration, Instant};
 
-use baton_worker::runtime::{Limits, LogLine, Outcome, ProcessRuntime, Runtime, Stream, TaskSpec};
+use artifacts_common::*;
+use baton_proto::v1;
+use baton_worker::runtime::{
+    Limits, LogLine, Outcome, ProcessRuntime, Runtime, RuntimeError, Stream, TaskSpec,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -144,11 +151,6 @@ async fn missing_program_is_a_task_failure() {
     assert!(!outcome.ok);
     assert!(outcome.error.unwrap().starts_with("cannot start"));
 }
-
-mod artifacts_common;
-use artifacts_common::*;
-use baton_proto::v1;
-use baton_worker::runtime::RuntimeError;
 
 async fn run_stored(
     store: &async_nats::jetstream::object_store::ObjectStore,

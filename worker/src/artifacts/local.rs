@@ -59,8 +59,6 @@ pub fn human_bytes(b: u64) -> String {
     const KIB: u64 = 1024;
     if b >= KIB * KIB {
         format_mib(i64::try_from(b).unwrap_or(i64::MAX))
-    } else if b >= KIB && b % KIB == 0 {
-        format!("{} KiB", b / KIB)
     } else if b >= KIB {
         format!("{:.1} KiB", b as f64 / KIB as f64)
     } else {

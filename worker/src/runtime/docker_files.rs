@@ -42,7 +42,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures::StreamExt;
 
-use super::docker::{is_status, remove_quietly, wait_exit};
+use super::docker::wait_exit;
+use super::docker_cleanup::{is_status, remove_quietly};
 use super::sandbox::{self, SandboxPolicy, OUT_DIR};
 use super::workspace::{self, Kind};
 use super::{RuntimeError, TaskSpec};

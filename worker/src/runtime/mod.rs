@@ -50,6 +50,7 @@
 //! memory limit.
 
 pub mod docker;
+mod docker_cleanup;
 pub mod docker_files;
 mod logs;
 pub mod noop;
