@@ -195,3 +195,47 @@ async fn adopt_leftovers_removes_scratch_volumes_only() {
     assert_eq!(removed, 1);
     assert_eq!(left, vec![keep.clone()]);
 }
+
+#[tokio::test]
+async fn host_workspace_is_bind_mounted_and_a_missing_path_is_named() {
+    let (_nats, store) = artifact_store().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("seed"), "from host").expect("seed");
+    // The sandbox user is not the owner of the test's temporary directory.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(dir.path(), open).expect("chmod");
+    }
+    let mut s = spec(
+        &unique("rt-docker"),
+        r#"echo "{\"result\":\"ok\",\"outputs\":{\"seed\":\"$(cat "$BATON_WORKSPACE/seed")\"}}""#,
+    );
+    let host = |source: String| {
+        Some(v1::Workspace {
+            kind: "host".into(),
+            source,
+            mount: "/src".into(),
+            read_only: true,
+        })
+    };
+    s.workspace = host(dir.path().to_string_lossy().into_owned());
+    let (outcome, logs) = run_stored(&store, &s).await;
+    let outcome = outcome.expect("runtime");
+    assert!(outcome.ok, "{outcome:?} {logs:?}");
+    assert_eq!(outcome.report.unwrap().outputs["seed"], "from host");
+
+    let missing = format!("/nonexistent/{}", unique("baton"));
+    s.workspace = host(missing.clone());
+    match run_stored(&store, &s).await.0 {
+        Err(e @ RuntimeError::Workspace(_)) => {
+            assert!(e.is_permanent());
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with(&format!("cannot bind-mount host path {missing} at /src")),
+                "{msg}"
+            );
+        }
+        other => panic!("expected a workspace error, got {other:?}"),
+    }
+}
