@@ -33,8 +33,9 @@
 //! and the host path.
 //!
 //! # Docker: the `/bin/sh` wrapper (images need `/bin/sh`)
-//! The result travels over stdout, not through the `/baton/out` volume,
-//! so that a result never waits for the archive download; the task
+//! `result.json` travels over stdout, although `/baton/out` is a volume that
+//! is read back after the task (it is not an artifact): the wrapper also
+//! marks the end of the output, which the log handling relies on. The task
 //! command is wrapped ([`sandbox::wrapper_script`]):
 //! `/bin/sh -c '"$@"; rc=$?; echo; if [ -f /baton/out/result.json ]; then echo @@BATON-RESULT-FILE@@; cat /baton/out/result.json; echo; fi; echo @@BATON-END@@; exit $rc' baton-task <argv...>`.
 //! Everything after the `@@BATON-RESULT-FILE@@` line on stdout is the file's
@@ -42,12 +43,13 @@
 //! followed log delivered all output (Docker 20.10 can end a followed log
 //! before an unterminated last line arrives; the runtime then re-reads the
 //! log). The wrapper's `echo` lines and markers are never forwarded.
-//! Consequently every image must provide `/bin/sh`, and a task must not
-//! print the marker lines itself.
+//! Consequently every image must provide `/bin/sh` (and `chown`, for the
+//! stager of [`docker_files`]), and a task must not print the marker lines
+//! itself.
 //!
 //! Docker mounts tmpfs with `noexec` unless told otherwise, so scripts in
 //! `/tmp` must be run as `sh script.sh`. Files in the tmpfs count against the
-//! memory limit.
+//! memory limit; files in `/baton/out` count against the artifact limit.
 
 pub mod docker;
 mod docker_cleanup;

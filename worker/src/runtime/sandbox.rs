@@ -1,8 +1,8 @@
 //! The Docker sandbox: from a [`SandboxPolicy`] and a [`TaskSpec`] to the
 //! container's create body (pure).
 //!
-//! Always on: `cap_drop: [ALL]`, `no-new-privileges`, no binds, only the
-//! mounts of [`super::docker_files`] (`/baton/out`, `/baton/in`, workspace),
+//! Always on: `cap_drop: [ALL]`, `no-new-privileges`, no `binds`, no mounts
+//! but those of [`super::docker_files`] (`/baton/out`, `/baton/in`, workspace),
 //! memory == memory+swap (no swap), CPU and pids limits, tmpfs `/tmp`.
 //! Policy switches: user, `network_mode: none`, read-only root,
 //! tmpfs size, extra labels. Every field defaults to the strict setting.
