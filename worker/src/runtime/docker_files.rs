@@ -43,7 +43,7 @@ use bollard::Docker;
 use futures::StreamExt;
 
 use super::docker::wait_exit;
-use super::docker_cleanup::{is_status, remove_quietly};
+use super::docker_cleanup::{is_status, RemoveOnDrop};
 use super::sandbox::{self, SandboxPolicy, OUT_DIR};
 use super::workspace::{self, Kind};
 use super::{RuntimeError, TaskSpec};
@@ -139,8 +139,14 @@ async fn stage(
         .name(&format!("{name}-stage"))
         .build();
     let id = docker.create_container(Some(options), body).await?.id;
+    // Removed also when the attempt is dropped half-way (cancelled worker).
+    let mut guard = RemoveOnDrop {
+        docker: docker.clone(),
+        id: Some(id.clone()),
+        volumes: Vec::new(),
+    };
     let result = run_stager(docker, spec, policy, &id, &chown, uploads).await;
-    remove_quietly(docker, &id).await;
+    guard.remove().await;
     result
 }
 
