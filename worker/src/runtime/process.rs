@@ -215,7 +215,7 @@ fn host_workspace(ws: &baton_proto::v1::Workspace) -> Result<String, RuntimeErro
     Ok(ws.source.clone())
 }
 
-/// Files 0444 and directories 0555 below `dir` (children before parents).
+/// Files 0444 and directories 0555 from `dir` down (children before parents).
 fn make_read_only(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     for entry in std::fs::read_dir(dir)? {
@@ -223,12 +223,11 @@ fn make_read_only(dir: &Path) -> std::io::Result<()> {
         let meta = std::fs::symlink_metadata(&path)?;
         if meta.is_dir() {
             make_read_only(&path)?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o555))?;
         } else if meta.is_file() {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
         }
     }
-    Ok(())
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555))
 }
 
 fn failed(error: String, started: Instant) -> Outcome {
