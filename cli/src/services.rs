@@ -93,6 +93,10 @@ pub struct WorkerArgs {
     /// Deliveries of one attempt before it is dead-lettered.
     #[arg(long, default_value_t = 5)]
     pub max_deliver: i64,
+    /// Total bytes an attempt may leave in /baton/out/ when its plan sets no
+    /// limit; more fails the attempt. Default 64 MiB.
+    #[arg(long, default_value_t = baton_worker::artifacts::DEFAULT_MAX_ARTIFACT_BYTES)]
+    pub max_artifact_bytes: u64,
     /// Roles to serve, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     pub roles: Vec<String>,
@@ -227,6 +231,7 @@ pub async fn worker(a: WorkerArgs) -> u8 {
         worker_id: a.id.unwrap_or(defaults.worker_id),
         ack_wait: Duration::from_secs(a.ack_wait_secs.max(1)),
         max_deliver: a.max_deliver,
+        max_artifact_bytes: a.max_artifact_bytes,
         ..defaults
     };
     let w = match opts.build(runtime).await {

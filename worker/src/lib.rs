@@ -2,6 +2,7 @@
 //! streaming, result capture and heartbeats.
 //!
 //! # Layout
+//! - [`artifacts`]: `/baton/out` files to the object store (size limit, SHA-256) and inputs back to `/baton/in`.
 //! - [`runtime`]: how one attempt runs: Docker (sandboxed), process (unsandboxed), noop (benchmarks).
 //! - [`service`]: `Options` → `build(runtime)` → `Worker::run(cancel)`: consumers and fetch loops.
 //! - [`task`]: one task message from start to end.
@@ -10,6 +11,7 @@
 //! - [`cancel`]: running tasks by run, so that cancelling a run kills them.
 #![forbid(unsafe_code)]
 
+pub mod artifacts;
 pub mod cancel;
 pub mod claim;
 pub mod registry;

@@ -36,6 +36,8 @@ pub struct Options {
     pub topology: TopologyOptions,
     /// Deliveries of one attempt before the queue gives up on it (dead letter).
     pub max_deliver: i64,
+    /// Total size of `/baton/out/` kept per attempt when the dispatch says 0.
+    pub max_artifact_bytes: u64,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             limits: Limits::default(),
             topology: TopologyOptions::default(),
             max_deliver: 5,
+            max_artifact_bytes: crate::artifacts::DEFAULT_MAX_ARTIFACT_BYTES,
         }
     }
 }
@@ -121,9 +124,10 @@ impl Options {
                 .map_err(|e| Error::Nats(e.to_string()))?;
             consumers.push((role.clone(), c));
         }
+        runtime.set_artifact_store(topo.artifacts.clone());
         let removed = runtime.adopt_leftovers(&self.worker_id).await?;
         if removed > 0 {
-            tracing::warn!(worker = %self.worker_id, removed, "removed containers a predecessor left behind");
+            tracing::warn!(worker = %self.worker_id, removed, "removed containers and volumes a predecessor left behind");
         }
         let running = Arc::new(crate::registry::Running::default());
         let registration = crate::registry::Registration {
@@ -148,6 +152,7 @@ impl Options {
             worker_id: self.worker_id.clone(),
             heartbeat: self.ack_wait / 3,
             limits: self.limits.clone(),
+            max_artifact_bytes: crate::artifacts::limit(self.max_artifact_bytes),
             cancels: CancelRegistry::default(),
             shutdown: CancellationToken::new(),
             events: topo.events.clone(),

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cancel::CancelRegistry;
 use crate::claim::Claim;
-use crate::runtime::{Limits, LogLine, Runtime, RuntimeError, Stream, TaskSpec};
+use crate::runtime::{Limits, LogLine, Runtime, Stream, TaskSpec};
 
 pub struct Ctx {
     pub js: jetstream::Context,
@@ -19,6 +19,8 @@ pub struct Ctx {
     pub worker_id: String,
     pub heartbeat: Duration,
     pub limits: Limits,
+    /// For dispatches whose `max_artifact_bytes` is 0.
+    pub max_artifact_bytes: u64,
     pub cancels: CancelRegistry,
     /// Fires when the grace period of a shutdown ran out.
     pub shutdown: CancellationToken,
@@ -159,6 +161,12 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         env,
         timeout: Duration::from_millis(d.timeout_ms.max(1)),
         limits: ctx.limits.clone(),
+        workspace: d.workspace.clone().filter(|w| !w.kind.is_empty()),
+        inputs: d.inputs.clone(),
+        max_artifact_bytes: match d.max_artifact_bytes {
+            0 => ctx.max_artifact_bytes,
+            n => n,
+        },
     };
     let result = ctx.runtime.run(&spec, tx, kill).await;
     heartbeat.abort();
@@ -190,20 +198,18 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             worker: ctx.worker_id.clone(),
             trace_id: trace_id.clone(),
             permanent: false,
-            artifacts: Vec::new(),
+            artifacts: o.artifacts,
         },
-        Err(e @ (RuntimeError::ImageMissing { .. } | RuntimeError::InvalidSpec(_))) => {
-            v1::TaskFinished {
-                task_id: d.task_id.clone(),
-                attempt: d.attempt,
-                ok: false,
-                error: e.to_string(),
-                worker: ctx.worker_id.clone(),
-                trace_id: trace_id.clone(),
-                permanent: true,
-                ..Default::default()
-            }
-        }
+        Err(e) if e.is_permanent() => v1::TaskFinished {
+            task_id: d.task_id.clone(),
+            attempt: d.attempt,
+            ok: false,
+            error: e.to_string(),
+            worker: ctx.worker_id.clone(),
+            trace_id: trace_id.clone(),
+            permanent: true,
+            ..Default::default()
+        },
         Err(e) => {
             // This machine cannot run tasks now; let another worker try soon.
             tracing::error!(run = %d.run_id, task = %d.task_id, error = %e, "runtime failure; task handed back");

@@ -2,82 +2,14 @@
 //! (never skip) when the engine is unreachable. The agent image is built with
 //! deploy/images/agent/build.sh when missing (it never pulls).
 
-use std::sync::Once;
+mod docker_common;
+
 use std::time::{Duration, Instant};
 
-use baton_test_support::{workspace_root, LabelledContainers};
-use baton_worker::runtime::{
-    DockerRuntime, Limits, LogLine, Outcome, Runtime, RuntimeError, SandboxPolicy, Stream, TaskSpec,
-};
-use tokio::sync::mpsc;
+use baton_test_support::LabelledContainers;
+use baton_worker::runtime::{LogLine, Outcome, Runtime, RuntimeError, Stream, TaskSpec};
+use docker_common::*;
 use tokio_util::sync::CancellationToken;
-
-const IMAGE: &str = "baton/agent:local";
-
-fn ensure_image() {
-    static BUILT: Once = Once::new();
-    BUILT.call_once(|| {
-        let present = std::process::Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if present {
-            return;
-        }
-        let script = workspace_root().join("deploy/images/agent/build.sh");
-        let out = std::process::Command::new(&script)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "building {IMAGE} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
-
-async fn docker() -> DockerRuntime {
-    ensure_image();
-    DockerRuntime::connect(SandboxPolicy::default())
-        .await
-        .unwrap_or_else(|e| panic!("these tests need a running Docker engine: {e}"))
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{:08x}", rand::random::<u32>())
-}
-
-fn spec(run_id: &str, script: &str) -> TaskSpec {
-    TaskSpec {
-        run_id: run_id.to_string(),
-        task_id: "t1".to_string(),
-        attempt: 1,
-        image: IMAGE.to_string(),
-        argv: vec!["sh".into(), "-c".into(), script.into()],
-        env: vec![("GREETING".into(), "hello there".into())],
-        timeout: Duration::from_secs(30),
-        limits: Limits::default(),
-    }
-}
-
-async fn run_with(
-    rt: &Runtime,
-    spec: &TaskSpec,
-    cancel: CancellationToken,
-) -> (Result<Outcome, RuntimeError>, Vec<LogLine>) {
-    let (tx, mut rx) = mpsc::channel(16);
-    let drain = tokio::spawn(async move {
-        let mut lines = Vec::new();
-        while let Some(line) = rx.recv().await {
-            lines.push(line);
-        }
-        lines
-    });
-    let outcome = rt.run(spec, tx, cancel).await;
-    (outcome, drain.await.expect("log drain"))
-}
 
 /// Runs `script` in a fresh run and checks that no container is left behind.
 async fn run_script(script: &str, tweak: impl FnOnce(&mut TaskSpec)) -> (Outcome, Vec<LogLine>) {
@@ -94,13 +26,6 @@ async fn run_script(script: &str, tweak: impl FnOnce(&mut TaskSpec)) -> (Outcome
         "container of {run_id} not removed"
     );
     (outcome, logs)
-}
-
-fn lines(logs: &[LogLine], stream: Stream) -> Vec<&str> {
-    logs.iter()
-        .filter(|l| l.stream == stream)
-        .map(|l| l.line.as_str())
-        .collect()
 }
 
 #[tokio::test]

@@ -1,8 +1,15 @@
-//! The process runtime (unsandboxed) with real child processes.
+//! The process runtime (unsandboxed) with real child processes; the
+//! artifact tests also start a real nats-server.
+
+mod artifacts_common;
 
 use std::time::{Duration, Instant};
 
-use baton_worker::runtime::{Limits, LogLine, Outcome, ProcessRuntime, Runtime, Stream, TaskSpec};
+use artifacts_common::*;
+use baton_proto::v1;
+use baton_worker::runtime::{
+    Limits, LogLine, Outcome, ProcessRuntime, Runtime, RuntimeError, Stream, TaskSpec,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +23,9 @@ fn spec(script: &str) -> TaskSpec {
         env: vec![("GREETING".into(), "hello there".into())],
         timeout: Duration::from_secs(30),
         limits: Limits::default(),
+        workspace: None,
+        inputs: vec![],
+        max_artifact_bytes: 0,
     }
 }
 
@@ -140,4 +150,104 @@ async fn missing_program_is_a_task_failure() {
     let (outcome, _) = run_with(&spec, CancellationToken::new()).await;
     assert!(!outcome.ok);
     assert!(outcome.error.unwrap().starts_with("cannot start"));
+}
+
+async fn run_stored(
+    store: &async_nats::jetstream::object_store::ObjectStore,
+    spec: &TaskSpec,
+) -> Result<Outcome, RuntimeError> {
+    let rt = Runtime::Process(ProcessRuntime::new()).with_artifact_store(store.clone());
+    let (tx, mut rx) = mpsc::channel(16);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    rt.run(spec, tx, CancellationToken::new()).await
+}
+
+#[tokio::test]
+async fn artifacts_are_stored_and_given_to_the_next_task() {
+    let (_nats, store) = artifact_store().await;
+    let producer = spec(WRITE_TWO);
+    let outcome = run_stored(&store, &producer).await.expect("runtime");
+    assert!(outcome.ok, "{outcome:?}");
+    let artifacts = check_two(&store, &producer.run_id, &outcome.artifacts).await;
+
+    let mut consumer = spec(READ_TWO);
+    consumer.run_id = producer.run_id.clone();
+    consumer.task_id = "t2".into();
+    consumer.inputs = inputs_of(artifacts);
+    let outcome = run_stored(&store, &consumer).await.expect("runtime");
+    assert!(outcome.ok, "{outcome:?}");
+    let o = outcome.report.unwrap().outputs;
+    assert_eq!(o["a"], "hello");
+    assert_eq!(o["b"], "second file");
+    // Read-only by mode only: a process running as root could still write.
+    assert_eq!(o["mode"], "444");
+    assert!(outcome.artifacts.is_empty());
+}
+
+#[tokio::test]
+async fn tampered_input_fails_with_a_clear_error() {
+    let (_nats, store) = artifact_store().await;
+    let producer = spec(WRITE_TWO);
+    let outcome = run_stored(&store, &producer).await.expect("runtime");
+    let mut artifacts = outcome.artifacts;
+    artifacts[0].sha256 = sha256_hex(b"something else");
+    let mut consumer = spec(READ_TWO);
+    consumer.inputs = inputs_of(artifacts);
+    match run_stored(&store, &consumer).await {
+        Err(e @ RuntimeError::Input(_)) => {
+            assert!(e.is_permanent());
+            let msg = e.to_string();
+            assert!(msg.starts_with("input t1/a.txt (object "), "{msg}");
+            assert!(msg.contains("does not match its record"), "{msg}");
+            assert!(msg.contains("rerun task t1"), "{msg}");
+        }
+        other => panic!("expected an input error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn over_the_artifact_limit_fails_the_attempt() {
+    let (_nats, store) = artifact_store().await;
+    let mut s = spec(r#"head -c 3000 /dev/zero > "$BATON_OUT/big"; echo '{"result":"ok"}'"#);
+    s.max_artifact_bytes = 1000;
+    let outcome = run_stored(&store, &s).await.expect("runtime");
+    assert!(!outcome.ok);
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("task left 2.9 KiB in /baton/out/, over the 1000 bytes limit (raise max_artifact_bytes or write less)")
+    );
+    assert!(outcome.artifacts.is_empty());
+}
+
+#[tokio::test]
+async fn host_workspace_is_given_and_volumes_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("seed"), "from host").expect("seed");
+    let mut s = spec(
+        r#"echo "{\"result\":\"ok\",\"outputs\":{\"seed\":\"$(cat "$BATON_WORKSPACE/seed")\"}}""#,
+    );
+    s.workspace = Some(v1::Workspace {
+        kind: "host".into(),
+        source: dir.path().to_string_lossy().into_owned(),
+        mount: "/workspace".into(),
+        read_only: true,
+    });
+    let (outcome, _) = run_with(&s, CancellationToken::new()).await;
+    assert!(outcome.ok, "{outcome:?}");
+    assert_eq!(outcome.report.unwrap().outputs["seed"], "from host");
+
+    s.workspace = Some(v1::Workspace {
+        kind: "volume".into(),
+        source: "ws-1".into(),
+        mount: "/workspace".into(),
+        read_only: false,
+    });
+    let rt = Runtime::Process(ProcessRuntime::new());
+    let (tx, _rx) = mpsc::channel(16);
+    let e = rt
+        .run(&s, tx, CancellationToken::new())
+        .await
+        .expect_err("volume workspace in the process runtime");
+    assert!(e.is_permanent());
+    assert!(e.to_string().contains("needs the docker runtime"), "{e}");
 }

@@ -6,8 +6,11 @@
 //! the timeout and the cancel token (`kill_container` on either) →
 //! a second, non-follow `logs` read if the wrapper's end marker is missing
 //! (see [`super::logs`]) → `inspect_container` for `OOMKilled` →
-//! `remove_container(force, v)`, which a guard also does if the future is
-//! dropped half-way.
+//! `/baton/out` read back ([`super::docker_files::collect`]) →
+//! `remove_container(force, v)` and the attempt's volumes, which a guard
+//! also removes if the future is dropped half-way → artifacts uploaded.
+//! Before the container is created, inputs are fetched and verified and the
+//! volumes prepared ([`super::docker_files::prepare`]).
 //!
 //! bollard's request timeout (2 minutes by default) covers a request until its
 //! response headers arrive. Docker 20.10 sends the headers of `/wait` and
@@ -17,20 +20,24 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::object_store::ObjectStore;
 use bollard::errors::Error as DockerError;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
-    WaitContainerOptions,
+    ListContainersOptionsBuilder, StartContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::docker_cleanup::{force_remove, is_status, RemoveOnDrop};
+use super::docker_files;
 use super::logs::{self, Capture};
 use super::result::{evaluate, format_duration, format_mib};
+use super::workspace::{self, Kind};
 use super::{sandbox, validate, LogLine, Outcome, RuntimeError, SandboxPolicy, TaskSpec};
+use crate::artifacts;
 
 /// How long output may keep arriving after the container stopped.
 const LOG_DRAIN: Duration = Duration::from_secs(10);
@@ -41,6 +48,7 @@ const KILL_WAIT: Duration = Duration::from_secs(30);
 pub struct DockerRuntime {
     docker: Docker,
     policy: SandboxPolicy,
+    pub(crate) store: Option<ObjectStore>,
 }
 
 enum End {
@@ -68,7 +76,11 @@ impl DockerRuntime {
         .map_err(unreachable)?;
         let docker = client.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
-        Ok(Self { docker, policy })
+        Ok(Self {
+            docker,
+            policy,
+            store: None,
+        })
     }
 
     /// Timeout of the short API requests (bollard's default is 2 minutes).
@@ -138,22 +150,81 @@ impl DockerRuntime {
         }
 
         let name = sandbox::container_name(spec, &format!("{:04x}", rand::random::<u16>()));
-        let options = CreateContainerOptionsBuilder::new().name(&name).build();
-        let body = sandbox::container_body(spec, &self.policy);
+        // Worker-private scratch space: verified inputs, then /baton/out's files.
+        let staging = tempfile::Builder::new().prefix("baton-files-").tempdir()?;
+        let inputs = if spec.inputs.iter().any(|i| !i.artifacts.is_empty()) {
+            let dir = staging.path().join("in");
+            std::fs::create_dir_all(&dir)?;
+            artifacts::fetch_inputs(self.store.as_ref(), &spec.inputs, &dir).await?;
+            Some(dir)
+        } else {
+            None
+        };
+        let mut guard = RemoveOnDrop {
+            docker: self.docker.clone(),
+            id: None,
+            volumes: Vec::new(),
+        };
+        let result = self
+            .create_and_drive(
+                spec,
+                &name,
+                inputs.as_deref(),
+                staging.path(),
+                &mut guard,
+                logs,
+                cancel,
+                started,
+            )
+            .await;
+        guard.remove().await;
+        let (mut outcome, collected) = result?;
+        artifacts::settle(self.store.as_ref(), spec, &collected, &mut outcome).await?;
+        Ok(outcome)
+    }
+
+    /// Everything that needs the container and its volumes, which `guard` removes.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_and_drive(
+        &self,
+        spec: &TaskSpec,
+        name: &str,
+        inputs: Option<&std::path::Path>,
+        staging: &std::path::Path,
+        guard: &mut RemoveOnDrop,
+        logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+        started: Instant,
+    ) -> Result<(Outcome, artifacts::Collected), RuntimeError> {
+        let mounts = docker_files::prepare(
+            &self.docker,
+            spec,
+            &self.policy,
+            name,
+            inputs,
+            &mut guard.volumes,
+        )
+        .await?;
+        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        let body = sandbox::container_body(spec, &self.policy, mounts);
         let id = match self.docker.create_container(Some(options), body).await {
             Ok(created) => created.id,
-            Err(e) if is_status(&e, 404) => return Err(image_missing()),
-            Err(e) => return Err(e.into()),
+            Err(e) if is_status(&e, 404) => {
+                return Err(RuntimeError::ImageMissing {
+                    image: spec.image.clone(),
+                })
+            }
+            Err(e) => return Err(bind_error(spec, e)),
         };
-        let guard = RemoveOnDrop {
-            docker: self.docker.clone(),
-            id: Some(id.clone()),
-        };
+        guard.id = Some(id.clone());
         tracing::debug!(container = %name, task = %spec.task_id, "container created");
 
-        let result = self.drive(&id, spec, logs, cancel, started).await;
-        guard.remove().await;
-        result
+        let outcome = self.drive(&id, spec, logs, cancel, started).await?;
+        let out = staging.join("out");
+        std::fs::create_dir_all(&out)?;
+        let limit = artifacts::limit(spec.max_artifact_bytes);
+        let collected = docker_files::collect(&self.docker, &id, &out, limit).await?;
+        Ok((outcome, collected))
     }
 
     async fn drive(
@@ -256,12 +327,27 @@ impl DockerRuntime {
             report: verdict.report,
             error,
             duration: started.elapsed(),
+            artifacts: Vec::new(),
         })
     }
 }
 
+/// A host workspace that Docker cannot bind-mount is the dispatch's fault;
+/// say which path and how to fix it.
+fn bind_error(spec: &TaskSpec, e: DockerError) -> RuntimeError {
+    match &spec.workspace {
+        Some(ws) if is_status(&e, 400) && workspace::check(ws).ok() == Some(Kind::Host) => {
+            RuntimeError::Workspace(format!(
+                "cannot bind-mount host path {} at {}: {e} — create the directory on the Docker host or fix workspace.source",
+                ws.source, ws.mount
+            ))
+        }
+        _ => e.into(),
+    }
+}
+
 /// Exit code of the container; a non-zero exit arrives as an `Err` from bollard.
-async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, DockerError> {
+pub(crate) async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, DockerError> {
     let mut waits = Box::pin(docker.wait_container(id, None::<WaitContainerOptions>));
     match waits.next().await {
         Some(Ok(response)) => Ok(response.status_code),
@@ -273,51 +359,5 @@ async fn wait_exit(docker: &Docker, id: &str) -> Result<i64, DockerError> {
             .state
             .and_then(|s| s.exit_code)
             .unwrap_or(-1)),
-    }
-}
-
-fn force_remove() -> bollard::query_parameters::RemoveContainerOptions {
-    RemoveContainerOptionsBuilder::new()
-        .force(true)
-        .v(true)
-        .build()
-}
-
-fn is_status(e: &DockerError, status: u16) -> bool {
-    matches!(e, DockerError::DockerResponseServerError { status_code, .. } if *status_code == status)
-}
-
-/// Removes the container when dropped (also if the `run` future is dropped).
-struct RemoveOnDrop {
-    docker: Docker,
-    id: Option<String>,
-}
-
-impl RemoveOnDrop {
-    async fn remove(mut self) {
-        if let Some(id) = self.id.take() {
-            remove_quietly(&self.docker, &id).await;
-        }
-    }
-}
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let Some(id) = self.id.take() else { return };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                let docker = self.docker.clone();
-                handle.spawn(async move { remove_quietly(&docker, &id).await });
-            }
-            Err(_) => tracing::warn!(container = %id, "no runtime to remove the container"),
-        }
-    }
-}
-
-async fn remove_quietly(docker: &Docker, id: &str) {
-    match docker.remove_container(id, Some(force_remove())).await {
-        Ok(()) => {}
-        Err(e) if is_status(&e, 404) || is_status(&e, 409) => {}
-        Err(e) => tracing::warn!(container = %id, error = %e, "cannot remove container"),
     }
 }

@@ -10,8 +10,9 @@
 //! # Runtimes
 //! - [`DockerRuntime`]: one container per attempt, sandboxed by default (see
 //!   [`sandbox`]): no network, read-only root, all capabilities dropped,
-//!   `no-new-privileges`, uid 10001, memory/CPU/pids limits, tmpfs `/tmp` and
-//!   `/baton/out`. Images are never pulled (no registry is reachable); build
+//!   `no-new-privileges`, uid 10001, memory/CPU/pids limits, tmpfs `/tmp`,
+//!   per-attempt volumes at `/baton/out` (rw) and `/baton/in` (ro), and the
+//!   workspace (see [`docker_files`]). Images are never pulled (no registry is reachable); build
 //!   the agent image with `deploy/images/agent/build.sh`.
 //! - [`ProcessRuntime`]: a plain child process, **unsandboxed**, for local
 //!   development and tests. Same timeout / cancel / result rules.
@@ -23,8 +24,18 @@
 //! the file wins) or by printing it as the **last non-empty line of stdout**.
 //! See [`result`] for the exact rules.
 //!
+//! # Files: `$BATON_OUT`, `$BATON_IN`, `$BATON_WORKSPACE`
+//! Every regular file a task leaves in `$BATON_OUT` except `result.json` is
+//! an artifact ([`crate::artifacts`]); earlier tasks' artifacts are at
+//! `$BATON_IN/<task_id>/<path>`, read-only; `$BATON_WORKSPACE` is the shared
+//! workspace, when the dispatch has one. Docker: `/baton/out`, `/baton/in`
+//! and the workspace's `mount`; process: per-attempt temporary directories
+//! and the host path.
+//!
 //! # Docker: the `/bin/sh` wrapper (images need `/bin/sh`)
-//! `/baton/out` is a tmpfs that vanishes with the container, so the task
+//! `result.json` travels over stdout, although `/baton/out` is a volume that
+//! is read back after the task (it is not an artifact): the wrapper also
+//! marks the end of the output, which the log handling relies on. The task
 //! command is wrapped ([`sandbox::wrapper_script`]):
 //! `/bin/sh -c '"$@"; rc=$?; echo; if [ -f /baton/out/result.json ]; then echo @@BATON-RESULT-FILE@@; cat /baton/out/result.json; echo; fi; echo @@BATON-END@@; exit $rc' baton-task <argv...>`.
 //! Everything after the `@@BATON-RESULT-FILE@@` line on stdout is the file's
@@ -32,23 +43,29 @@
 //! followed log delivered all output (Docker 20.10 can end a followed log
 //! before an unterminated last line arrives; the runtime then re-reads the
 //! log). The wrapper's `echo` lines and markers are never forwarded.
-//! Consequently every image must provide `/bin/sh`, and a task must not
-//! print the marker lines itself.
+//! Consequently every image must provide `/bin/sh` (and `chown`, for the
+//! stager of [`docker_files`]), and a task must not print the marker lines
+//! itself.
 //!
 //! Docker mounts tmpfs with `noexec` unless told otherwise, so scripts in
 //! `/tmp` must be run as `sh script.sh`. Files in the tmpfs count against the
-//! memory limit.
+//! memory limit; files in `/baton/out` count against the artifact limit.
 
 pub mod docker;
+mod docker_cleanup;
+pub mod docker_files;
 mod logs;
 pub mod noop;
 pub mod output;
 pub mod process;
 pub mod result;
 pub mod sandbox;
+pub mod workspace;
 
 use std::time::Duration;
 
+use async_nats::jetstream::object_store::ObjectStore;
+use baton_proto::v1;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +87,13 @@ pub struct TaskSpec {
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
     pub limits: Limits,
+    /// Shared workspace (see [`workspace`]); `None`: no workspace.
+    pub workspace: Option<v1::Workspace>,
+    /// Artifacts of earlier tasks, shown read-only at `/baton/in/<task_id>/<path>`.
+    pub inputs: Vec<v1::InputArtifacts>,
+    /// Largest total size of `/baton/out/` kept; 0 means
+    /// [`crate::artifacts::DEFAULT_MAX_ARTIFACT_BYTES`].
+    pub max_artifact_bytes: u64,
 }
 
 /// Resource limits of one attempt (Docker only; `<= 0` means unlimited).
@@ -127,6 +151,8 @@ pub struct Outcome {
     /// `killed: exceeded memory limit 64 MiB (exit 137)`, `exit code 3`.
     pub error: Option<String>,
     pub duration: Duration,
+    /// What the task left in `/baton/out/`, as stored (sorted by path).
+    pub artifacts: Vec<v1::Artifact>,
 }
 
 /// Infrastructure problems, not task failures.
@@ -145,6 +171,33 @@ pub enum RuntimeError {
     Docker(#[from] bollard::errors::Error),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// An input artifact is missing, damaged or unsafely named: the attempt
+    /// cannot succeed as dispatched.
+    #[error("{0}")]
+    Input(String),
+    /// The workspace cannot be used as given (the message says how to fix it).
+    #[error("{0}")]
+    Workspace(String),
+    #[error("artifact store: {0}")]
+    ArtifactStore(String),
+    #[error("Docker volume {volume}: {source} — check `docker volume inspect {volume}` and the engine's free disk space")]
+    Volume {
+        volume: String,
+        source: bollard::errors::Error,
+    },
+}
+
+impl RuntimeError {
+    /// Errors that another attempt of the same dispatch cannot fix.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            RuntimeError::ImageMissing { .. }
+                | RuntimeError::InvalidSpec(_)
+                | RuntimeError::Input(_)
+                | RuntimeError::Workspace(_)
+        )
+    }
 }
 
 /// The runtime a worker was configured with.
@@ -177,11 +230,29 @@ impl Runtime {
         match self {
             Runtime::Docker(r) => {
                 r.label_worker(worker);
-                r.remove_labelled(&format!("{}={worker}", sandbox::LABEL_WORKER))
-                    .await
+                let label = format!("{}={worker}", sandbox::LABEL_WORKER);
+                let containers = r.remove_labelled(&label).await?;
+                // Volumes after containers: a volume in use cannot go.
+                Ok(containers + docker_files::remove_scratch_volumes(r.client(), &label).await?)
             }
             Runtime::Process(_) | Runtime::Noop(_) => Ok(0),
         }
+    }
+
+    /// Where artifacts are stored and inputs fetched from (the
+    /// `baton_artifacts` bucket). Without one, inputs are refused and
+    /// outputs are not kept.
+    pub fn set_artifact_store(&mut self, store: ObjectStore) {
+        match self {
+            Runtime::Docker(r) => r.store = Some(store),
+            Runtime::Process(r) => r.store = Some(store),
+            Runtime::Noop(_) => {}
+        }
+    }
+
+    pub fn with_artifact_store(mut self, store: ObjectStore) -> Self {
+        self.set_artifact_store(store);
+        self
     }
 
     pub fn name(&self) -> &'static str {
@@ -242,6 +313,9 @@ pub(crate) fn validate(spec: &TaskSpec) -> Result<(), RuntimeError> {
             "task {} has a zero timeout",
             spec.task_id
         )));
+    }
+    if let Some(ws) = &spec.workspace {
+        workspace::check(ws)?;
     }
     Ok(())
 }

@@ -30,6 +30,7 @@ impl NoopRuntime {
                 report: None,
                 error: Some("cancelled".to_string()),
                 duration: started.elapsed(),
+                artifacts: Vec::new(),
             });
         }
         Ok(Outcome {
@@ -41,6 +42,7 @@ impl NoopRuntime {
             }),
             error: None,
             duration: started.elapsed(),
+            artifacts: Vec::new(),
         })
     }
 }
@@ -60,6 +62,9 @@ mod tests {
             env: vec![],
             timeout: std::time::Duration::from_secs(1),
             limits: Default::default(),
+            workspace: None,
+            inputs: vec![],
+            max_artifact_bytes: 0,
         };
         let (tx, _rx) = mpsc::channel(1);
         let rt = crate::runtime::Runtime::Noop(NoopRuntime::new());

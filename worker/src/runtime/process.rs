@@ -1,11 +1,18 @@
 //! [`ProcessRuntime`]: the task as a plain child process — **no sandbox**.
 //!
 //! For local development and tests only. The child gets a cleared
-//! environment (only `PATH`, the task's env and `BATON_OUT`), a fresh
-//! temporary working directory with an `out/` folder (`$BATON_OUT`; the
-//! result file is `$BATON_OUT/result.json`), and its own process group, which
+//! environment (only `PATH`, the task's env, `BATON_OUT`, `BATON_IN` and,
+//! with a workspace, `BATON_WORKSPACE`), a fresh temporary working directory
+//! with an `out/` folder (`$BATON_OUT`; the result file is
+//! `$BATON_OUT/result.json`, every other file an artifact) and an `in/`
+//! folder (`$BATON_IN`: verified inputs at `<task_id>/<path>`, made
+//! read-only by mode only — the process could chmod them back), and its own process group, which
 //! is killed as a whole when the task ends, times out or is cancelled —
 //! like a container whose PID 1 exited.
+//!
+//! Workspaces: kind `host` only, given as is in `$BATON_WORKSPACE`
+//! (`read_only` cannot be enforced without a sandbox); kind `volume` needs
+//! Docker and is refused with a permanent error.
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
@@ -13,22 +20,34 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::object_store::ObjectStore;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::output::{LineSplitter, StdoutCollector};
 use super::result::{evaluate, format_duration, MAX_RESULT_FILE_BYTES};
+use super::workspace::{self, Kind};
 use super::{validate, LogLine, Outcome, RuntimeError, Sink, Stream, TaskSpec};
+use crate::artifacts::{self, local};
 
 /// How long output may keep arriving after the process group was killed.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// Runs tasks as unsandboxed child processes.
-#[derive(Debug)]
 pub struct ProcessRuntime {
     path: String,
+    pub(crate) store: Option<ObjectStore>,
+}
+
+impl std::fmt::Debug for ProcessRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessRuntime")
+            .field("path", &self.path)
+            .field("store", &self.store.is_some())
+            .finish()
+    }
 }
 
 impl Default for ProcessRuntime {
@@ -44,7 +63,7 @@ impl ProcessRuntime {
              file-system access — use the docker runtime outside development"
         );
         let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_string());
-        Self { path }
+        Self { path, store: None }
     }
 
     pub(crate) async fn run(
@@ -55,8 +74,15 @@ impl ProcessRuntime {
     ) -> Result<Outcome, RuntimeError> {
         validate(spec)?;
         let started = Instant::now();
+        let workspace = match &spec.workspace {
+            Some(ws) => Some(host_workspace(ws)?),
+            None => None,
+        };
         let dir = TaskDir::create(spec)?;
         let out = dir.path.join("out");
+        let inputs = dir.path.join("in");
+        artifacts::fetch_inputs(self.store.as_ref(), &spec.inputs, &inputs).await?;
+        make_read_only(&inputs)?;
 
         let mut command = tokio::process::Command::new(&spec.argv[0]);
         command
@@ -65,6 +91,8 @@ impl ProcessRuntime {
             .env("PATH", &self.path)
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("BATON_OUT", &out)
+            .env("BATON_IN", &inputs)
+            .envs(workspace.iter().map(|w| ("BATON_WORKSPACE", w.as_str())))
             .current_dir(&dir.path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -152,14 +180,54 @@ impl ProcessRuntime {
             },
         };
         let ok = matches!(end, End::Exited(_)) && verdict.ok;
-        Ok(Outcome {
+        let mut outcome = Outcome {
             ok,
             exit_code,
             report: verdict.report,
             error: if ok { None } else { error },
             duration: started.elapsed(),
-        })
+            artifacts: Vec::new(),
+        };
+        let limit = artifacts::limit(spec.max_artifact_bytes);
+        let collected = tokio::task::spawn_blocking(move || local::collect_dir(&out, limit))
+            .await
+            .map_err(|e| std::io::Error::other(format!("reading $BATON_OUT failed: {e}")))??;
+        artifacts::settle(self.store.as_ref(), spec, &collected, &mut outcome).await?;
+        drop(dir);
+        Ok(outcome)
     }
+}
+
+/// `$BATON_WORKSPACE` of a checked workspace, which must exist here.
+fn host_workspace(ws: &baton_proto::v1::Workspace) -> Result<String, RuntimeError> {
+    if workspace::check(ws)? == Kind::Volume {
+        return Err(RuntimeError::Workspace(format!(
+            "workspace kind \"volume\" (volume {}) needs the docker runtime — the process runtime supports kind \"host\" only",
+            ws.source
+        )));
+    }
+    if !Path::new(&ws.source).is_dir() {
+        return Err(RuntimeError::Workspace(format!(
+            "workspace host path {} is not a directory on this machine — create it or fix workspace.source",
+            ws.source
+        )));
+    }
+    Ok(ws.source.clone())
+}
+
+/// Files 0444 and directories 0555 from `dir` down (children before parents).
+fn make_read_only(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            make_read_only(&path)?;
+        } else if meta.is_file() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
+        }
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555))
 }
 
 fn failed(error: String, started: Instant) -> Outcome {
@@ -169,6 +237,7 @@ fn failed(error: String, started: Instant) -> Outcome {
         report: None,
         error: Some(error),
         duration: started.elapsed(),
+        artifacts: Vec::new(),
     }
 }
 
@@ -249,7 +318,7 @@ fn read_result_file(path: &Path) -> Result<Option<Vec<u8>>, RuntimeError> {
     Ok(Some(bytes))
 }
 
-/// A fresh working directory with `out/`, removed on drop.
+/// A fresh working directory with `out/` and `in/`, removed on drop.
 struct TaskDir {
     path: PathBuf,
 }
@@ -277,14 +346,29 @@ impl TaskDir {
         );
         let path = std::env::temp_dir().join(name);
         std::fs::create_dir_all(path.join("out"))?;
+        std::fs::create_dir_all(path.join("in"))?;
         Ok(Self { path })
     }
 }
 
 impl Drop for TaskDir {
     fn drop(&mut self) {
+        // Read-only inputs would stop remove_dir_all; open them up first.
+        let _ = make_writable(&self.path.join("in"));
         if let Err(e) = std::fs::remove_dir_all(&self.path) {
             tracing::warn!(dir = %self.path.display(), error = %e, "cannot remove task directory");
         }
     }
+}
+
+fn make_writable(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if std::fs::symlink_metadata(&path)?.is_dir() {
+            make_writable(&path)?;
+        }
+    }
+    Ok(())
 }

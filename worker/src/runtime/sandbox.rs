@@ -1,14 +1,17 @@
 //! The Docker sandbox: from a [`SandboxPolicy`] and a [`TaskSpec`] to the
 //! container's create body (pure).
 //!
-//! Always on: `cap_drop: [ALL]`, `no-new-privileges`, no mounts or binds,
-//! memory == memory+swap (no swap), CPU and pids limits, tmpfs `/tmp` and
-//! `/baton/out`. Policy switches: user, `network_mode: none`, read-only root,
+//! Always on: `cap_drop: [ALL]`, `no-new-privileges`, no `binds`, no mounts
+//! but those of [`super::docker_files`] (`/baton/out`, `/baton/in`, workspace),
+//! memory == memory+swap (no swap), CPU and pids limits, tmpfs `/tmp`.
+//! Policy switches: user, `network_mode: none`, read-only root,
 //! tmpfs size, extra labels. Every field defaults to the strict setting.
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount};
+
+use super::docker_files::IN_DIR;
 
 use super::output::{END_MARKER, RESULT_MARKER};
 use super::TaskSpec;
@@ -33,7 +36,8 @@ pub struct SandboxPolicy {
     /// `network_mode: none`: only a loopback interface.
     pub network_none: bool,
     pub read_only_root: bool,
-    /// Size of each of the `/tmp` and `/baton/out` tmpfs mounts, e.g. `64m`.
+    /// Size of the `/tmp` tmpfs, e.g. `64m` (`/baton/out` is a volume,
+    /// bounded by the artifact limit when read back).
     pub out_tmpfs_size: String,
     /// Added to every container (cannot override the `org.baton.*` ones).
     pub extra_labels: Vec<(String, String)>,
@@ -111,7 +115,7 @@ pub fn numeric_ids(user: &str) -> Option<(u32, u32)> {
     Some((uid.parse().ok()?, gid.parse().ok()?))
 }
 
-/// Mount options of the `/tmp` and `/baton/out` tmpfs.
+/// Mount options of the `/tmp` tmpfs.
 pub fn tmpfs_options(policy: &SandboxPolicy) -> String {
     let mut opts = format!("rw,nosuid,nodev,size={}", policy.out_tmpfs_size);
     if let Some((uid, gid)) = numeric_ids(&policy.user) {
@@ -130,13 +134,9 @@ pub fn labels(spec: &TaskSpec, policy: &SandboxPolicy) -> HashMap<String, String
     labels
 }
 
-pub fn host_config(spec: &TaskSpec, policy: &SandboxPolicy) -> HostConfig {
+pub fn host_config(spec: &TaskSpec, policy: &SandboxPolicy, mounts: Vec<Mount>) -> HostConfig {
     let positive = |v: i64| (v > 0).then_some(v);
-    let tmpfs_opts = tmpfs_options(policy);
-    let tmpfs = HashMap::from([
-        ("/tmp".to_string(), tmpfs_opts.clone()),
-        (OUT_DIR.to_string(), tmpfs_opts),
-    ]);
+    let tmpfs = HashMap::from([("/tmp".to_string(), tmpfs_options(policy))]);
     // json-file explicitly: the runtime reads the output back through the
     // logs endpoint, which some drivers do not support.
     let log_config = HostConfigLogConfig {
@@ -157,7 +157,7 @@ pub fn host_config(spec: &TaskSpec, policy: &SandboxPolicy) -> HostConfig {
         nano_cpus: positive(spec.limits.nano_cpus),
         pids_limit: positive(spec.limits.pids),
         tmpfs: Some(tmpfs),
-        mounts: None,
+        mounts: Some(mounts),
         binds: None,
         auto_remove: Some(false),
         log_config: Some(log_config),
@@ -165,10 +165,19 @@ pub fn host_config(spec: &TaskSpec, policy: &SandboxPolicy) -> HostConfig {
     }
 }
 
-/// The full create body: wrapped command, env (+ `BATON_OUT`), user, labels, host config.
-pub fn container_body(spec: &TaskSpec, policy: &SandboxPolicy) -> ContainerCreateBody {
+/// The full create body: wrapped command, env (+ `BATON_OUT`, `BATON_IN`,
+/// `BATON_WORKSPACE`), user, labels, host config with `mounts`.
+pub fn container_body(
+    spec: &TaskSpec,
+    policy: &SandboxPolicy,
+    mounts: Vec<Mount>,
+) -> ContainerCreateBody {
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.push(format!("BATON_OUT={OUT_DIR}"));
+    env.push(format!("BATON_IN={IN_DIR}"));
+    if let Some(ws) = &spec.workspace {
+        env.push(format!("BATON_WORKSPACE={}", ws.mount));
+    }
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: Some(wrapper_entrypoint()),
@@ -179,7 +188,7 @@ pub fn container_body(spec: &TaskSpec, policy: &SandboxPolicy) -> ContainerCreat
         tty: Some(false),
         open_stdin: Some(false),
         attach_stdin: Some(false),
-        host_config: Some(host_config(spec, policy)),
+        host_config: Some(host_config(spec, policy, mounts)),
         ..Default::default()
     }
 }
@@ -200,13 +209,16 @@ mod tests {
             env: vec![("A".into(), "1".into())],
             timeout: Duration::from_secs(5),
             limits: Limits::default(),
+            workspace: None,
+            inputs: vec![],
+            max_artifact_bytes: 0,
         }
     }
 
     #[test]
     fn default_policy_is_strict() {
         let p = SandboxPolicy::default();
-        let hc = host_config(&spec(), &p);
+        let hc = host_config(&spec(), &p, vec![]);
         assert_eq!(hc.network_mode.as_deref(), Some("none"));
         assert_eq!(hc.readonly_rootfs, Some(true));
         assert_eq!(hc.cap_drop, Some(vec!["ALL".to_string()]));
@@ -215,11 +227,11 @@ mod tests {
         assert_eq!(hc.memory_swap, hc.memory);
         assert_eq!(hc.nano_cpus, Some(1_000_000_000));
         assert_eq!(hc.pids_limit, Some(128));
-        assert!(hc.mounts.is_none() && hc.binds.is_none());
+        assert!(hc.mounts.unwrap().is_empty() && hc.binds.is_none());
         let tmpfs = hc.tmpfs.unwrap();
         let expected = "rw,nosuid,nodev,size=64m,uid=10001,gid=10001,mode=0700";
         assert_eq!(tmpfs["/tmp"], expected);
-        assert_eq!(tmpfs["/baton/out"], expected);
+        assert_eq!(tmpfs.len(), 1, "/baton/out is a volume, not a tmpfs");
     }
 
     #[test]
@@ -237,7 +249,7 @@ mod tests {
             nano_cpus: 0,
             pids: -1,
         };
-        let hc = host_config(&s, &p);
+        let hc = host_config(&s, &p, vec![]);
         assert_eq!(hc.network_mode, None);
         assert_eq!(hc.readonly_rootfs, Some(false));
         assert_eq!(
@@ -259,7 +271,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let body = container_body(&spec(), &p);
+        let body = container_body(&spec(), &p, vec![]);
         let entry = body.entrypoint.unwrap();
         assert_eq!(entry[0], "/bin/sh");
         assert_eq!(entry[1], "-c");
@@ -270,7 +282,10 @@ mod tests {
         assert_eq!(entry[3], "baton-task");
         assert_eq!(body.cmd.unwrap(), vec!["echo", "hi"]);
         assert_eq!(body.user.as_deref(), Some("10001:10001"));
-        assert_eq!(body.env.unwrap(), vec!["A=1", "BATON_OUT=/baton/out"]);
+        assert_eq!(
+            body.env.unwrap(),
+            vec!["A=1", "BATON_OUT=/baton/out", "BATON_IN=/baton/in"]
+        );
         let labels = body.labels.unwrap();
         assert_eq!(labels[LABEL_RUN], "run-1");
         assert_eq!(labels[LABEL_TASK], "build/lint");
