@@ -24,8 +24,9 @@ pub enum Error {
     NatsUnreachable(String),
     #[error("bad configuration: {0}")]
     Config(String),
-    #[error("cannot listen for gRPC on {addr}: {source}")]
+    #[error("cannot listen for {what} on {addr}: {source} — is another process using it? pick another address")]
     Listen {
+        what: &'static str,
         addr: String,
         #[source]
         source: std::io::Error,
