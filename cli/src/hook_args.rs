@@ -3,9 +3,11 @@
 //! Secrets come from files or the environment, never from flags: a flag's
 //! value shows in `ps` and shell history.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use baton_coordinator::hooks::Secret;
+use baton_coordinator::Options;
 use clap::Args;
 
 pub const SECRET_ENV: &str = "BATON_HOOK_SECRET";
@@ -25,6 +27,21 @@ pub struct HookArgs {
 }
 
 impl HookArgs {
+    /// `opts` with the webhook address and credentials set.
+    pub fn configure(
+        &self,
+        http_addr: Option<SocketAddr>,
+        opts: Options,
+    ) -> Result<Options, String> {
+        let (hook_secret, hook_bearer_token) = self.load()?;
+        Ok(Options {
+            http_addr,
+            hook_secret,
+            hook_bearer_token,
+            ..opts
+        })
+    }
+
     /// (secret, token), read and checked.
     pub fn load(&self) -> Result<(Option<Secret>, Option<Secret>), String> {
         let env = std::env::var(SECRET_ENV).ok().filter(|s| !s.is_empty());
@@ -43,6 +60,15 @@ impl HookArgs {
             None => None,
         };
         Ok((secret, token))
+    }
+}
+
+/// Said after the webhook address at start: without credentials the endpoint refuses everything.
+pub fn off_note(opts: &Options) -> &'static str {
+    if opts.hook_secret.is_none() && opts.hook_bearer_token.is_none() {
+        "  (off: answers 503 until --hook-secret-file or BATON_HOOK_SECRET is set)"
+    } else {
+        ""
     }
 }
 

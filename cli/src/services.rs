@@ -201,21 +201,19 @@ pub async fn coordinator(a: CoordinatorArgs) -> u8 {
     let tel = crate::telemetry::init("baton-coordinator", "info");
     let cancel = CancellationToken::new();
     let defaults = baton_coordinator::Options::default();
-    let (hook_secret, hook_bearer_token) = match a.hooks.load() {
-        Ok(x) => x,
-        Err(e) => return fail(e),
-    };
     let opts = baton_coordinator::Options {
         topology: a.bus.topology(),
         nats_url: a.bus.nats_url,
         grpc_addr: a.grpc_addr,
         id: a.id.unwrap_or(defaults.id),
         lease_ttl: Duration::from_millis(a.lease_ttl_ms),
-        http_addr: a.http_addr,
-        hook_secret,
-        hook_bearer_token,
+        ..defaults
     };
-    let unsecured = opts.hook_secret.is_none() && opts.hook_bearer_token.is_none();
+    let opts = match a.hooks.configure(a.http_addr, opts) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let note = crate::hook_args::off_note(&opts);
     let id = opts.id.clone();
     let (c, handle) = match opts.build().await {
         Ok(x) => x,
@@ -223,10 +221,7 @@ pub async fn coordinator(a: CoordinatorArgs) -> u8 {
     };
     eprintln!("coordinator {id}: admin gRPC on {}", handle.grpc_addr);
     if let Some(addr) = handle.http_addr {
-        eprintln!("coordinator {id}: webhooks on http://{addr}/hooks/<plan>");
-        if unsecured {
-            eprintln!("warning: no hook secret — webhooks answer 503 until you set --hook-secret-file or BATON_HOOK_SECRET");
-        }
+        eprintln!("coordinator {id}: webhooks on http://{addr}/hooks/<plan>{note}");
     }
     let t = cancel.clone();
     let part = tokio::spawn(async move { c.run(t).await.map_err(|e| e.to_string()) });
@@ -311,18 +306,15 @@ pub async fn dev(a: DevArgs) -> u8 {
         grace: Duration::from_secs(5),
         ..Default::default()
     };
-    let (hook_secret, hook_bearer_token) = match a.hooks.load() {
-        Ok(x) => x,
-        Err(e) => return fail(e),
-    };
-    let unsecured = hook_secret.is_none() && hook_bearer_token.is_none();
     let coordinator = baton_coordinator::Options {
         grpc_addr: a.grpc_addr,
-        http_addr: Some(a.http_addr),
-        hook_secret,
-        hook_bearer_token,
         ..Default::default()
     };
+    let coordinator = match a.hooks.configure(Some(a.http_addr), coordinator) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let note = crate::hook_args::off_note(&coordinator);
     let mut local = match baton::local::LocalBaton::start_with(
         &nats_url,
         coordinator,
@@ -351,11 +343,6 @@ pub async fn dev(a: DevArgs) -> u8 {
     eprintln!("  nats:      {nats_url}");
     eprintln!("  admin:     http://{}  (gRPC, with reflection)", grpc_addr);
     if let Some(addr) = local.http_addr {
-        let note = if unsecured {
-            "  (off until --hook-secret-file or BATON_HOOK_SECRET is set)"
-        } else {
-            ""
-        };
         eprintln!("  webhooks:  http://{addr}/hooks/<plan>{note}");
     }
     eprintln!(
