@@ -33,6 +33,8 @@ pub enum Error {
     },
     #[error("bus error: {0}")]
     Bus(#[from] async_nats::Error),
+    #[error("webhook server error: {0}")]
+    Hooks(#[source] std::io::Error),
     #[error("gRPC server error: {0}")]
     Grpc(#[from] tonic::transport::Error),
 }

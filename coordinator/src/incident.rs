@@ -101,15 +101,16 @@ fn describe(e: &reqwest::Error) -> String {
     s
 }
 
-/// The URL without userinfo, query or fragment, which may hold secrets.
+/// The URL as logs may show it: scheme, host and port only. Userinfo and
+/// query often hold tokens, and so does the path of some services (Slack's
+/// `/services/T…/B…/<secret>`), so the path is elided too.
 pub fn redact(url: &str) -> String {
     match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.set_fragment(None);
-            u.to_string()
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("?");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let path = if u.path().len() > 1 { "/…" } else { "/" };
+            format!("{}://{host}{port}{path}", u.scheme())
         }
         Err(_) => "<unparsable webhook URL>".into(),
     }
@@ -123,8 +124,9 @@ mod tests {
     fn redaction_drops_secrets() {
         assert_eq!(
             redact("https://user:pw@hooks.example/x/y?token=abc#frag"),
-            "https://hooks.example/x/y"
+            "https://hooks.example/…"
         );
+        assert_eq!(redact("http://127.0.0.1:9000"), "http://127.0.0.1:9000/");
         assert_eq!(redact("not a url"), "<unparsable webhook URL>");
     }
 

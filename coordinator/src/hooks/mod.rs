@@ -60,7 +60,7 @@ pub async fn serve(
     axum::serve(listener, router(hooks))
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await
-        .map_err(|e| Error::Bus(format!("webhook server stopped: {e}").into()))
+        .map_err(Error::Hooks)
 }
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
