@@ -37,7 +37,8 @@ impl LocalBaton {
             grpc_addr,
             ..Default::default()
         };
-        Self::start_with(nats_url, coordinator, workers).await
+        // Boxed: the builds' futures are large, and tests await this on a 2 MiB stack.
+        Box::pin(Self::start_with(nats_url, coordinator, workers)).await
     }
 
     /// Like [`LocalBaton::start`], with the coordinator's options given
