@@ -19,6 +19,8 @@ pub struct WorkerSpec {
 /// The running parts. Cancelling `cancel` stops them; `parts` end when they have.
 pub struct LocalBaton {
     pub grpc_addr: SocketAddr,
+    /// Where webhook triggers are served, when the coordinator options ask for it.
+    pub http_addr: Option<SocketAddr>,
     pub cancel: CancellationToken,
     pub parts: Vec<JoinHandle<Result<(), String>>>,
 }
@@ -31,10 +33,24 @@ impl LocalBaton {
         grpc_addr: SocketAddr,
         workers: Vec<WorkerSpec>,
     ) -> Result<LocalBaton, String> {
-        let (coord, handle) = baton_coordinator::Options {
-            nats_url: nats_url.to_string(),
+        let coordinator = baton_coordinator::Options {
             grpc_addr,
             ..Default::default()
+        };
+        // Boxed: the builds' futures are large, and tests await this on a 2 MiB stack.
+        Box::pin(Self::start_with(nats_url, coordinator, workers)).await
+    }
+
+    /// Like [`LocalBaton::start`], with the coordinator's options given
+    /// (their `nats_url` is replaced by `nats_url`).
+    pub async fn start_with(
+        nats_url: &str,
+        coordinator: baton_coordinator::Options,
+        workers: Vec<WorkerSpec>,
+    ) -> Result<LocalBaton, String> {
+        let (coord, handle) = baton_coordinator::Options {
+            nats_url: nats_url.to_string(),
+            ..coordinator
         }
         .build()
         .await
@@ -72,6 +88,7 @@ impl LocalBaton {
         }
         Ok(LocalBaton {
             grpc_addr: handle.grpc_addr,
+            http_addr: handle.http_addr,
             cancel,
             parts,
         })

@@ -5,6 +5,7 @@
 mod bench;
 mod chaos_cmd;
 mod client;
+mod hook_args;
 mod render;
 mod role_cmd;
 mod services;
@@ -17,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7233";
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:7233";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8088";
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 #[derive(Parser)]

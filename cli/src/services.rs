@@ -10,7 +10,8 @@ use clap::Args;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::{RuntimeKind, DEFAULT_GRPC_ADDR, DEFAULT_NATS_URL};
+use crate::hook_args::HookArgs;
+use crate::{RuntimeKind, DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR, DEFAULT_NATS_URL};
 
 #[derive(Args)]
 pub struct DevArgs {
@@ -25,6 +26,11 @@ pub struct DevArgs {
     pub store_dir: Option<std::path::PathBuf>,
     #[arg(long, default_value = DEFAULT_GRPC_ADDR)]
     pub grpc_addr: SocketAddr,
+    /// Serve webhook triggers (`POST /hooks/<plan>`) here.
+    #[arg(long, default_value = DEFAULT_HTTP_ADDR)]
+    pub http_addr: SocketAddr,
+    #[command(flatten)]
+    pub hooks: HookArgs,
     #[arg(long, value_enum, default_value_t = RuntimeKind::Docker)]
     pub runtime: RuntimeKind,
     #[arg(long, default_value_t = 8)]
@@ -68,6 +74,11 @@ pub struct CoordinatorArgs {
     pub bus: BusArgs,
     #[arg(long, default_value = DEFAULT_GRPC_ADDR)]
     pub grpc_addr: SocketAddr,
+    /// Serve webhook triggers (`POST /hooks/<plan>`, `GET /healthz`) here; off by default.
+    #[arg(long)]
+    pub http_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    pub hooks: HookArgs,
     /// Name in run leases (default: unique per process). A coordinator
     /// restarted under the same id resumes its runs at once.
     #[arg(long, env = "BATON_COORDINATOR_ID")]
@@ -200,13 +211,22 @@ pub async fn coordinator(a: CoordinatorArgs) -> u8 {
         grpc_addr: a.grpc_addr,
         id: a.id.unwrap_or(defaults.id),
         lease_ttl: Duration::from_millis(a.lease_ttl_ms),
+        ..defaults
     };
+    let opts = match a.hooks.configure(a.http_addr, opts) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let note = crate::hook_args::off_note(&opts);
     let id = opts.id.clone();
     let (c, handle) = match opts.build().await {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
     eprintln!("coordinator {id}: admin gRPC on {}", handle.grpc_addr);
+    if let Some(addr) = handle.http_addr {
+        eprintln!("coordinator {id}: webhooks on http://{addr}/hooks/<plan>{note}");
+    }
     let t = cancel.clone();
     let part = tokio::spawn(async move { c.run(t).await.map_err(|e| e.to_string()) });
     let code = serve(vec![part], cancel, Duration::from_secs(10)).await;
@@ -291,9 +311,18 @@ pub async fn dev(a: DevArgs) -> u8 {
         grace: Duration::from_secs(5),
         ..Default::default()
     };
-    let mut local = match baton::local::LocalBaton::start(
+    let coordinator = baton_coordinator::Options {
+        grpc_addr: a.grpc_addr,
+        ..Default::default()
+    };
+    let coordinator = match a.hooks.configure(Some(a.http_addr), coordinator) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let note = crate::hook_args::off_note(&coordinator);
+    let mut local = match baton::local::LocalBaton::start_with(
         &nats_url,
-        a.grpc_addr,
+        coordinator,
         vec![baton::local::WorkerSpec {
             options: worker,
             runtime,
@@ -318,6 +347,9 @@ pub async fn dev(a: DevArgs) -> u8 {
     eprintln!("baton dev is up");
     eprintln!("  nats:      {nats_url}");
     eprintln!("  admin:     http://{}  (gRPC, with reflection)", grpc_addr);
+    if let Some(addr) = local.http_addr {
+        eprintln!("  webhooks:  http://{addr}/hooks/<plan>{note}");
+    }
     eprintln!(
         "  worker:    roles {} · runtime {:?} · concurrency {}",
         a.roles.join(","),

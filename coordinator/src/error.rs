@@ -24,14 +24,17 @@ pub enum Error {
     NatsUnreachable(String),
     #[error("bad configuration: {0}")]
     Config(String),
-    #[error("cannot listen for gRPC on {addr}: {source}")]
+    #[error("cannot listen for {what} on {addr}: {source} — is another process using it? pick another address")]
     Listen {
+        what: &'static str,
         addr: String,
         #[source]
         source: std::io::Error,
     },
     #[error("bus error: {0}")]
     Bus(#[from] async_nats::Error),
+    #[error("webhook server error: {0}")]
+    Hooks(#[source] std::io::Error),
     #[error("gRPC server error: {0}")]
     Grpc(#[from] tonic::transport::Error),
 }

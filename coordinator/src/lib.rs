@@ -11,6 +11,7 @@
 //! - [`submit`]: accepting a run, shared by gRPC and triggers.
 //! - [`incident`]: incidents out to `baton.incident.<run>` and the plan's webhook.
 //! - [`trigger`]: `baton.trigger.<plan>` requests.
+//! - [`hooks`]: HTTP webhook triggers (`POST /hooks/<plan>`): signatures, bodies, Alertmanager.
 //! - [`lease`]: run ownership across coordinators: leases renewed by compare-and-swap.
 //! - [`state_store`]: runs as this process folded them, or as their snapshots say.
 //! - [`telemetry`]: spans for runs, phases and gates.
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod deadletter;
 pub mod engine;
 pub mod error;
+pub mod hooks;
 pub mod incident;
 pub mod lease;
 pub mod plan;

@@ -23,6 +23,14 @@ pub struct Options {
     pub id: String,
     /// How long a run's owner may go silent before a peer takes the run over.
     pub lease_ttl: Duration,
+    /// Where to serve webhook triggers (`POST /hooks/<plan>`); None = nowhere.
+    pub http_addr: Option<SocketAddr>,
+    /// HMAC key that webhook bodies must be signed with. Without it (and
+    /// without a token) the webhook endpoint refuses everything.
+    pub hook_secret: Option<crate::hooks::Secret>,
+    /// Bearer token accepted instead of a signature, for senders that cannot
+    /// sign (Alertmanager).
+    pub hook_bearer_token: Option<crate::hooks::Secret>,
 }
 
 impl Default for Options {
@@ -33,6 +41,9 @@ impl Default for Options {
             topology: TopologyOptions::default(),
             id: default_id(),
             lease_ttl: Duration::from_secs(5),
+            http_addr: None,
+            hook_secret: None,
+            hook_bearer_token: None,
         }
     }
 }
@@ -55,6 +66,7 @@ pub struct Coordinator {
     admin: AdminService,
     submitter: Submitter,
     listener: tokio::net::TcpListener,
+    hooks: Option<(tokio::net::TcpListener, crate::hooks::Hooks)>,
     timers: TaskTracker,
 }
 
@@ -62,6 +74,8 @@ pub struct Coordinator {
 #[derive(Clone, Debug)]
 pub struct Handle {
     pub grpc_addr: SocketAddr,
+    /// Where webhook triggers are served, when they are.
+    pub http_addr: Option<SocketAddr>,
 }
 
 impl Options {
@@ -96,13 +110,34 @@ impl Options {
         let listener = tokio::net::TcpListener::bind(self.grpc_addr)
             .await
             .map_err(|source| Error::Listen {
+                what: "gRPC",
                 addr: self.grpc_addr.to_string(),
                 source,
             })?;
         let grpc_addr = listener.local_addr().map_err(|source| Error::Listen {
+            what: "gRPC",
             addr: self.grpc_addr.to_string(),
             source,
         })?;
+        // Bound here, so that a busy port fails the start, not the first request.
+        let (hooks, http_addr) = match self.http_addr {
+            None => (None, None),
+            Some(addr) => {
+                let listen = |source| Error::Listen {
+                    what: "webhooks (HTTP)",
+                    addr: addr.to_string(),
+                    source,
+                };
+                let l = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+                let bound = l.local_addr().map_err(listen)?;
+                let hooks = crate::hooks::Hooks {
+                    submitter: submitter.clone(),
+                    secret: self.hook_secret.clone(),
+                    token: self.hook_bearer_token.clone(),
+                };
+                (Some((l, hooks)), Some(bound))
+            }
+        };
         let engine = Engine {
             js,
             topo,
@@ -117,15 +152,19 @@ impl Options {
                 admin,
                 submitter,
                 listener,
+                hooks,
                 timers,
             },
-            Handle { grpc_addr },
+            Handle {
+                grpc_addr,
+                http_addr,
+            },
         ))
     }
 }
 
 impl Coordinator {
-    /// Serve until `cancel`: the fold loop, the gRPC server and the triggers.
+    /// Serve until `cancel`: the fold loop, the gRPC server, the triggers and the webhooks.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), Error> {
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
@@ -149,8 +188,19 @@ impl Coordinator {
             self.engine.topo.tasks.clone(),
             cancel.child_token(),
         );
+        let hooks_cancel = cancel.child_token();
+        let hooks_part = self.hooks;
+        let hooks = async move {
+            match hooks_part {
+                Some((l, h)) => crate::hooks::serve(l, h, hooks_cancel).await,
+                None => Ok(()),
+            }
+        };
         let engine = self.engine.run(feed, cancel.child_token());
-        let (g, t, e, d) = tokio::join!(grpc, trigger, engine, dlq);
+        let (g, t, e, d, h) = tokio::join!(grpc, trigger, engine, dlq, hooks);
+        if let Err(e) = h {
+            tracing::error!(error = %e, "webhook server stopped");
+        }
         if let Err(e) = d {
             tracing::error!(error = %e, "dead-letter listener stopped");
         }

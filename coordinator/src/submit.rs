@@ -1,5 +1,5 @@
 //! Accepting a run: validate the plan and inputs, then publish `RunSubmitted`.
-//! Shared by the gRPC admin service and the NATS trigger.
+//! Shared by the gRPC admin service, the NATS trigger and the webhook server.
 
 use std::collections::BTreeMap;
 
@@ -113,6 +113,13 @@ impl Submitter {
                 Ok(plan::load_resolving(file, yaml, &registry)?)
             }
         }
+    }
+
+    /// The input names a registered plan declares.
+    pub async fn declared_inputs(&self, name: &str) -> Result<Vec<String>, Error> {
+        let yaml = self.registered(name).await?;
+        let (plan, _) = self.load(&format!("plan {name}"), &yaml).await?;
+        Ok(plan.inputs.into_iter().map(|i| i.name).collect())
     }
 
     async fn registered(&self, name: &str) -> Result<String, Error> {

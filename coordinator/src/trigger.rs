@@ -70,6 +70,13 @@ pub fn parse_inputs(body: &[u8]) -> Result<BTreeMap<String, String>, String> {
     let obj = v
         .as_object()
         .ok_or("trigger body must be a JSON object of inputs, e.g. {\"version\":\"v1\"}")?;
+    inputs_from_object(obj)
+}
+
+/// A JSON object's scalar values as input strings; objects, arrays and nulls are refused.
+pub fn inputs_from_object(
+    obj: &serde_json::Map<String, serde_json::Value>,
+) -> Result<BTreeMap<String, String>, String> {
     obj.iter()
         .map(|(k, v)| match v {
             serde_json::Value::String(s) => Ok((k.clone(), s.clone())),

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`expr`]: the typed expression language of `expr` gates (and, later, `when:`).
-//! - [`kinds`]: one file per gate kind: `tasks`, `expr`, `approval`.
+//! - [`kinds`]: one file per gate kind: `tasks`, `expr`, `approval`, `window`.
+//!   [`window_check`] validates a window's cron and time zone for the plan validator.
 //! - [`service`]: `Options` → `build()` → `Gates::run(cancel)`.
 #![forbid(unsafe_code)]
 
@@ -11,6 +12,7 @@ pub mod expr;
 pub mod kinds;
 pub mod service;
 
+pub use kinds::window::check as window_check;
 pub use service::{Gates, Options};
 
 #[derive(Debug, thiserror::Error)]

@@ -105,7 +105,7 @@ impl Engine {
                     let subject = subjects::event(&run_id, codec::event_kind(&body));
                     let ev = codec::event_now(&run_id, body);
                     if let Some(Body::Incident(i)) = &ev.body {
-                        crate::incident::deliver(&self.js, i.clone());
+                        crate::incident::deliver(self.js.client(), i.clone());
                     }
                     if matches!(ev.body, Some(Body::RunFinished(_))) {
                         finishes.push((subject, msg_id, ev, tp));
