@@ -97,7 +97,7 @@ async fn enhancement_sprint_merges_eight_roles_in_dependency_order() {
     let run = c.submit(&yaml, &[]).await;
     let r = c.wait_end(&run, T).await;
     remove_volume(&run);
-    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
     assert_eq!(
         outputs(task(&r, "build-arch"))["read_only"],
         true,
@@ -355,7 +355,10 @@ async fn quality_loop_goes_green_on_iteration_three_or_gives_up_at_five() {
         "{scan3:?}"
     );
     let summary = logs_of(&c, &green, "summary").await;
-    assert_eq!(summary, [r#"{"iteration":3,"remaining":0}"#]);
+    assert_eq!(
+        summary[0], r#"{"iteration":3,"remaining":0}"#,
+        "{summary:?}"
+    );
 
     let r = c.wait_end(&stuck, T).await;
     remove_volume(&stuck);

@@ -176,6 +176,7 @@ impl RunState {
             let id = &self.plan.repeats[it.repeat].id;
             reason = format!("loop {id} green at iteration {}", it.n);
         }
+        self.phases[si].reason = reason.clone();
         self.phase_changed(si, "passed", reason, out);
         let after = match green {
             Some(_) => self.skip_rest_of_loop(si, now, out),
