@@ -5,6 +5,7 @@
 mod bench;
 mod chaos_cmd;
 mod client;
+mod dev_roles;
 mod hook_args;
 mod render;
 mod role_cmd;

@@ -35,12 +35,8 @@ pub struct DevArgs {
     pub runtime: RuntimeKind,
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
-    /// Roles the dev worker serves (default: every role any plan may name).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "arch,plat,sec,obs,net,ops,qa,docs,dev,build,test,deploy,review,patch,scan"
-    )]
+    /// Roles the dev worker serves (default: the roles of every plan in examples/, and common ones).
+    #[arg(long, value_delimiter = ',', default_value = crate::dev_roles::DEV_ROLES)]
     pub roles: Vec<String>,
     /// Approve every approval at once. For demos only: it defeats the point of approvals.
     #[arg(long)]
