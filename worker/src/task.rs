@@ -133,7 +133,8 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
 
     let running_key = format!("{}/{}#{}", d.run_id, d.task_id, d.attempt);
     ctx.running.add(&running_key);
-    let run_cancel = ctx.cancels.register(&d.run_id);
+    let registration = ctx.cancels.register(&d.run_id);
+    let run_cancel = registration.token.clone();
     let kill = CancellationToken::new();
     let kill_guard = {
         let (kill, run_cancel, shutdown) = (kill.clone(), run_cancel.clone(), ctx.shutdown.clone());
@@ -171,7 +172,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
     let result = ctx.runtime.run(&spec, tx, kill).await;
     heartbeat.abort();
     kill_guard.abort();
-    ctx.cancels.release(&d.run_id);
+    ctx.cancels.release(&registration);
     ctx.running.remove(&running_key);
     let _ = logs.await;
 
