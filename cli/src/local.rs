@@ -48,18 +48,24 @@ impl LocalBaton {
         coordinator: baton_coordinator::Options,
         workers: Vec<WorkerSpec>,
     ) -> Result<LocalBaton, String> {
-        let (coord, handle) = baton_coordinator::Options {
-            nats_url: nats_url.to_string(),
-            ..coordinator
-        }
-        .build()
+        // The builds are boxed: their futures are large, and a caller on a
+        // test thread (2 MiB of stack) would overflow in debug builds.
+        let (coord, handle) = Box::pin(
+            baton_coordinator::Options {
+                nats_url: nats_url.to_string(),
+                ..coordinator
+            }
+            .build(),
+        )
         .await
         .map_err(|e| e.to_string())?;
-        let gates = baton_gates::Options {
-            nats_url: nats_url.to_string(),
-            ..Default::default()
-        }
-        .build()
+        let gates = Box::pin(
+            baton_gates::Options {
+                nats_url: nats_url.to_string(),
+                ..Default::default()
+            }
+            .build(),
+        )
         .await
         .map_err(|e| e.to_string())?;
         let mut built = Vec::new();
@@ -68,7 +74,11 @@ impl LocalBaton {
                 nats_url: nats_url.to_string(),
                 ..w.options
             };
-            built.push(opts.build(w.runtime).await.map_err(|e| e.to_string())?);
+            built.push(
+                Box::pin(opts.build(w.runtime))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
         }
         let cancel = CancellationToken::new();
         let mut parts = Vec::new();
