@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The flagship demo: real NATS, real containers. Starts `baton dev`, runs
-# examples/release-train.yaml, approves the approval-gated deploy the way a
-# person would, follows the run to its end, then stops everything.
+# examples/release-train-ga.yaml (P0–P8, dev → stage → prod, a prod canary
+# 10 → 50 → 100 %, the GA flip), approves prod's promotion the way a person
+# would, follows the run to its end, then stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,15 +23,15 @@ for _ in $(seq 1 100); do
 done
 sed -n '/baton dev is up/,/try:/p' "$log" >&2
 
-"$B" plan validate examples/release-train.yaml
-run=$("$B" run examples/release-train.yaml --input version=v3.0.0)
-echo "demo: run $run submitted; it will stop before the ops deploy and wait for an approval" >&2
+"$B" plan validate examples/release-train-ga.yaml
+run=$("$B" run examples/release-train-ga.yaml --input version=v3.0.0)
+echo "demo: run $run submitted; it will stop before promoting to prod and wait for an approval" >&2
 for _ in $(seq 1 300); do
   if "$B" status "$run" | grep -q "waiting: approval"; then break; fi
   sleep 0.2
 done
 "$B" status "$run"
-echo "demo: \$ baton approve $run --reason \"stage deploy reviewed\"" >&2
-"$B" approve "$run" --reason "stage deploy reviewed" --by demo
+echo "demo: \$ baton approve $run --reason \"stage is green, promote to prod\"" >&2
+"$B" approve "$run" --reason "stage is green, promote to prod" --by demo
 "$B" status "$run" --wait
 "$B" logs "$run"

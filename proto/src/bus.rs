@@ -45,6 +45,9 @@ pub async fn publish_acked<M: Message>(
     publish_bytes_acked(js, subject, msg_id, msg.encode_to_vec().into(), traceparent).await
 }
 
+/// Tries of one acknowledged publish before it is reported as failed.
+const PUBLISH_ATTEMPTS: u32 = 12;
+
 /// [`publish_acked`] for a payload that is already encoded.
 pub async fn publish_bytes_acked(
     js: &jetstream::Context,
@@ -64,11 +67,15 @@ pub async fn publish_bytes_acked(
             Err(e) => e.into(),
         };
         attempt += 1;
-        if attempt == 5 {
+        // About 17 s in all: long enough to ride out a nats-server restart
+        // (a gate request or dispatch given up on would leave its run
+        // waiting until a coordinator takes it over).
+        if attempt == PUBLISH_ATTEMPTS {
             return Err(err);
         }
         tracing::warn!(subject, msg_id, attempt, error = %err, "publish not acknowledged; retrying");
-        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+        let backoff = (50u64 << attempt.min(6)).min(2_000);
+        tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
     }
 }
 
