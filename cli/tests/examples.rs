@@ -39,7 +39,7 @@ fn ids(r: &v1::Run) -> Vec<(String, String)> {
 }
 
 /// Say how long a run took, for people reading the test output.
-fn report(name: &str, r: &v1::Run) {
+fn report_run(name: &str, r: &v1::Run) {
     eprintln!(
         "example {name}: {} in {:.1} s, {} stages, {} task runs",
         r.status,
@@ -107,7 +107,7 @@ async fn enhancement_sprint_merges_eight_roles_in_dependency_order() {
     let c = cluster_for(&yaml).await;
     let run = c.submit(&yaml, &[]).await;
     let r = c.wait_end(&run, T).await;
-    report("enhancement-sprint", &r);
+    report_run("enhancement-sprint", &r);
     remove_volume(&run);
     assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
     assert_eq!(
@@ -163,7 +163,7 @@ async fn release_train_ga_promotes_through_environments_and_canary_then_flips_ga
         c.decide(run, true, "prod go").await.expect("approve");
     }
     let r = c.wait_end(&good, T).await;
-    report("release-train-ga", &r);
+    report_run("release-train-ga", &r);
     assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
     for s in [
         "p6-release@dev",
@@ -196,7 +196,7 @@ async fn release_train_ga_promotes_through_environments_and_canary_then_flips_ga
     assert_eq!(holds, 3, "one hold per canary step");
 
     let r = c.wait_end(&breach, T).await;
-    report("release-train-ga breach_at=50", &r);
+    report_run("release-train-ga breach_at=50", &r);
     assert_eq!(r.status, "rolled_back", "{:?} {}", ids(&r), r.reason);
     assert_eq!(phase(&r, "p6-prod-canary/10%").status, "rolled_back");
     assert_eq!(phase(&r, "p6-prod-canary/100%").status, "pending");
@@ -231,7 +231,7 @@ async fn infra_enhancement_routes_by_risk_at_every_level() {
     }
     for (risk, run) in runs {
         let r = c.wait_end(&run, T).await;
-        report(&format!("infra-enhancement risk={risk}"), &r);
+        report_run(&format!("infra-enhancement risk={risk}"), &r);
         assert_eq!(r.status, "succeeded", "{risk}: {:?} {}", ids(&r), r.reason);
         let high = matches!(risk, "high" | "critical");
         for t in ["security-review", "performance-tests", "security-scan"] {
@@ -315,7 +315,7 @@ async fn agent_dag_finds_the_planted_secret_and_patches_it_after_approval() {
     );
     c.decide(&run, true, "patch it").await.expect("approve");
     let r = c.wait_end(&run, T).await;
-    report("agent-dag", &r);
+    report_run("agent-dag", &r);
     assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
     assert_eq!(outputs(task(&r, "rescan"))["passed"], true);
     let patched = std::fs::read_to_string(&settings).unwrap();
@@ -345,7 +345,7 @@ async fn quality_loop_goes_green_on_iteration_three_or_gives_up_at_five() {
     let green = c.submit(&yaml, &[]).await;
     let stuck = c.submit(&yaml, &[("fix_per_iteration", "0")]).await;
     let r = c.wait_end(&green, T).await;
-    report("quality-loop", &r);
+    report_run("quality-loop", &r);
     remove_volume(&green);
     assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
     let verdicts: Vec<(u32, &str)> = r
@@ -378,7 +378,7 @@ async fn quality_loop_goes_green_on_iteration_three_or_gives_up_at_five() {
     );
 
     let r = c.wait_end(&stuck, T).await;
-    report("quality-loop fix_per_iteration=0", &r);
+    report_run("quality-loop fix_per_iteration=0", &r);
     remove_volume(&stuck);
     assert_eq!(r.status, "halted", "{:?} {}", ids(&r), r.reason);
     assert!(
