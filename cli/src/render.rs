@@ -86,6 +86,41 @@ fn mark(status: &str) -> &'static str {
     }
 }
 
+fn task_line(t: &v1::TaskView) -> String {
+    let kind = if t.rollback { "rollback " } else { "" };
+    let mut s = format!(
+        "\n    {} {kind}{} [{}] {}",
+        mark(&t.status),
+        t.id,
+        t.role,
+        t.status
+    );
+    if t.attempts > 1 {
+        s += &format!(" after {} attempts", t.attempts);
+    }
+    if t.lost > 0 {
+        s += &format!(" ({} lost with their worker)", t.lost);
+    }
+    if !t.stale_results.is_empty() {
+        let late: Vec<String> = t
+            .stale_results
+            .iter()
+            .map(|x| format!("attempt {} from {}", x.attempt, x.worker))
+            .collect();
+        s += &format!(" [late results recorded, not folded: {}]", late.join(", "));
+    }
+    if t.duration_ms > 0 {
+        s += &format!(" in {}ms", t.duration_ms);
+    }
+    if !t.error.is_empty() {
+        s += &format!(" — {}", t.error);
+    }
+    if !t.artifacts.is_empty() {
+        s += &artifacts_line(&t.artifacts);
+    }
+    s
+}
+
 pub fn run_text(r: &v1::Run) -> String {
     let mut s = format!("run {} · plan {} · {}", r.run_id, r.plan, r.status);
     if !r.reason.is_empty() {
@@ -107,50 +142,35 @@ pub fn run_text(r: &v1::Run) -> String {
         if !p.reason.is_empty() && p.status != "failed" {
             s += &format!(" — {}", p.reason);
         }
-        // A stage that ended keeps its tasks' outcomes: later stages may run them again.
-        let live = p.outcomes.is_empty();
-        for o in &p.outcomes {
-            s += &format!("\n    {} {} {}", mark(&o.status), o.task_id, o.status);
-            if !o.error.is_empty() {
-                s += &format!(" — {}", o.error);
+        // A stage that ended keeps its tasks' outcomes (later stages may run
+        // them again); where the task's latest run is this stage, show it in full.
+        let here = |t: &&v1::TaskView| t.phase == p.id && (!t.rollback || t.status != "pending");
+        if p.outcomes.is_empty() {
+            for t in r.tasks.iter().filter(here) {
+                s += &task_line(t);
             }
-            if !o.artifacts.is_empty() {
-                s += &artifacts_line(&o.artifacts);
-            }
-        }
-        for t in r.tasks.iter().filter(|t| {
-            t.phase == p.id && (!t.rollback || t.status != "pending") && (live || t.rollback)
-        }) {
-            let kind = if t.rollback { "rollback " } else { "" };
-            s += &format!(
-                "\n    {} {kind}{} [{}] {}",
-                mark(&t.status),
-                t.id,
-                t.role,
-                t.status
-            );
-            if t.attempts > 1 {
-                s += &format!(" after {} attempts", t.attempts);
-            }
-            if t.lost > 0 {
-                s += &format!(" ({} lost with their worker)", t.lost);
-            }
-            if !t.stale_results.is_empty() {
-                let late: Vec<String> = t
-                    .stale_results
+        } else {
+            for o in &p.outcomes {
+                match r
+                    .tasks
                     .iter()
-                    .map(|x| format!("attempt {} from {}", x.attempt, x.worker))
-                    .collect();
-                s += &format!(" [late results recorded, not folded: {}]", late.join(", "));
+                    .filter(here)
+                    .find(|t| t.id == o.task_id && !t.rollback)
+                {
+                    Some(t) => s += &task_line(t),
+                    None => {
+                        s += &format!("\n    {} {} {}", mark(&o.status), o.task_id, o.status);
+                        if !o.error.is_empty() {
+                            s += &format!(" — {}", o.error);
+                        }
+                        if !o.artifacts.is_empty() {
+                            s += &artifacts_line(&o.artifacts);
+                        }
+                    }
+                }
             }
-            if t.duration_ms > 0 {
-                s += &format!(" in {}ms", t.duration_ms);
-            }
-            if !t.error.is_empty() {
-                s += &format!(" — {}", t.error);
-            }
-            if !t.artifacts.is_empty() {
-                s += &artifacts_line(&t.artifacts);
+            for t in r.tasks.iter().filter(here).filter(|t| t.rollback) {
+                s += &task_line(t);
             }
         }
         for g in &p.gates {
