@@ -305,6 +305,7 @@ pub(super) fn new_task(t: &Task, phase: &str, rollback: bool) -> TaskState {
         dead_lettered: false,
         stage: 0,
         by_condition: false,
+        base_attempt: 0,
         artifacts: Vec::new(),
     }
 }

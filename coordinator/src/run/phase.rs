@@ -43,6 +43,13 @@ impl RunState {
             if let Some(old) = self.tasks.get(&t.id) {
                 fresh.attempt = old.attempt;
                 fresh.max_attempts += old.attempt;
+                // A new stage (environment, canary step, iteration) counts its
+                // own attempts; a phase retried in place keeps counting.
+                fresh.base_attempt = if old.stage == si && old.attempt > 0 {
+                    old.base_attempt
+                } else {
+                    old.attempt
+                };
             }
             self.tasks.insert(t.id.clone(), fresh);
         }

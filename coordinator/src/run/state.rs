@@ -228,6 +228,9 @@ pub struct TaskState {
     /// Skipped because its `when` was false: counts as done, not as failed.
     #[serde(default)]
     pub by_condition: bool,
+    /// Attempts made in earlier stages: views count attempts from here.
+    #[serde(default)]
+    pub base_attempt: u32,
     #[serde(default)]
     pub artifacts: Vec<ArtifactRecord>,
 }

@@ -189,7 +189,7 @@ pub fn to_proto(st: &RunState) -> v1::Run {
                     phase: t.phase.clone(),
                     role: t.role.clone(),
                     status: t.status.as_str().to_string(),
-                    attempts: t.attempt,
+                    attempts: t.attempt - t.base_attempt.min(t.attempt),
                     exit_code: t.exit_code,
                     result_json: t.report_json.clone(),
                     error: t.error.clone(),

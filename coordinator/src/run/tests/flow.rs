@@ -97,6 +97,8 @@ fn environments_expand_and_carry_their_own_gates() {
     assert_eq!(view.phases[3].environment, "prod");
     assert_eq!(view.phases[3].phase, "deploy");
     assert_eq!(view.phases[3].outcomes[0].status, "succeeded");
+    let d = view.tasks.iter().find(|t| t.id == "d").unwrap();
+    assert_eq!(d.attempts, 1, "each environment counts its own attempts");
 }
 
 const CANARY: &str = r#"
