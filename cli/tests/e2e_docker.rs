@@ -41,26 +41,6 @@ async fn release_train_succeeds_after_approval() {
     assert!(logs.iter().any(|l| l == "deploying v3.1.0"), "{logs:?}");
 }
 
-async fn logs_of(c: &Cluster, run: &str, task: &str) -> Vec<String> {
-    use futures::StreamExt;
-    let mut s = c
-        .admin
-        .clone()
-        .logs(baton_proto::v1::LogsRequest {
-            run_id: run.into(),
-            task_id: task.into(),
-            follow: false,
-        })
-        .await
-        .expect("logs")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(Ok(l)) = s.next().await {
-        out.push(l.line);
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_expr_gate_rolls_back_newest_phase_first() {
     let c = Cluster::start(Rt::Docker).await;

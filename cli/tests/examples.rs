@@ -8,7 +8,6 @@ use std::time::Duration;
 use baton_proto::v1;
 use baton_worker::runtime::Limits;
 use common::*;
-use futures::StreamExt;
 
 const T: Duration = Duration::from_secs(240);
 
@@ -52,25 +51,6 @@ fn report_run(name: &str, r: &v1::Run) {
 fn outputs(t: &v1::TaskView) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&t.result_json).unwrap_or_default();
     v["outputs"].clone()
-}
-
-async fn logs_of(c: &Cluster, run: &str, task: &str) -> Vec<String> {
-    let mut s = c
-        .admin
-        .clone()
-        .logs(v1::LogsRequest {
-            run_id: run.into(),
-            task_id: task.into(),
-            follow: false,
-        })
-        .await
-        .expect("logs")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(Ok(l)) = s.next().await {
-        out.push(l.line);
-    }
-    out
 }
 
 /// An artifact's bytes from the object store, checked against its digest.

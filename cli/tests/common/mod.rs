@@ -245,6 +245,27 @@ pub async fn events(admin: &AdminClient<Channel>, run: &str) -> Vec<v1::Event> {
     out
 }
 
+/// A task's log lines, every attempt, as `baton logs` would print them.
+pub async fn logs_of(c: &Cluster, run: &str, task: &str) -> Vec<String> {
+    use futures::StreamExt;
+    let mut s = c
+        .admin
+        .clone()
+        .logs(v1::LogsRequest {
+            run_id: run.into(),
+            task_id: task.into(),
+            follow: false,
+        })
+        .await
+        .expect("logs")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(Ok(l)) = s.next().await {
+        out.push(l.line);
+    }
+    out
+}
+
 pub fn task<'a>(r: &'a v1::Run, id: &str) -> &'a v1::TaskView {
     r.tasks
         .iter()

@@ -252,6 +252,56 @@ impl Cx {
         }
     }
 
+    /// A mapping of scalars (`env:`, `with:`): each value as its text
+    /// (numbers and bools too), with where it sits. `entry` names an entry
+    /// in messages; `map_hint` and `value_hint` say how to fix a non-mapping
+    /// and a non-scalar value.
+    pub(crate) fn scalar_map(
+        &mut self,
+        f: Field<'_>,
+        entry: impl Fn(&str) -> String,
+        map_hint: &str,
+        value_hint: &str,
+    ) -> (
+        std::collections::BTreeMap<String, String>,
+        std::collections::BTreeMap<String, TextPos>,
+    ) {
+        let mut values = std::collections::BTreeMap::new();
+        let mut spans = std::collections::BTreeMap::new();
+        let Node::Mapping(map) = f.node else {
+            self.err(
+                f.pos(),
+                format!("`{}` must be a mapping, not {}", f.name, kind(f.node)),
+                map_hint,
+            );
+            return (values, spans);
+        };
+        for (k, v) in map.iter() {
+            let name = k.as_str();
+            match v {
+                Node::Scalar(s) if !is_null(v) => {
+                    values.insert(name.to_string(), s.as_str().to_string());
+                    spans.insert(name.to_string(), self.text_pos(s));
+                }
+                other => self.err(
+                    Field {
+                        name,
+                        key: span_pos(k.span()),
+                        node: v,
+                    }
+                    .pos(),
+                    format!(
+                        "{} must be a string, number or bool, not {}",
+                        entry(name),
+                        kind(other)
+                    ),
+                    value_hint,
+                ),
+            }
+        }
+        (values, spans)
+    }
+
     /// Where a scalar's value sits, see [`TextPos`].
     pub(crate) fn text_pos(&self, s: &MarkedScalarNode) -> TextPos {
         let node = span_pos(s.span());

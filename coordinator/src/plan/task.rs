@@ -164,48 +164,21 @@ fn run(cx: &mut Cx, f: Field<'_>, label: &str) -> (Vec<String>, Vec<TextPos>) {
 
 /// `env: { NAME: scalar }`; numbers and bools become their text.
 fn env(cx: &mut Cx, f: Field<'_>) -> (BTreeMap<String, String>, BTreeMap<String, TextPos>) {
-    let mut vars = BTreeMap::new();
-    let mut spans = BTreeMap::new();
-    let Node::Mapping(map) = f.node else {
-        cx.err(
-            f.pos(),
-            format!("`env` must be a mapping, not {}", kind(f.node)),
-            "write `env: { NAME: \"value\" }`",
-        );
-        return (vars, spans);
-    };
-    for (k, v) in map.iter() {
-        let name = k.as_str();
-        if !is_env_name(name) {
+    if let Node::Mapping(map) = f.node {
+        for k in map.keys().filter(|k| !is_env_name(k.as_str())) {
             cx.err(
                 span_pos(k.span()),
-                format!("`{name}` is not a valid environment variable name"),
+                format!("`{}` is not a valid environment variable name", k.as_str()),
                 "use letters, digits and `_`, not starting with a digit",
             );
         }
-        match v {
-            Node::Scalar(s) if !is_null(v) => {
-                vars.insert(name.to_string(), s.as_str().to_string());
-                spans.insert(name.to_string(), cx.text_pos(s));
-            }
-            other => {
-                let field = Field {
-                    name,
-                    key: span_pos(k.span()),
-                    node: v,
-                };
-                cx.err(
-                    field.pos(),
-                    format!(
-                        "env `{name}` must be a string, number or bool, not {}",
-                        kind(other)
-                    ),
-                    "quote the value, e.g. `NAME: \"value\"`",
-                );
-            }
-        }
     }
-    (vars, spans)
+    cx.scalar_map(
+        f,
+        |name| format!("env `{name}`"),
+        "write `env: { NAME: \"value\" }`",
+        "quote the value, e.g. `NAME: \"value\"`",
+    )
 }
 
 /// A list of plain strings (for `needs` and `outputs`).

@@ -4,11 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use marked_yaml::Node;
-
 use super::error::{suggest, Sink};
 use super::model::Plan;
-use super::node::{is_null, kind, span_pos, Cx, Field, TextPos};
+use super::node::{Cx, Field, TextPos};
 use super::parse::Spans;
 use super::schema::input_problems;
 
@@ -18,41 +16,12 @@ pub(crate) fn values(
     cx: &mut Cx,
     f: Field<'_>,
 ) -> (BTreeMap<String, String>, BTreeMap<String, TextPos>) {
-    let mut values = BTreeMap::new();
-    let mut spans = BTreeMap::new();
-    let Node::Mapping(map) = f.node else {
-        cx.err(
-            f.pos(),
-            format!("`with` must be a mapping, not {}", kind(f.node)),
-            "write `with: { name: \"value\" }`, one entry per input the role declares",
-        );
-        return (values, spans);
-    };
-    for (k, v) in map.iter() {
-        let name = k.as_str();
-        match v {
-            Node::Scalar(s) if !is_null(v) => {
-                values.insert(name.to_string(), s.as_str().to_string());
-                spans.insert(name.to_string(), cx.text_pos(s));
-            }
-            other => {
-                let field = Field {
-                    name,
-                    key: span_pos(k.span()),
-                    node: v,
-                };
-                cx.err(
-                    field.pos(),
-                    format!(
-                        "input `{name}` in `with` must be a string, number or bool, not {}",
-                        kind(other)
-                    ),
-                    "write the value as text; arrays and objects as JSON in quotes, e.g. '[\"a\"]'",
-                );
-            }
-        }
-    }
-    (values, spans)
+    cx.scalar_map(
+        f,
+        |name| format!("input `{name}` in `with`"),
+        "write `with: { name: \"value\" }`, one entry per input the role declares",
+        "write the value as text; arrays and objects as JSON in quotes, e.g. '[\"a\"]'",
+    )
 }
 
 /// Check every task (and rollback step) against its role's schemas.

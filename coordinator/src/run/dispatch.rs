@@ -175,16 +175,7 @@ impl RunState {
             .filter(|t| t.stage < me.stage || me.rollback || ancestors.contains(&t.id))
             .map(|t| v1::InputArtifacts {
                 task_id: t.id.clone(),
-                artifacts: t
-                    .artifacts
-                    .iter()
-                    .map(|a| v1::Artifact {
-                        path: a.path.clone(),
-                        size: a.size,
-                        sha256: a.sha256.clone(),
-                        object: a.object.clone(),
-                    })
-                    .collect(),
+                artifacts: t.artifacts.iter().map(v1::Artifact::from).collect(),
             })
             .collect()
     }

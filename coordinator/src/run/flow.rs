@@ -15,21 +15,8 @@ impl RunState {
         let parsed = baton_gates::expr::parse(expr).map_err(|e| e.message)?;
         let ctx = super::view::context(self, si);
         let verdict = parsed.eval_bool(&ctx).map_err(|e| e.message)?;
-        let values: Vec<String> = parsed
-            .names()
-            .iter()
-            .map(|n| {
-                let v = n.split('.').try_fold(&ctx, |v, seg| v.get(seg));
-                format!(
-                    "{n} = {}",
-                    v.map(|v| v.to_string()).unwrap_or("unset".into())
-                )
-            })
-            .collect();
-        Ok((
-            verdict,
-            format!("`{expr}` is {verdict} ({})", values.join(", ")),
-        ))
+        let why = format!("`{expr}` is {verdict} ({})", parsed.explain(&ctx));
+        Ok((verdict, why))
     }
 
     pub(super) fn skip_stage(
@@ -39,12 +26,16 @@ impl RunState {
         now: i64,
         out: &mut Vec<Command>,
     ) {
+        self.mark_skipped(si, reason, now, out);
+        self.next_stage(si, now, out);
+    }
+
+    fn mark_skipped(&mut self, si: usize, reason: String, now: i64, out: &mut Vec<Command>) {
         let p = &mut self.phases[si];
         p.status = PhaseStatus::Skipped;
         p.reason = reason.clone();
         p.finished_ms = now;
         self.phase_changed(si, "skipped", reason, out);
-        self.next_stage(si, now, out);
     }
 
     /// After stage `si` passed or was skipped: start the next stage, or end the run.
@@ -166,12 +157,8 @@ impl RunState {
         for sj in si + 1..self.phases.len() {
             match self.plan.stages[sj].iteration {
                 Some(other) if other.repeat == it.repeat => {
-                    let p = &mut self.phases[sj];
-                    p.status = PhaseStatus::Skipped;
-                    p.reason = format!("loop green at iteration {}", it.n);
-                    p.finished_ms = now;
-                    let reason = p.reason.clone();
-                    self.phase_changed(sj, "skipped", reason, out);
+                    let reason = format!("loop green at iteration {}", it.n);
+                    self.mark_skipped(sj, reason, now, out);
                     last = sj;
                 }
                 _ => break,

@@ -63,10 +63,7 @@ impl RunState {
         time_ms: i64,
     ) -> Result<(RunState, Vec<Command>), plan::PlanError> {
         let roles = ev.roles.clone().into_iter().collect();
-        let mut plan = plan::load_with_roles(&ev.plan_file, &ev.plan_yaml, &roles)?;
-        if plan.stages.is_empty() {
-            plan.stages = plan::stages::expand(&plan);
-        }
+        let plan = plan::load_with_roles(&ev.plan_file, &ev.plan_yaml, &roles)?;
         let mut tasks = BTreeMap::new();
         let mut task_order = Vec::new();
         for phase in &plan.phases {
@@ -201,16 +198,7 @@ impl RunState {
             .and_then(|v| v.get("outputs").and_then(|o| o.as_object()).cloned())
             .unwrap_or_default();
         t.duration_ms = f.duration_ms;
-        t.artifacts = f
-            .artifacts
-            .iter()
-            .map(|a| ArtifactRecord {
-                path: a.path.clone(),
-                size: a.size,
-                sha256: a.sha256.clone(),
-                object: a.object.clone(),
-            })
-            .collect();
+        t.artifacts = f.artifacts.iter().map(ArtifactRecord::from).collect();
         t.trace_id = f.trace_id.clone();
         t.worker = f.worker.clone();
         let (ok, error) = super::schema_check::outcome(&self.plan, &t.role, f, &t.outputs);

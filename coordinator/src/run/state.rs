@@ -184,6 +184,28 @@ pub struct ArtifactRecord {
     pub object: String,
 }
 
+impl From<&baton_proto::v1::Artifact> for ArtifactRecord {
+    fn from(a: &baton_proto::v1::Artifact) -> Self {
+        ArtifactRecord {
+            path: a.path.clone(),
+            size: a.size,
+            sha256: a.sha256.clone(),
+            object: a.object.clone(),
+        }
+    }
+}
+
+impl From<&ArtifactRecord> for baton_proto::v1::Artifact {
+    fn from(a: &ArtifactRecord) -> Self {
+        baton_proto::v1::Artifact {
+            path: a.path.clone(),
+            size: a.size,
+            sha256: a.sha256.clone(),
+            object: a.object.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IncidentRecord {
     pub kind: String,

@@ -161,7 +161,7 @@ pub fn to_proto(st: &RunState) -> v1::Run {
                         status: o.status.as_str().to_string(),
                         error: o.error.clone(),
                         outputs_json: Value::Object(o.outputs.clone()).to_string(),
-                        artifacts: o.artifacts.iter().map(artifact).collect(),
+                        artifacts: o.artifacts.iter().map(v1::Artifact::from).collect(),
                     })
                     .collect(),
                 id: p.id.clone(),
@@ -207,7 +207,7 @@ pub fn to_proto(st: &RunState) -> v1::Run {
                             time_ms: s.time_ms,
                         })
                         .collect(),
-                    artifacts: t.artifacts.iter().map(artifact).collect(),
+                    artifacts: t.artifacts.iter().map(v1::Artifact::from).collect(),
                 }
             })
             .collect(),
@@ -228,15 +228,6 @@ pub fn to_proto(st: &RunState) -> v1::Run {
             })
             .collect(),
         iterations: iterations(st),
-    }
-}
-
-fn artifact(a: &ArtifactRecord) -> v1::Artifact {
-    v1::Artifact {
-        path: a.path.clone(),
-        size: a.size,
-        sha256: a.sha256.clone(),
-        object: a.object.clone(),
     }
 }
 

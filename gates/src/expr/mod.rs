@@ -84,6 +84,26 @@ impl Expr {
     }
 }
 
+impl Expr {
+    /// The names the expression reads with their values in `ctx`
+    /// (`tasks.scan.outputs.critical = 2, inputs.risk = "low"`): what a
+    /// verdict rests on, for a person; a bare "false" helps nobody.
+    pub fn explain(&self, ctx: &serde_json::Value) -> String {
+        let values: Vec<String> = self
+            .names()
+            .iter()
+            .map(|n| {
+                let v = n.split('.').try_fold(ctx, |v, seg| v.get(seg));
+                format!(
+                    "{n} = {}",
+                    v.map(|v| v.to_string()).unwrap_or_else(|| "unset".into())
+                )
+            })
+            .collect();
+        values.join(", ")
+    }
+}
+
 /// The result of evaluating an expression or one of its parts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

@@ -16,25 +16,11 @@ pub fn evaluate(g: &ExprGate, req: &GateRequest) -> Answer {
     };
     match parsed.eval_bool(&ctx) {
         Ok(true) => Answer::pass(format!("`{}` is true", g.expr)),
-        Ok(false) => {
-            // Show the values the verdict rests on; a bare "false" helps nobody.
-            let values: Vec<String> = parsed
-                .names()
-                .iter()
-                .map(|n| {
-                    let v = n.split('.').try_fold(&ctx, |v, seg| v.get(seg));
-                    format!(
-                        "{n} = {}",
-                        v.map(|v| v.to_string()).unwrap_or_else(|| "unset".into())
-                    )
-                })
-                .collect();
-            Answer::fail(vec![format!(
-                "`{}` is false ({})",
-                g.expr,
-                values.join(", ")
-            )])
-        }
+        Ok(false) => Answer::fail(vec![format!(
+            "`{}` is false ({})",
+            g.expr,
+            parsed.explain(&ctx)
+        )]),
         Err(e) => Answer::fail(vec![format!("`{}`: {}", g.expr, e.message)]),
     }
 }
