@@ -10,6 +10,7 @@ use baton_proto::{bus, codec, subjects};
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use crate::auth::{caller, Identity};
 use crate::run::{view, RunStatus};
 use crate::state_store::RunStore;
 use crate::submit::{Submission, Submitter};
@@ -25,16 +26,14 @@ pub struct AdminService {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<v1::RunEvent, Status>> + Send>>;
 
-fn by(s: &str) -> String {
-    if s.is_empty() {
-        "admin".to_string()
-    } else {
-        s.to_string()
-    }
-}
-
 impl AdminService {
-    async fn decide(&self, req: v1::DecisionRequest, approve: bool) -> Result<(), Error> {
+    /// `who` comes from the caller's credentials; a `by` in the request body is ignored.
+    async fn decide(
+        &self,
+        who: Identity,
+        req: v1::DecisionRequest,
+        approve: bool,
+    ) -> Result<(), Error> {
         let st = self.store.get(&req.run_id).await?;
         let waiting = view::waiting(&st);
         if st.status != RunStatus::Running || !waiting.contains("approval") {
@@ -47,7 +46,7 @@ impl AdminService {
         let id = format!("{}:decision:{:016x}", st.run_id, rand::random::<u64>());
         let body = Body::Decision(v1::Decision {
             approve,
-            by: by(&req.by),
+            by: who.name,
             reason: req.reason,
             task_id: req.task_id,
         });
@@ -62,6 +61,7 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::SubmitRunRequest>,
     ) -> Result<Response<v1::SubmitRunResponse>, Status> {
+        let who = caller(&req);
         let r = req.into_inner();
         let run_id = self
             .submitter
@@ -70,7 +70,7 @@ impl Admin for AdminService {
                 plan_file: r.plan_file,
                 plan_name: r.plan_name,
                 inputs: r.inputs.into_iter().collect(),
-                submitted_by: by(&r.submitted_by),
+                submitted_by: who.name,
                 trigger: "grpc".into(),
             })
             .await?;
@@ -173,7 +173,7 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::DecisionRequest>,
     ) -> Result<Response<v1::DecisionResponse>, Status> {
-        self.decide(req.into_inner(), true).await?;
+        self.decide(caller(&req), req.into_inner(), true).await?;
         Ok(Response::new(v1::DecisionResponse {}))
     }
 
@@ -181,7 +181,7 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::DecisionRequest>,
     ) -> Result<Response<v1::DecisionResponse>, Status> {
-        self.decide(req.into_inner(), false).await?;
+        self.decide(caller(&req), req.into_inner(), false).await?;
         Ok(Response::new(v1::DecisionResponse {}))
     }
 
@@ -189,6 +189,7 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::CancelRunRequest>,
     ) -> Result<Response<v1::CancelRunResponse>, Status> {
+        let who = caller(&req);
         let r = req.into_inner();
         let st = self.store.get(&r.run_id).await.map_err(Status::from)?;
         if st.status.is_terminal() {
@@ -199,7 +200,7 @@ impl Admin for AdminService {
             .into());
         }
         let body = Body::CancelRequested(v1::CancelRequested {
-            by: by(&r.by),
+            by: who.name,
             reason: r.reason,
         });
         let id = format!("{}:cancel", st.run_id);

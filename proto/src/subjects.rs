@@ -18,6 +18,14 @@ pub const ROLES_BUCKET: &str = "baton_roles";
 pub const INCIDENTS_ALL: &str = "baton.incident.>";
 
 pub const EVENTS_ALL: &str = "baton.evt.>";
+/// The audit trail: one hash chain per run on `baton.audit.<run>`.
+pub const AUDIT_STREAM: &str = "BATON_AUDIT";
+pub const AUDIT_ALL: &str = "baton.audit.>";
+/// Signed evidence bundles (DSSE envelopes), one per ended run.
+pub const EVIDENCE_BUCKET: &str = "baton_evidence";
+/// Approvals over NATS: `baton.approve.<identity>.<run>`. NATS permissions
+/// bind the identity: a credential may publish only under its own name.
+pub const APPROVALS_ALL: &str = "baton.approve.*.*";
 pub const TASKS_ALL: &str = "baton.task.>";
 pub const GATES_ALL: &str = "baton.gate.>";
 pub const LOGS_ALL: &str = "baton.log.>";
@@ -73,6 +81,12 @@ pub fn run_logs(run: &str) -> String {
 }
 pub fn incident(run: &str) -> String {
     format!("baton.incident.{run}")
+}
+pub fn audit(run: &str) -> String {
+    format!("baton.audit.{run}")
+}
+pub fn approval(identity: &str, run: &str) -> String {
+    format!("baton.approve.{identity}.{run}")
 }
 pub fn trigger(plan: &str) -> String {
     format!("baton.trigger.{plan}")
