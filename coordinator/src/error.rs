@@ -31,6 +31,31 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("no admin tokens: start the coordinator with --tokens-file FILE, and create its first line with `baton token create --name NAME --role admin --tokens-file FILE` (only `baton dev --no-auth` runs without tokens)")]
+    NoTokens,
+    #[error("cannot read the tokens file {path}: {source} — pass the file `baton token create --tokens-file` wrote")]
+    TokensFileUnreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{col}: {message} — {hint}")]
+    TokensFile {
+        file: String,
+        line: usize,
+        col: usize,
+        message: String,
+        hint: String,
+    },
+    #[error("cannot read {flag} {path}: {source} — give a PEM file")]
+    TlsFile {
+        flag: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bad TLS configuration: {0} — check that --tls-cert and --tls-key are a matching PEM certificate and key, and --tls-client-ca a PEM CA certificate")]
+    Tls(#[source] tonic::transport::Error),
     #[error("bus error: {0}")]
     Bus(#[from] async_nats::Error),
     #[error("webhook server error: {0}")]

@@ -31,6 +31,11 @@ pub struct Options {
     /// Bearer token accepted instead of a signature, for senders that cannot
     /// sign (Alertmanager).
     pub hook_bearer_token: Option<crate::hooks::Secret>,
+    /// Tokens the admin API accepts. The default, tokens with none in it,
+    /// refuses to start: an admin API is never open by accident.
+    pub auth: crate::auth::Auth,
+    /// TLS for the admin API (mTLS with a client CA); None = plaintext.
+    pub tls: Option<crate::auth::TlsOptions>,
 }
 
 impl Default for Options {
@@ -44,6 +49,8 @@ impl Default for Options {
             http_addr: None,
             hook_secret: None,
             hook_bearer_token: None,
+            auth: crate::auth::Auth::default(),
+            tls: None,
         }
     }
 }
@@ -68,6 +75,8 @@ pub struct Coordinator {
     listener: tokio::net::TcpListener,
     hooks: Option<(tokio::net::TcpListener, crate::hooks::Hooks)>,
     timers: TaskTracker,
+    auth: crate::auth::Auth,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 /// Cheap to clone; tells where the coordinator listens.
@@ -80,6 +89,18 @@ pub struct Handle {
 
 impl Options {
     pub async fn build(self) -> Result<(Coordinator, Handle), Error> {
+        if let crate::auth::Auth::Tokens(t) = &self.auth {
+            if t.is_empty() {
+                return Err(Error::NoTokens);
+            }
+        }
+        // Checked here, so that a bad certificate fails the start.
+        let tls = self.tls.as_ref().map(|t| t.server_config());
+        if let Some(t) = &tls {
+            tonic::transport::Server::builder()
+                .tls_config(t.clone())
+                .map_err(Error::Tls)?;
+        }
         let client = baton_proto::bus::connect(&self.nats_url, "baton-coordinator")
             .await
             .map_err(Error::NatsUnreachable)?;
@@ -154,6 +175,8 @@ impl Options {
                 listener,
                 hooks,
                 timers,
+                auth: self.auth,
+                tls,
             },
             Handle {
                 grpc_addr,
@@ -176,7 +199,12 @@ impl Coordinator {
         // The engine reads the events before anything can submit a run.
         let feed = self.engine.subscribe().await?;
         let grpc_cancel = cancel.child_token();
-        let grpc = tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            server = server.tls_config(tls).map_err(Error::Tls)?;
+        }
+        let grpc = server
+            .layer(crate::auth::AuthLayer::new(&self.auth))
             .add_service(reflection)
             .add_service(baton_proto::v1::admin_server::AdminServer::new(self.admin))
             .serve_with_incoming_shutdown(incoming, grpc_cancel.cancelled_owned());
