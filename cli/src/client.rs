@@ -3,34 +3,57 @@
 
 use std::path::Path;
 
-use baton_proto::v1::{self, admin_client::AdminClient, event::Body};
+use baton::admin_client::{self, Admin, ClientTls};
+use baton_proto::v1::{self, event::Body};
 use futures::StreamExt;
-use tonic::transport::Channel;
 
 use crate::render;
 use crate::{
-    inputs_map, CancelArgs, DecideArgs, LogsArgs, RunArgs, RunsArgs, StatusArgs, WorkersArgs,
+    inputs_map, CancelArgs, DecideArgs, LogsArgs, RunArgs, RunsArgs, ServerArg, StatusArgs,
+    WorkersArgs,
 };
 
 pub const BAD_INPUT: u8 = 2;
 
-pub(crate) async fn connect(server: &str) -> Result<AdminClient<Channel>, u8> {
-    let endpoint = match tonic::transport::Endpoint::from_shared(server.to_string()) {
-        Ok(e) => e.connect_timeout(std::time::Duration::from_secs(5)),
+/// A client for `a.server` with the token and TLS settings `a` points at.
+pub(crate) async fn connect(a: &ServerArg) -> Result<Admin, u8> {
+    let setup = admin_client::resolve_token(a.token_file.as_deref(), &a.server).and_then(|t| {
+        let tls = ClientTls::load(
+            a.tls_ca.as_deref(),
+            a.tls_client_cert.as_deref(),
+            a.tls_client_key.as_deref(),
+        )?;
+        Ok((t, tls))
+    });
+    let (token, tls) = match setup {
+        Ok(x) => x,
         Err(e) => {
-            eprintln!("error: `{server}` is not a server address ({e}) — write e.g. http://127.0.0.1:7233");
+            eprintln!("error: {e}");
             return Err(BAD_INPUT);
         }
     };
-    endpoint.connect().await.map(AdminClient::new).map_err(|e| {
-        eprintln!("error: cannot reach the coordinator at {server}: {e} — start one with `baton dev`, or pass --server");
-        1
-    })
+    admin_client::connect(&a.server, token.as_ref(), &tls)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            1
+        })
 }
 
 /// gRPC status → message and exit code: what the caller got wrong is 2.
 pub(crate) fn status_code(s: &tonic::Status) -> u8 {
     eprintln!("error: {}", s.message());
+    match s.code() {
+        tonic::Code::Unauthenticated => eprintln!(
+            "hint: set {} or {} (or pass --token-file) to a token from `baton token create`, or from `baton dev`'s output",
+            admin_client::TOKEN_ENV,
+            admin_client::TOKEN_FILE_ENV
+        ),
+        tonic::Code::PermissionDenied => {
+            eprintln!("hint: ask an admin for a token with the role named above")
+        }
+        _ => {}
+    }
     match s.code() {
         tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::FailedPrecondition => {
             BAD_INPUT
@@ -70,7 +93,7 @@ pub fn plan_validate(file: &Path, roles: &[std::path::PathBuf]) -> u8 {
     }
 }
 
-pub async fn plan_apply(file: &Path, server: &str) -> u8 {
+pub async fn plan_apply(file: &Path, server: &ServerArg) -> u8 {
     let yaml = match read_plan(file) {
         Ok(y) => y,
         Err(c) => return c,
@@ -106,7 +129,7 @@ pub async fn run(a: RunArgs) -> u8 {
         }
         return BAD_INPUT;
     }
-    let mut c = match connect(&a.server.server).await {
+    let mut c = match connect(&a.server).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -157,7 +180,7 @@ pub async fn run(a: RunArgs) -> u8 {
 }
 
 /// Print progress from the run's events until it ends.
-async fn follow(c: &mut AdminClient<Channel>, run_id: &str, print: bool) {
+async fn follow(c: &mut Admin, run_id: &str, print: bool) {
     let mut backoff = 0u64;
     loop {
         let stream = c
@@ -209,7 +232,7 @@ async fn follow(c: &mut AdminClient<Channel>, run_id: &str, print: bool) {
 }
 
 pub async fn status(a: StatusArgs) -> u8 {
-    let mut c = match connect(&a.server.server).await {
+    let mut c = match connect(&a.server).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -246,7 +269,7 @@ pub async fn status(a: StatusArgs) -> u8 {
 }
 
 pub async fn runs(a: RunsArgs) -> u8 {
-    let mut c = match connect(&a.server.server).await {
+    let mut c = match connect(&a.server).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -275,7 +298,7 @@ pub async fn runs(a: RunsArgs) -> u8 {
 }
 
 pub async fn workers(a: WorkersArgs) -> u8 {
-    let mut c = match connect(&a.server.server).await {
+    let mut c = match connect(&a.server).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -294,7 +317,7 @@ pub async fn workers(a: WorkersArgs) -> u8 {
 }
 
 pub async fn decide(a: DecideArgs, approve: bool) -> u8 {
-    let mut c = match connect(&a.server.server).await {
+    let mut c = match connect(&a.server).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -323,7 +346,7 @@ pub async fn decide(a: DecideArgs, approve: bool) -> u8 {
 }
 
 pub async fn cancel(a: CancelArgs) -> u8 {
-    let mut c = match connect(&a.server.server).await {
+    let mut c = match connect(&a.server).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -342,7 +365,7 @@ pub async fn cancel(a: CancelArgs) -> u8 {
 }
 
 pub async fn logs(a: LogsArgs) -> u8 {
-    let mut c = match connect(&a.server.server).await {
+    let mut c = match connect(&a.server).await {
         Ok(c) => c,
         Err(code) => return code,
     };

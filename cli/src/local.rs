@@ -4,11 +4,16 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use baton_proto::v1::{self, admin_client::AdminClient};
+use std::sync::Arc;
+
+use baton_coordinator::auth::{token, Auth, Role, TokenStore};
+use baton_coordinator::hooks::Secret;
+use baton_proto::v1;
 use baton_worker::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+
+use crate::admin_client::{Admin, ClientTls};
 
 /// One worker to run in the process.
 pub struct WorkerSpec {
@@ -23,6 +28,18 @@ pub struct LocalBaton {
     pub http_addr: Option<SocketAddr>,
     pub cancel: CancellationToken,
     pub parts: Vec<JoinHandle<Result<(), String>>>,
+    /// The admin token [`LocalBaton::admin`] sends: the one made at start
+    /// when the coordinator options carried no tokens; None with auth off
+    /// or with tokens the caller chose.
+    pub token: Option<Secret>,
+}
+
+/// A fresh admin token named `name`, and a store that knows only it.
+pub fn admin_token(name: &str) -> (Secret, Arc<TokenStore>) {
+    let t = token::generate();
+    let line = token::file_line(&t, name, Role::Admin);
+    let store = TokenStore::parse("generated", &line).expect("a generated line parses");
+    (t, Arc::new(store))
 }
 
 impl LocalBaton {
@@ -48,6 +65,17 @@ impl LocalBaton {
         coordinator: baton_coordinator::Options,
         workers: Vec<WorkerSpec>,
     ) -> Result<LocalBaton, String> {
+        // Options with no tokens would refuse to start: a whole Baton in one
+        // process makes its own admin token instead, which `admin()` uses.
+        let mut coordinator = coordinator;
+        let token = match &coordinator.auth {
+            Auth::Tokens(s) if s.is_empty() => {
+                let (t, store) = admin_token("local-admin");
+                coordinator.auth = Auth::Tokens(store);
+                Some(t)
+            }
+            _ => None,
+        };
         // The builds are boxed: their futures are large, and a caller on a
         // test thread (2 MiB of stack) would overflow in debug builds.
         let (coord, handle) = Box::pin(
@@ -101,13 +129,18 @@ impl LocalBaton {
             http_addr: handle.http_addr,
             cancel,
             parts,
+            token,
         })
     }
 
-    pub async fn admin(&self) -> Result<AdminClient<Channel>, String> {
-        AdminClient::connect(format!("http://{}", self.grpc_addr))
-            .await
-            .map_err(|e| e.to_string())
+    /// A plaintext client with [`LocalBaton::token`].
+    pub async fn admin(&self) -> Result<Admin, String> {
+        crate::admin_client::connect(
+            &format!("http://{}", self.grpc_addr),
+            self.token.as_ref(),
+            &ClientTls::default(),
+        )
+        .await
     }
 }
 
@@ -118,11 +151,7 @@ impl Drop for LocalBaton {
 }
 
 /// Poll until the run ends and return it, or say what it was doing when time ran out.
-pub async fn wait_end(
-    admin: &AdminClient<Channel>,
-    run: &str,
-    timeout: Duration,
-) -> Result<v1::Run, String> {
+pub async fn wait_end(admin: &Admin, run: &str, timeout: Duration) -> Result<v1::Run, String> {
     let deadline = Instant::now() + timeout;
     let mut last = None;
     loop {

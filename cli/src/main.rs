@@ -2,15 +2,18 @@
 //! client commands, and the bench harness.
 #![forbid(unsafe_code)]
 
+mod auth_args;
 mod bench;
 mod chaos_cmd;
 mod client;
 mod dev_roles;
+mod dev_token;
 mod hook_args;
 mod render;
 mod role_cmd;
 mod services;
 mod telemetry;
+mod token_cmd;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -65,6 +68,9 @@ enum Cmd {
     Logs(LogsArgs),
     /// List the live workers: roles, slots, what they run.
     Workers(WorkersArgs),
+    /// Issue admin API tokens.
+    #[command(subcommand)]
+    Token(token_cmd::TokenCmd),
     /// Measure orchestration overhead, throughput and container cost; writes bench-results.json.
     Bench(bench::BenchArgs),
     /// Run many runs on separate local processes while killing, freezing and
@@ -104,11 +110,36 @@ enum RoleCmd {
     },
 }
 
+/// Where the admin API is and how to prove who we are. There is no flag
+/// that takes a token: set BATON_TOKEN, or point at a file.
 #[derive(Args, Clone)]
 pub struct ServerArg {
-    /// Coordinator admin address.
+    /// Coordinator admin address; `https://…` for TLS.
     #[arg(long, env = "BATON_SERVER", default_value = DEFAULT_SERVER)]
     pub server: String,
+    /// File holding the admin token (first line). Else BATON_TOKEN, else the
+    /// token `baton dev` wrote for this server.
+    #[arg(long, env = "BATON_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) to verify an https:// server with (default: the system's roots).
+    #[arg(long, env = "BATON_TLS_CA", value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that require mTLS.
+    #[arg(
+        long,
+        env = "BATON_TLS_CLIENT_CERT",
+        value_name = "PATH",
+        requires = "tls_client_key"
+    )]
+    pub tls_client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "BATON_TLS_CLIENT_KEY",
+        value_name = "PATH",
+        requires = "tls_client_cert"
+    )]
+    pub tls_client_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -167,8 +198,8 @@ pub struct DecideArgs {
     /// Only this task (default: whatever the run waits for).
     #[arg(long)]
     pub task: Option<String>,
-    /// Who decides (default: $USER).
-    #[arg(long, env = "USER", default_value = "someone")]
+    /// Ignored: the decision is recorded under the name of the caller's token.
+    #[arg(long, hide = true, default_value = "")]
     pub by: String,
     #[command(flatten)]
     pub server: ServerArg,
@@ -179,7 +210,8 @@ pub struct CancelArgs {
     pub run: String,
     #[arg(long, default_value = "")]
     pub reason: String,
-    #[arg(long, env = "USER", default_value = "someone")]
+    /// Ignored: the cancel is recorded under the name of the caller's token.
+    #[arg(long, hide = true, default_value = "")]
     pub by: String,
     #[command(flatten)]
     pub server: ServerArg,
@@ -237,13 +269,10 @@ fn main() -> std::process::ExitCode {
             Cmd::Worker(a) => services::worker(a).await,
             Cmd::Gates(a) => services::gates(a).await,
             Cmd::Plan(PlanCmd::Validate { file, roles }) => client::plan_validate(&file, &roles),
-            Cmd::Plan(PlanCmd::Apply { file, server }) => {
-                client::plan_apply(&file, &server.server).await
-            }
-            Cmd::Role(RoleCmd::Apply { file, server }) => {
-                role_cmd::apply(&file, &server.server).await
-            }
-            Cmd::Role(RoleCmd::List { server }) => role_cmd::list(&server.server).await,
+            Cmd::Plan(PlanCmd::Apply { file, server }) => client::plan_apply(&file, &server).await,
+            Cmd::Role(RoleCmd::Apply { file, server }) => role_cmd::apply(&file, &server).await,
+            Cmd::Role(RoleCmd::List { server }) => role_cmd::list(&server).await,
+            Cmd::Token(t) => token_cmd::run(t),
             Cmd::Run(a) => client::run(a).await,
             Cmd::Status(a) => client::status(a).await,
             Cmd::Runs(a) => client::runs(a).await,

@@ -9,7 +9,7 @@ use baton_proto::v1;
 use crate::client::{connect, read_plan, status_code, BAD_INPUT};
 
 /// Register the roles of a role file; prints "<id>: created|updated|unchanged".
-pub async fn apply(file: &Path, server: &str) -> u8 {
+pub async fn apply(file: &Path, server: &crate::ServerArg) -> u8 {
     let yaml = match read_plan(file) {
         Ok(y) => y,
         Err(c) => return c,
@@ -34,7 +34,7 @@ pub async fn apply(file: &Path, server: &str) -> u8 {
 }
 
 /// Every registered role with its spec.
-pub async fn list(server: &str) -> u8 {
+pub async fn list(server: &crate::ServerArg) -> u8 {
     let mut c = match connect(server).await {
         Ok(c) => c,
         Err(code) => return code,

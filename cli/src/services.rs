@@ -41,6 +41,10 @@ pub struct DevArgs {
     /// Approve every approval at once. For demos only: it defeats the point of approvals.
     #[arg(long)]
     pub auto_approve: bool,
+    /// Serve the admin API WITHOUT authentication: whoever reaches the port
+    /// is an admin. Only dev has this flag.
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 /// What every service shares.
@@ -75,6 +79,8 @@ pub struct CoordinatorArgs {
     pub http_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub hooks: HookArgs,
+    #[command(flatten)]
+    pub auth: crate::auth_args::AuthArgs,
     /// Name in run leases (default: unique per process). A coordinator
     /// restarted under the same id resumes its runs at once.
     #[arg(long, env = "BATON_COORDINATOR_ID")]
@@ -213,13 +219,21 @@ pub async fn coordinator(a: CoordinatorArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
+    let opts = match a.auth.configure(opts) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
     let note = crate::hook_args::off_note(&opts);
     let id = opts.id.clone();
     let (c, handle) = match opts.build().await {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
-    eprintln!("coordinator {id}: admin gRPC on {}", handle.grpc_addr);
+    eprintln!(
+        "coordinator {id}: admin gRPC on {} ({}, bearer tokens)",
+        handle.grpc_addr,
+        a.auth.describe()
+    );
     if let Some(addr) = handle.http_addr {
         eprintln!("coordinator {id}: webhooks on http://{addr}/hooks/<plan>{note}");
     }
@@ -307,8 +321,15 @@ pub async fn dev(a: DevArgs) -> u8 {
         grace: Duration::from_secs(5),
         ..Default::default()
     };
+    let (auth, token) = if a.no_auth {
+        (baton_coordinator::auth::Auth::Off, None)
+    } else {
+        let (t, store) = baton::local::admin_token("dev-admin");
+        (baton_coordinator::auth::Auth::Tokens(store), Some(t))
+    };
     let coordinator = baton_coordinator::Options {
         grpc_addr: a.grpc_addr,
+        auth,
         ..Default::default()
     };
     let coordinator = match a.hooks.configure(Some(a.http_addr), coordinator) {
@@ -340,9 +361,23 @@ pub async fn dev(a: DevArgs) -> u8 {
         let url = nats_url.clone();
         parts.push(tokio::spawn(async move { auto_approve(url, t).await }));
     }
+    let token_file = match crate::dev_token::publish(token.as_ref(), grpc_addr) {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
     eprintln!("baton dev is up");
     eprintln!("  nats:      {nats_url}");
     eprintln!("  admin:     http://{}  (gRPC, with reflection)", grpc_addr);
+    match (&token, &token_file) {
+        (Some(t), Some(f)) => {
+            eprintln!("  token:     {}  (admin, new each start)", t.expose());
+            eprintln!(
+                "             also in {} (0600), where the CLI finds it",
+                f.display()
+            );
+        }
+        _ => crate::dev_token::warn_no_auth(),
+    }
     if let Some(addr) = local.http_addr {
         eprintln!("  webhooks:  http://{addr}/hooks/<plan>{note}");
     }
@@ -356,6 +391,10 @@ pub async fn dev(a: DevArgs) -> u8 {
         "  try:       baton run examples/release-train.yaml --wait   (Ctrl-C stops everything)"
     );
     let code = serve(parts, cancel, Duration::from_secs(15)).await;
+    if let Some(f) = token_file {
+        // The token dies with this process; a stale file would only mislead.
+        let _ = std::fs::remove_file(f);
+    }
     drop(local);
     drop(nats);
     tel.shutdown();

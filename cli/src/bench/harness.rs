@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use baton_proto::v1::{self, admin_client::AdminClient};
+use baton::admin_client::Admin;
+use baton_proto::v1;
 use baton_worker::runtime::{DockerRuntime, NoopRuntime, SandboxPolicy};
 use futures::StreamExt;
-use tonic::transport::Channel;
 
 /// Roles served by the noop worker and by the Docker worker.
 pub const NOOP_ROLES: &[&str] = &["n0", "n1", "n2", "n3", "gate-keeper"];
@@ -15,7 +15,7 @@ pub struct Harness {
     _nats: baton::nats_server::DevNats,
     _store: tempfile::TempDir,
     pub nats: async_nats::Client,
-    pub admin: AdminClient<Channel>,
+    pub admin: Admin,
     _local: baton::local::LocalBaton,
 }
 

@@ -146,6 +146,9 @@ pub struct Cluster {
     pub gates: Proc,
     pub workers: Vec<Proc>,
     pub proxies: Vec<Proxy>,
+    /// An admin token every coordinator accepts (its hash is in the
+    /// cluster's tokens file).
+    pub token: baton_coordinator::hooks::Secret,
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -187,6 +190,17 @@ impl Cluster {
         }
         let url = format!("nats://127.0.0.1:{nats_port}");
         let upstream: SocketAddr = ([127, 0, 0, 1], nats_port).into();
+        let token = baton_coordinator::auth::token::generate();
+        let tokens_file = dir.path().join("tokens");
+        std::fs::write(
+            &tokens_file,
+            baton_coordinator::auth::token::file_line(
+                &token,
+                "chaos",
+                baton_coordinator::auth::Role::Admin,
+            ),
+        )
+        .map_err(|e| e.to_string())?;
         let mut coordinators = Vec::new();
         let mut grpc = Vec::new();
         for i in 0..o.coordinators {
@@ -206,6 +220,8 @@ impl Cluster {
                     format!("{}coordinator-{i}-g{{gen}}", o.name),
                     "--lease-ttl-ms".into(),
                     o.lease_ttl.as_millis().to_string(),
+                    "--tokens-file".into(),
+                    tokens_file.display().to_string(),
                 ],
                 dir.path(),
             ));
@@ -253,6 +269,7 @@ impl Cluster {
             gates,
             workers,
             proxies,
+            token,
         };
         for p in c
             .coordinators
@@ -272,6 +289,16 @@ impl Cluster {
             }
         }
         Ok(c)
+    }
+
+    /// A client of coordinator `i` that sends the cluster's admin token.
+    pub async fn admin(&self, i: usize) -> Result<crate::admin_client::Admin, String> {
+        crate::admin_client::connect(
+            &format!("http://{}", self.grpc[i]),
+            Some(&self.token),
+            &crate::admin_client::ClientTls::default(),
+        )
+        .await
     }
 
     pub fn nats_url(&self) -> String {

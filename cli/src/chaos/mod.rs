@@ -18,11 +18,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use baton_proto::v1::{self, admin_client::AdminClient};
+use crate::admin_client::Admin;
+use baton_proto::v1;
 use futures::StreamExt;
 use rand::{seq::SliceRandom, SeedableRng};
 use serde::Serialize;
-use tonic::transport::Channel;
 
 pub use faults::{FaultKind, FaultRecord};
 
@@ -200,12 +200,8 @@ pub async fn run(o: ChaosOptions) -> Result<Report, String> {
     std::fs::create_dir_all(&sink).map_err(|e| e.to_string())?;
     let plan = check::plan_yaml(o.tasks_per_run, o.phases, o.task_ms, &sink);
     let mut admins = Vec::new();
-    for a in &cluster.grpc {
-        admins.push(
-            AdminClient::connect(format!("http://{a}"))
-                .await
-                .map_err(|e| format!("cannot reach coordinator {a}: {e}"))?,
-        );
+    for i in 0..cluster.grpc.len() {
+        admins.push(cluster.admin(i).await?);
     }
     let client = baton_proto::bus::connect(&cluster.nats_url(), "baton-chaos").await?;
     let js = async_nats::jetstream::new(client);
@@ -317,11 +313,7 @@ pub async fn run(o: ChaosOptions) -> Result<Report, String> {
 }
 
 /// Submit through any coordinator that answers.
-async fn submit(
-    admins: &[AdminClient<Channel>],
-    plan: &str,
-    deadline: Instant,
-) -> Result<String, String> {
+async fn submit(admins: &[Admin], plan: &str, deadline: Instant) -> Result<String, String> {
     let mut last = String::new();
     let mut i = rand::random::<u32>() as usize;
     while Instant::now() < deadline {
@@ -344,7 +336,7 @@ async fn submit(
     Err(format!("no coordinator accepted a run: {last}"))
 }
 
-async fn get_run(admins: &[AdminClient<Channel>], run: &str) -> Option<v1::Run> {
+async fn get_run(admins: &[Admin], run: &str) -> Option<v1::Run> {
     for a in admins {
         if let Ok(r) = a
             .clone()
@@ -357,7 +349,7 @@ async fn get_run(admins: &[AdminClient<Channel>], run: &str) -> Option<v1::Run> 
     None
 }
 
-async fn wait_all(admins: &[AdminClient<Channel>], runs: &[String], deadline: Instant) {
+async fn wait_all(admins: &[Admin], runs: &[String], deadline: Instant) {
     let mut open: Vec<String> = runs.to_vec();
     while !open.is_empty() && Instant::now() < deadline {
         let mut still = Vec::new();
