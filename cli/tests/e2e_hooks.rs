@@ -44,7 +44,7 @@ const ALERT: &str = r#"{
 struct Hooked {
     _nats: NatsServer,
     local: baton::local::LocalBaton,
-    admin: v1::admin_client::AdminClient<tonic::transport::Channel>,
+    admin: baton::admin_client::Admin,
     base: String,
     http: reqwest::Client,
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use baton_proto::v1::{self, admin_client::AdminClient};
+use baton_proto::v1;
 use baton_test_support::NatsServer;
 use common::*;
 use tokio_util::sync::CancellationToken;
@@ -13,13 +13,15 @@ use tokio_util::sync::CancellationToken;
 async fn start_coordinator(
     url: &str,
 ) -> (
-    AdminClient<tonic::transport::Channel>,
+    baton::admin_client::Admin,
     CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
+    let (token, tokens) = baton::local::admin_token(ADMIN_NAME);
     let (c, h) = baton_coordinator::Options {
         nats_url: url.into(),
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        auth: baton_coordinator::auth::Auth::Tokens(tokens),
         ..Default::default()
     }
     .build()
@@ -28,9 +30,13 @@ async fn start_coordinator(
     let stop = CancellationToken::new();
     let t = stop.clone();
     let j = tokio::spawn(async move { c.run(t).await.expect("coordinator runs") });
-    let admin = AdminClient::connect(format!("http://{}", h.grpc_addr))
-        .await
-        .unwrap();
+    let admin = baton::admin_client::connect(
+        &format!("http://{}", h.grpc_addr),
+        Some(&token),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     (admin, stop, j)
 }
 

@@ -5,9 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use baton::admin_client::Admin;
 use baton::chaos::cluster::{Cluster, ClusterOptions};
-use baton_proto::v1::{self, admin_client::AdminClient};
-use tonic::transport::Channel;
+use baton_proto::v1;
 
 fn options(coordinators: usize, workers: usize, runtime: &str) -> ClusterOptions {
     ClusterOptions {
@@ -23,13 +23,11 @@ fn options(coordinators: usize, workers: usize, runtime: &str) -> ClusterOptions
     }
 }
 
-async fn admin(c: &Cluster, i: usize) -> AdminClient<Channel> {
-    AdminClient::connect(format!("http://{}", c.grpc[i]))
-        .await
-        .expect("coordinator answers")
+async fn admin(c: &Cluster, i: usize) -> Admin {
+    c.admin(i).await.expect("coordinator answers")
 }
 
-async fn submit(a: &AdminClient<Channel>, yaml: &str) -> String {
+async fn submit(a: &Admin, yaml: &str) -> String {
     a.clone()
         .submit_run(v1::SubmitRunRequest {
             plan_yaml: yaml.into(),
@@ -42,7 +40,7 @@ async fn submit(a: &AdminClient<Channel>, yaml: &str) -> String {
         .run_id
 }
 
-async fn get(a: &AdminClient<Channel>, run: &str) -> Option<v1::Run> {
+async fn get(a: &Admin, run: &str) -> Option<v1::Run> {
     a.clone()
         .get_run(v1::GetRunRequest { run_id: run.into() })
         .await
@@ -52,7 +50,7 @@ async fn get(a: &AdminClient<Channel>, run: &str) -> Option<v1::Run> {
 
 /// Poll `a` until `f` holds for the run; the run as it was then.
 async fn wait_for(
-    a: &AdminClient<Channel>,
+    a: &Admin,
     run: &str,
     timeout: Duration,
     what: &str,
@@ -199,7 +197,7 @@ async fn a_coordinator_that_stops_hands_its_runs_over_at_once() {
 
 /// The worker running the run's task, as the registry says (it refreshes
 /// every few seconds, so wait for it).
-async fn holder(a: &AdminClient<Channel>, run: &str) -> String {
+async fn holder(a: &Admin, run: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let ws = a
@@ -224,7 +222,7 @@ async fn holder(a: &AdminClient<Channel>, run: &str) -> String {
 }
 
 /// Submit [`ONE_SLOW`], wait until it runs, and say which worker runs it.
-async fn slow_task_running(c: &Cluster) -> (AdminClient<Channel>, String, usize) {
+async fn slow_task_running(c: &Cluster) -> (Admin, String, usize) {
     let a = admin(c, 0).await;
     let run = submit(&a, ONE_SLOW).await;
     wait_for(&a, &run, Duration::from_secs(30), "slow runs", |r| {

@@ -1,16 +1,27 @@
 //! A whole Baton in one test process: a real nats-server, a coordinator, the
-//! gates and a worker, stopped when the `Cluster` is dropped.
+//! gates and a worker, stopped when the `Cluster` is dropped. Authentication
+//! is on: `admin` holds an admin token named [`ADMIN_NAME`], and
+//! [`Cluster::client_as`] gives clients of any other name and role.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use baton_proto::v1::{self, admin_client::AdminClient};
+pub use baton::admin_client::Admin;
+use baton::admin_client::ClientTls;
+pub use baton_coordinator::auth::Role;
+use baton_coordinator::auth::{token, Auth, Identity, TokenStore};
+use baton_coordinator::hooks::Secret;
+use baton_proto::v1;
 use baton_test_support::NatsServer;
 use baton_worker::runtime::{
     DockerRuntime, Limits, NoopRuntime, ProcessRuntime, Runtime, SandboxPolicy,
 };
-use tonic::transport::Channel;
+
+/// The name of the harness's admin token: what `by` and `submitted_by` say
+/// for calls made through `Cluster::admin`.
+pub const ADMIN_NAME: &str = "tester";
 
 pub const ROLES: &[&str] = &["arch", "sec", "qa", "ops", "dev"];
 
@@ -44,8 +55,11 @@ pub enum Rt {
 
 pub struct Cluster {
     pub nats: NatsServer,
-    pub admin: AdminClient<Channel>,
+    /// A client with an admin token named [`ADMIN_NAME`].
+    pub admin: Admin,
     pub grpc_addr: std::net::SocketAddr,
+    /// The coordinator's tokens; [`Cluster::issue_token`] adds to them.
+    pub tokens: Arc<TokenStore>,
     _local: baton::local::LocalBaton,
 }
 
@@ -113,24 +127,62 @@ impl Cluster {
             },
             runtime: runtime(rt).await,
         };
-        let local = baton::local::LocalBaton::start(
-            &nats.url(),
-            "127.0.0.1:0".parse().unwrap(),
-            vec![worker],
-        )
-        .await
-        .expect("Baton starts");
+        let tokens = Arc::new(TokenStore::default());
+        let admin_token = token::generate();
+        tokens.insert(
+            &admin_token,
+            Identity {
+                name: ADMIN_NAME.into(),
+                role: Role::Admin,
+            },
+        );
+        let opts = baton_coordinator::Options {
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            auth: Auth::Tokens(tokens.clone()),
+            ..Default::default()
+        };
+        let mut local = baton::local::LocalBaton::start_with(&nats.url(), opts, vec![worker])
+            .await
+            .expect("Baton starts");
+        local.token = Some(admin_token);
         let admin = local.admin().await.expect("admin connects");
         Cluster {
             grpc_addr: local.grpc_addr,
             nats,
             admin,
+            tokens,
             _local: local,
         }
     }
 
     pub fn server(&self) -> String {
         format!("http://{}", self.grpc_addr)
+    }
+
+    /// A fresh token the coordinator accepts from now on, as `name` with `role`.
+    pub fn issue_token(&self, name: &str, role: Role) -> Secret {
+        let t = token::generate();
+        self.tokens.insert(
+            &t,
+            Identity {
+                name: name.into(),
+                role,
+            },
+        );
+        t
+    }
+
+    /// A client acting as `name` with `role` (e.g. two approvers: `client_as("ana", Role::Approver)`).
+    pub async fn client_as(&self, name: &str, role: Role) -> Admin {
+        let t = self.issue_token(name, role);
+        self.client_with(Some(&t)).await
+    }
+
+    /// A client sending `token` (None: no credentials at all).
+    pub async fn client_with(&self, token: Option<&Secret>) -> Admin {
+        baton::admin_client::connect(&self.server(), token, &ClientTls::default())
+            .await
+            .expect("admin connects")
     }
 
     pub async fn submit(&self, yaml: &str, inputs: &[(&str, &str)]) -> String {
@@ -230,7 +282,7 @@ impl Cluster {
 }
 
 /// Every event of the run, in order, as `WatchRun` streams them from any coordinator.
-pub async fn events(admin: &AdminClient<Channel>, run: &str) -> Vec<v1::Event> {
+pub async fn events(admin: &Admin, run: &str) -> Vec<v1::Event> {
     use futures::StreamExt;
     let mut s = admin
         .clone()

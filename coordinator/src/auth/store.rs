@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::RwLock;
 
 use subtle::ConstantTimeEq;
 
@@ -17,14 +18,15 @@ struct Entry {
     identity: Identity,
 }
 
+/// Shared by every connection; tokens can be added while serving.
 #[derive(Default)]
 pub struct TokenStore {
-    entries: Vec<Entry>,
+    entries: RwLock<Vec<Entry>>,
 }
 
 impl fmt::Debug for TokenStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenStore({} tokens)", self.entries.len())
+        write!(f, "TokenStore({} tokens)", self.len())
     }
 }
 
@@ -107,15 +109,29 @@ impl TokenStore {
                 },
             });
         }
-        Ok(Self { entries })
+        Ok(Self {
+            entries: RwLock::new(entries),
+        })
+    }
+
+    /// Accept `token` from now on, as `identity`.
+    pub fn insert(&self, token: &crate::hooks::Secret, identity: Identity) {
+        let e = Entry {
+            digest: digest(token.expose()),
+            identity,
+        };
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Who holds `token`, if anyone. Every entry is compared, in constant
@@ -123,7 +139,8 @@ impl TokenStore {
     pub fn identify(&self, token: &str) -> Option<Identity> {
         let d = digest(token);
         let mut found = None;
-        for e in &self.entries {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        for e in entries.iter() {
             if bool::from(e.digest.ct_eq(&d)) {
                 found = Some(e.identity.clone());
             }
@@ -218,6 +235,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("f:2:1: this hash is already in the file"), "{e}");
+    }
+
+    #[test]
+    fn an_inserted_token_is_accepted_at_once() {
+        let s = TokenStore::default();
+        let t = generate();
+        assert_eq!(s.identify(t.expose()), None);
+        let ana = Identity {
+            name: "ana".into(),
+            role: Role::Approver,
+        };
+        s.insert(&t, ana.clone());
+        assert_eq!(s.identify(t.expose()), Some(ana));
     }
 
     #[test]
