@@ -68,6 +68,17 @@ if [ "$NEED_BATON" = 1 ]; then
     "$ROOT/deploy/images/baton/build.sh" $BUILD_FLAG
 fi
 
+# The coordinators' tokens file holds only a hash (readable by the
+# containers' user); the admin token itself stays in .secrets/admin-token, 0600.
+secrets="$HERE/.secrets"
+if [ ! -s "$secrets/tokens" ]; then
+    mkdir -p "$secrets" && chmod 700 "$secrets"
+    tok="baton_$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    (umask 077 && printf '%s\n' "$tok" >"$secrets/admin-token")
+    printf 'sha256:%s compose-admin admin\n' "$(printf '%s' "$tok" | sha256sum | cut -d' ' -f1)" >"$secrets/tokens"
+    chmod 755 "$secrets" && chmod 644 "$secrets/tokens"
+fi
+
 compose -p "$PROJECT" -f "$HERE/compose.yaml" up -d "$@"
 compose -p "$PROJECT" -f "$HERE/compose.yaml" ps
 
@@ -76,7 +87,7 @@ cat <<MSG
 
 Baton is up (project $PROJECT${*:+, services: $*}).
   admin gRPC:  http://$bind:7233 (coordinator-1), http://$bind:7234 (coordinator-2)
-               e.g. baton --server http://$bind:7233 runs
+               e.g. BATON_TOKEN_FILE=$secrets/admin-token baton --server http://$bind:7233 runs
   NATS:        monitoring on http://127.0.0.1:8222, :8223, :8224 (/routez, /jsz)
   logs:        $COMPOSE -p $PROJECT -f $HERE/compose.yaml logs -f coordinator-1
   stop:        BATON_COMPOSE_PROJECT=$PROJECT $HERE/down.sh  (add -v to delete the JetStream data)
