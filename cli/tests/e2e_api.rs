@@ -171,7 +171,10 @@ async fn admin_service_is_discoverable_through_reflection() {
         .connect()
         .await
         .unwrap();
-    let mut client = ServerReflectionClient::new(channel);
+    // Reflection needs a token too (any role).
+    let viewer = c.issue_token("reflector", Role::Viewer);
+    let bearer = baton::admin_client::Bearer::new(Some(&viewer)).unwrap();
+    let mut client = ServerReflectionClient::with_interceptor(channel, bearer);
     let req = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),

@@ -60,7 +60,38 @@ pub struct Cluster {
     pub grpc_addr: std::net::SocketAddr,
     /// The coordinator's tokens; [`Cluster::issue_token`] adds to them.
     pub tokens: Arc<TokenStore>,
+    /// The admin token, also where `baton` subprocesses find it by default.
+    pub admin_token: Secret,
+    _token_file: TokenFile,
     _local: baton::local::LocalBaton,
+}
+
+/// The admin token written where the CLI looks for `baton dev`'s token for
+/// this address, so that `baton … --server <this cluster>` subprocesses
+/// authenticate as [`ADMIN_NAME`]; removed on drop.
+struct TokenFile(std::path::PathBuf);
+
+impl TokenFile {
+    fn write(addr: std::net::SocketAddr, token: &Secret) -> TokenFile {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = baton::admin_client::dev_token_path(&addr.to_string()).expect("a state dir");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, token.expose().as_bytes()).unwrap();
+        TokenFile(path)
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Build the agent image once per test binary if it is missing; Docker
@@ -144,13 +175,16 @@ impl Cluster {
         let mut local = baton::local::LocalBaton::start_with(&nats.url(), opts, vec![worker])
             .await
             .expect("Baton starts");
-        local.token = Some(admin_token);
+        let token_file = TokenFile::write(local.grpc_addr, &admin_token);
+        local.token = Some(admin_token.clone());
         let admin = local.admin().await.expect("admin connects");
         Cluster {
             grpc_addr: local.grpc_addr,
             nats,
             admin,
             tokens,
+            admin_token,
+            _token_file: token_file,
             _local: local,
         }
     }
