@@ -136,9 +136,15 @@ impl Engine {
     pub(super) async fn flush_audit(&self, chains: &mut Chains) {
         let now = Instant::now();
         chains.0.retain(|run, c| {
-            let stale = c.closing.is_some_and(|t| now.duration_since(t) > CLOSING_WAIT);
+            let stale = c
+                .closing
+                .is_some_and(|t| now.duration_since(t) > CLOSING_WAIT);
             if stale && !c.pending.is_empty() {
-                tracing::error!(run, left = c.pending.len(), "audit records not written before the run was let go");
+                tracing::error!(
+                    run,
+                    left = c.pending.len(),
+                    "audit records not written before the run was let go"
+                );
             }
             !stale
         });

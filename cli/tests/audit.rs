@@ -1,0 +1,427 @@
+//! The audit trail against a real nats-server, a real coordinator and real
+//! Docker: a run's decisions land on its hash chain, `baton audit verify`
+//! passes, and each kind of tampering (removed, inserted, changed) is found
+//! and the first bad record named.
+//!
+//! How the tests tamper: `ensure` creates BATON_AUDIT with `deny_delete`
+//! and `deny_purge`, which stops anyone going through the JetStream API. The
+//! tamper test plays an operator with admin rights over the server: it
+//! creates the stream itself first, without those two flags (`ensure` keeps
+//! an existing stream), then deletes, purges and republishes raw messages.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer::pull::OrderedConfig, stream};
+use baton_coordinator::audit::Record;
+use baton_proto::{subjects, v1, v1::admin_client::AdminClient};
+use baton_test_support::NatsServer;
+use baton_worker::runtime::{DockerRuntime, SandboxPolicy};
+use futures::StreamExt;
+use tonic::transport::Channel;
+
+const PLAN: &str = r#"
+name: audited
+roles:
+  dev: { image: "baton/agent:local" }
+phases:
+  - id: build
+    tasks:
+      - id: compile
+        role: dev
+        run: ["sh", "-c", "echo '{\"result\":\"ok\"}'"]
+    gates: [ { approval: { quorum: 1 } } ]
+  - id: verify
+    tasks:
+      - id: check
+        role: dev
+        run: ["sh", "-c", "echo '{\"result\":\"ok\",\"outputs\":{\"errors\":3}}'"]
+    gates: [ { expr: "tasks.check.outputs.errors == 0" } ]
+    rollback:
+      - id: restore
+        role: dev
+        run: ["sh", "-c", "echo '{\"result\":\"ok\"}'"]
+"#;
+
+struct Baton {
+    nats: NatsServer,
+    js: jetstream::Context,
+    admin: AdminClient<Channel>,
+    _local: baton::local::LocalBaton,
+}
+
+/// NATS, then (when `open_audit`) an AUDIT stream an operator can edit,
+/// then a coordinator, the gates and one Docker worker.
+async fn start(open_audit: bool) -> Baton {
+    let nats = NatsServer::start();
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    if open_audit {
+        js.create_stream(stream::Config {
+            name: subjects::AUDIT_STREAM.into(),
+            subjects: vec![subjects::AUDIT_ALL.into()],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let runtime = DockerRuntime::connect(SandboxPolicy::default())
+        .await
+        .expect("Docker must be reachable for this test (it is never skipped)");
+    let worker = baton::local::WorkerSpec {
+        options: baton_worker::Options {
+            roles: vec!["dev".into()],
+            concurrency: 2,
+            ..Default::default()
+        },
+        runtime: runtime.into(),
+    };
+    let local =
+        baton::local::LocalBaton::start(&nats.url(), "127.0.0.1:0".parse().unwrap(), vec![worker])
+            .await
+            .expect("Baton starts");
+    let admin = local.admin().await.unwrap();
+    Baton {
+        nats,
+        js,
+        admin,
+        _local: local,
+    }
+}
+
+async fn submit(b: &Baton, by: &str) -> String {
+    b.admin
+        .clone()
+        .submit_run(v1::SubmitRunRequest {
+            plan_yaml: PLAN.into(),
+            plan_file: "audited.yaml".into(),
+            submitted_by: by.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("run accepted")
+        .into_inner()
+        .run_id
+}
+
+async fn poll<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(t) = f().await {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn run_view(b: &Baton, run: &str) -> v1::Run {
+    let req = v1::GetRunRequest { run_id: run.into() };
+    b.admin.clone().get_run(req).await.unwrap().into_inner()
+}
+
+/// Every message on `filter` in `stream`: (sequence, bytes).
+async fn read(b: &Baton, stream: &str, filter: String) -> Vec<(u64, Vec<u8>)> {
+    let s = b.js.get_stream(stream).await.unwrap();
+    let c = s
+        .create_consumer(OrderedConfig {
+            filter_subject: filter,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut pending = c.cached_info().num_pending;
+    let mut msgs = c.messages().await.unwrap();
+    let mut out = Vec::new();
+    while pending > 0 {
+        let m = tokio::time::timeout(Duration::from_secs(10), msgs.next())
+            .await
+            .expect("stream delivers")
+            .unwrap()
+            .unwrap();
+        out.push((m.info().unwrap().stream_sequence, m.payload.to_vec()));
+        pending -= 1;
+    }
+    out
+}
+
+async fn records(b: &Baton, run: &str) -> Vec<(u64, Record)> {
+    read(b, subjects::AUDIT_STREAM, subjects::audit(run))
+        .await
+        .into_iter()
+        .map(|(q, bytes)| (q, serde_json::from_slice(&bytes).expect("a record")))
+        .collect()
+}
+
+/// Records until the chain holds the run's `finished` record.
+async fn finished_chain(b: &Baton, run: &str) -> Vec<(u64, Record)> {
+    poll("the finished record", Duration::from_secs(20), async || {
+        let rs = records(b, run).await;
+        rs.iter().any(|(_, r)| r.kind == "finished").then_some(rs)
+    })
+    .await
+}
+
+/// `baton audit verify`: its exit code and output.
+fn verify(b: &Baton, run: Option<&str>) -> (i32, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_baton"));
+    cmd.args(["audit", "verify", "--nats-url", &b.nats.url()]);
+    if let Some(r) = run {
+        cmd.args(["--run", r]);
+    }
+    let out = cmd.output().expect("baton runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Put a run's chain back to `chain`, as an operator with purge rights can.
+async fn rewrite(b: &Baton, run: &str, chain: &[Vec<u8>]) {
+    let s = b.js.get_stream(subjects::AUDIT_STREAM).await.unwrap();
+    s.purge().filter(subjects::audit(run)).await.unwrap();
+    for bytes in chain {
+        b.js.publish(subjects::audit(run), bytes.clone().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+}
+
+fn kinds(rs: &[(u64, Record)]) -> Vec<&str> {
+    rs.iter().map(|(_, r)| r.kind.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_is_audited_and_every_kind_of_tampering_is_found() {
+    let b = Box::pin(start(true)).await;
+    let run = submit(&b, "carol").await;
+    poll("the approval wait", Duration::from_secs(90), async || {
+        (!run_view(&b, &run).await.waiting.is_empty()).then_some(())
+    })
+    .await;
+    b.admin
+        .clone()
+        .approve(v1::DecisionRequest {
+            run_id: run.clone(),
+            reason: "reviewed the diff".into(),
+            by: "alice".into(),
+            task_id: String::new(),
+        })
+        .await
+        .expect("approval accepted");
+    poll("the run's end", Duration::from_secs(120), async || {
+        let r = run_view(&b, &run).await;
+        (r.status != "running").then_some(r.status)
+    })
+    .await;
+    let chain = finished_chain(&b, &run).await;
+    let k = kinds(&chain);
+    for want in [
+        "submitted",
+        "dispatched",
+        "completed",
+        "approved",
+        "gate",
+        "promoted",
+        "phase_failed",
+        "rolled_back",
+        "finished",
+    ] {
+        assert!(k.contains(&want), "no {want} record in {k:?}");
+    }
+    assert_eq!(k[0], "submitted");
+    assert_eq!(*k.last().unwrap(), "finished");
+    let rec = |kind: &str| {
+        chain
+            .iter()
+            .map(|(_, r)| r)
+            .find(|r| r.kind == kind)
+            .unwrap()
+    };
+    assert_eq!(rec("submitted").actor, "carol");
+    // Who approved is whoever the Decision event names (the admin API's
+    // caller), and why is the person's reason.
+    let events = read(&b, subjects::EVENTS_STREAM, subjects::run_events(&run)).await;
+    let decision: HashMap<u64, v1::Event> = events
+        .iter()
+        .map(|(q, e)| (*q, prost::Message::decode(e.as_slice()).unwrap()))
+        .collect();
+    let approved = rec("approved");
+    let Some(v1::event::Body::Decision(d)) = &decision[&approved.event_seq].body else {
+        panic!("the approved record does not point at the decision event");
+    };
+    assert_eq!(
+        (approved.actor.as_str(), approved.reason.as_str()),
+        (d.by.as_str(), "reviewed the diff")
+    );
+    assert!(!approved.actor.is_empty());
+    let gates: Vec<_> = chain
+        .iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.kind == "gate")
+        .collect();
+    assert!(gates
+        .iter()
+        .any(|g| g.detail["verdict"] == "pass" && g.actor == "gate:approval"));
+    assert!(gates
+        .iter()
+        .any(|g| g.detail["verdict"] == "fail" && g.subject == "verify#0"));
+    let dispatched: Vec<_> = chain
+        .iter()
+        .filter(|(_, r)| r.kind == "dispatched")
+        .map(|(_, r)| r.subject.as_str())
+        .collect();
+    assert_eq!(
+        dispatched,
+        ["compile", "check", "restore"],
+        "each attempt once"
+    );
+    // Exactly one record per audited event: no duplicates from replays.
+    let mut seqs: Vec<u64> = chain.iter().map(|(_, r)| r.event_seq).collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), chain.len());
+
+    // Cancelled, with who and why.
+    let other = submit(&b, "dave").await;
+    b.admin
+        .clone()
+        .cancel_run(v1::CancelRunRequest {
+            run_id: other.clone(),
+            reason: "wrong branch".into(),
+            by: "dave".into(),
+        })
+        .await
+        .expect("cancel accepted");
+    let cancelled = finished_chain(&b, &other).await;
+    let c = cancelled
+        .iter()
+        .map(|(_, r)| r)
+        .find(|r| r.kind == "cancelled")
+        .expect("a cancelled record");
+    assert_eq!(c.reason, "wrong branch");
+
+    // Intact: every chain verifies, and the head is the last record's hash.
+    let head = &chain.last().unwrap().1;
+    let (code, out) = verify(&b, Some(&run));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "ok: {run}, {} records, head {}",
+            chain.len(),
+            head.hash
+        )),
+        "{out}"
+    );
+    let (code, out) = verify(&b, None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("ok: {other},")), "{out}");
+
+    let original: Vec<Vec<u8>> = chain.iter().map(|(_, r)| r.to_bytes()).collect();
+    let k = 3; // a record in the middle
+
+    // Removed: one record deleted.
+    let s = b.js.get_stream(subjects::AUDIT_STREAM).await.unwrap();
+    assert!(s.delete_message(chain[k].0).await.unwrap());
+    let (code, out) = verify(&b, Some(&run));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("record n={} ", k + 1)) && out.contains("removed"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("record {k} is missing")), "{out}");
+    // Only that run fails; the other's chain still holds.
+    let (code, out) = verify(&b, None);
+    assert_eq!(code, 1);
+    assert!(out.contains(&format!("ok: {other},")), "{out}");
+
+    // Inserted at the end: a forged approval that claims to follow record k.
+    rewrite(&b, &run, &original).await;
+    assert_eq!(
+        verify(&b, Some(&run)).0,
+        0,
+        "a restored chain verifies again"
+    );
+    let forged = forge(&chain[k].1);
+    b.js.publish(subjects::audit(&run), forged.to_bytes().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let (code, out) = verify(&b, Some(&run));
+    assert_eq!(code, 1, "{out}");
+    let last_seq = records(&b, &run).await.last().unwrap().0;
+    assert!(
+        out.contains(&format!(
+            "record n={} (audit stream seq {last_seq}) inserted",
+            k + 1
+        )),
+        "{out}"
+    );
+
+    // Inserted in the middle: its links are perfect, but no event backs it.
+    let mut spliced = original.clone();
+    spliced.insert(k + 1, forged.to_bytes());
+    rewrite(&b, &run, &spliced).await;
+    let (code, out) = verify(&b, Some(&run));
+    assert_eq!(code, 1, "{out}");
+    let forged_seq = records(&b, &run).await[k + 1].0;
+    assert!(
+        out.contains(&format!("(audit stream seq {forged_seq}) inserted")),
+        "{out}"
+    );
+
+    // Changed: one field altered, its hash kept.
+    let mut altered = chain.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>();
+    let i = altered.iter().position(|r| r.kind == "approved").unwrap();
+    altered[i].actor = "mallory".into();
+    rewrite(
+        &b,
+        &run,
+        &altered.iter().map(Record::to_bytes).collect::<Vec<_>>(),
+    )
+    .await;
+    let (code, out) = verify(&b, Some(&run));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("record n={i} ")) && out.contains("changed"),
+        "{out}"
+    );
+
+    rewrite(&b, &run, &original).await;
+    let (code, out) = verify(&b, Some(&run));
+    assert_eq!(code, 0, "{out}");
+}
+
+/// A record anyone could write: right shape, right links, valid hash.
+fn forge(after: &Record) -> Record {
+    let e = baton_coordinator::audit::Entry {
+        event_seq: after.event_seq + 1,
+        time_ms: after.time_ms + 1,
+        kind: "approved",
+        actor: "mallory".into(),
+        reason: "looks fine".into(),
+        subject: String::new(),
+        detail: Default::default(),
+    };
+    Record::seal(&after.run, after.n + 1, &after.hash, &e)
+}
+
+#[tokio::test]
+async fn the_audit_stream_refuses_deletes_and_purges() {
+    let nats = NatsServer::start();
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let topo = baton_proto::topology::ensure(&js, &Default::default())
+        .await
+        .unwrap();
+    let ack = js
+        .publish(subjects::audit("r1"), "{}".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(topo.audit.delete_message(ack.sequence).await.is_err());
+    assert!(topo.audit.purge().await.is_err());
+    let info = topo.audit.get_info().await.unwrap();
+    assert_eq!(info.state.messages, 1);
+}
