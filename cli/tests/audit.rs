@@ -239,16 +239,22 @@ async fn a_run_is_audited_and_every_kind_of_tampering_is_found() {
             .find(|r| r.kind == kind)
             .unwrap()
     };
-    assert_eq!(rec("submitted").actor, "carol");
     // Who approved is whoever the Decision event names (the admin API's
     // caller), and why is the person's reason.
     let events = read(&b, subjects::EVENTS_STREAM, subjects::run_events(&run)).await;
-    let decision: HashMap<u64, v1::Event> = events
+    let by_seq: HashMap<u64, v1::Event> = events
         .iter()
         .map(|(q, e)| (*q, prost::Message::decode(e.as_slice()).unwrap()))
         .collect();
+    // Who submitted is whoever the submission event names (the caller).
+    let submitted = rec("submitted");
+    let Some(v1::event::Body::RunSubmitted(sub)) = &by_seq[&submitted.event_seq].body else {
+        panic!("the submitted record does not point at the submission event");
+    };
+    assert_eq!(submitted.actor, sub.submitted_by);
+    assert_eq!(submitted.subject, "audited.yaml");
     let approved = rec("approved");
-    let Some(v1::event::Body::Decision(d)) = &decision[&approved.event_seq].body else {
+    let Some(v1::event::Body::Decision(d)) = &by_seq[&approved.event_seq].body else {
         panic!("the approved record does not point at the decision event");
     };
     assert_eq!(
@@ -264,9 +270,12 @@ async fn a_run_is_audited_and_every_kind_of_tampering_is_found() {
     assert!(gates
         .iter()
         .any(|g| g.detail["verdict"] == "pass" && g.actor == "gate:approval"));
-    assert!(gates
-        .iter()
-        .any(|g| g.detail["verdict"] == "fail" && g.subject == "verify#0"));
+    assert!(
+        gates.iter().any(|g| g.detail["verdict"] == "fail"
+            && g.subject == "verify#1"
+            && g.actor == "gate:expr"),
+        "{gates:#?}"
+    );
     let dispatched: Vec<_> = chain
         .iter()
         .filter(|(_, r)| r.kind == "dispatched")
@@ -424,4 +433,95 @@ async fn the_audit_stream_refuses_deletes_and_purges() {
     assert!(topo.audit.purge().await.is_err());
     let info = topo.audit.get_info().await.unwrap();
     assert_eq!(info.state.messages, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_coordinator_taking_a_run_over_continues_its_chain_without_duplicates() {
+    // `b` brings the gates, a worker and the coordinator that takes over;
+    // `first` owns the run until it stops and hands its leases back.
+    let b = Box::pin(start(false)).await;
+    let (first, handle) = Box::pin(
+        baton_coordinator::Options {
+            nats_url: b.nats.url(),
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            id: "coord-first".into(),
+            ..Default::default()
+        }
+        .build(),
+    )
+    .await
+    .expect("second coordinator starts");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let first = tokio::spawn(first.run(stop.clone()));
+    let to_first = AdminClient::connect(format!("http://{}", handle.grpc_addr))
+        .await
+        .unwrap();
+    let run = to_first
+        .clone()
+        .submit_run(v1::SubmitRunRequest {
+            plan_yaml: PLAN.into(),
+            plan_file: "audited.yaml".into(),
+            submitted_by: "carol".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("run accepted")
+        .into_inner()
+        .run_id;
+    poll("the approval wait", Duration::from_secs(90), async || {
+        (!run_view(&b, &run).await.waiting.is_empty()).then_some(())
+    })
+    .await;
+    let before = records(&b, &run).await;
+    assert!(
+        kinds(&before).contains(&"completed"),
+        "{:?}",
+        kinds(&before)
+    );
+    stop.cancel();
+    first.await.unwrap().unwrap();
+    // The other coordinator takes the run; an approval only it can fold.
+    poll(
+        "the approval accepted",
+        Duration::from_secs(30),
+        async || {
+            b.admin
+                .clone()
+                .approve(v1::DecisionRequest {
+                    run_id: run.clone(),
+                    reason: "after takeover".into(),
+                    by: "alice".into(),
+                    task_id: String::new(),
+                })
+                .await
+                .ok()
+        },
+    )
+    .await;
+    let chain = finished_chain(&b, &run).await;
+    assert_eq!(
+        &chain[..before.len()],
+        &before[..],
+        "the first owner's records stay as they were"
+    );
+    let mut seqs: Vec<u64> = chain.iter().map(|(_, r)| r.event_seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len(),
+        chain.len(),
+        "an event recorded twice: {:?}",
+        kinds(&chain)
+    );
+    let promoted = chain
+        .iter()
+        .map(|(_, r)| r)
+        .find(|r| r.kind == "promoted")
+        .unwrap();
+    assert_ne!(
+        promoted.actor, "coord-first",
+        "the new owner decided the promotion"
+    );
+    let (code, out) = verify(&b, Some(&run));
+    assert_eq!(code, 0, "{out}");
 }

@@ -161,6 +161,7 @@ impl Engine {
         // Hand over cleanly: the newest state first, then the leases, so that
         // a peer takes the runs over at once and replays next to nothing.
         let all: Vec<String> = own.runs.keys().cloned().collect();
+        self.flush_audit(&mut own.audit).await;
         self.write_snapshots(&mut own, &all).await;
         lease_stop.cancel();
         let _ = lease_loop.await;
