@@ -2,6 +2,7 @@
 //! client commands, and the bench harness.
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
 mod bench;
 mod chaos_cmd;
 mod client;
@@ -70,6 +71,32 @@ enum Cmd {
     /// Run many runs on separate local processes while killing, freezing and
     /// cutting off parts; check nothing was lost or done twice.
     Chaos(chaos_cmd::ChaosArgs),
+    /// Check or read the runs' hash-chained audit trail, straight from NATS.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Walk every run's chain (or one run's); name the first record that was
+    /// changed, removed or inserted. Exit 1 on any, 2 when NATS cannot be read.
+    Verify {
+        /// Only this run.
+        #[arg(long)]
+        run: Option<String>,
+        /// Check the chain alone, not each record against its event on the EVENTS stream.
+        #[arg(long)]
+        chain_only: bool,
+        #[arg(long, env = "BATON_NATS_URL", default_value = DEFAULT_NATS_URL)]
+        nats_url: String,
+    },
+    /// A run's audit records, one per line: n, time, kind, who, what, why.
+    Show {
+        #[arg(long)]
+        run: String,
+        #[arg(long, env = "BATON_NATS_URL", default_value = DEFAULT_NATS_URL)]
+        nats_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -254,6 +281,12 @@ fn main() -> std::process::ExitCode {
             Cmd::Workers(a) => client::workers(a).await,
             Cmd::Bench(a) => bench::run(a).await,
             Cmd::Chaos(a) => chaos_cmd::run(a).await,
+            Cmd::Audit(AuditCmd::Verify {
+                run,
+                chain_only,
+                nats_url,
+            }) => audit_cmd::verify(&nats_url, run.as_deref(), chain_only).await,
+            Cmd::Audit(AuditCmd::Show { run, nats_url }) => audit_cmd::show(&nats_url, &run).await,
         }
     });
     std::process::ExitCode::from(code)

@@ -46,6 +46,8 @@ pub struct Topology {
     pub deadletter: stream::Stream,
     pub roles: kv::Store,
     pub artifacts: jetstream::object_store::ObjectStore,
+    /// One hash chain of audit records per run, on `baton.audit.<run>`.
+    pub audit: stream::Stream,
 }
 
 pub async fn ensure(
@@ -142,6 +144,23 @@ pub async fn ensure(
             ..Default::default()
         })
         .await?;
+    let audit = js
+        .get_or_create_stream(stream::Config {
+            name: AUDIT_STREAM.into(),
+            subjects: vec![AUDIT_ALL.into()],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: opts.replicas,
+            duplicate_window: Duration::from_secs(120),
+            // Through the API nobody removes a record; an operator who can
+            // change the stream config or its files still can, which is what
+            // `baton audit verify` is there to catch.
+            deny_delete: true,
+            deny_purge: true,
+            description: Some("Audit trail: one SHA-256 hash chain of records per run".into()),
+            ..Default::default()
+        })
+        .await?;
     let roles = kv_bucket(
         js,
         ROLES_BUCKET,
@@ -164,6 +183,7 @@ pub async fn ensure(
         }
     };
     Ok(Topology {
+        audit,
         roles,
         artifacts,
         events,

@@ -47,6 +47,19 @@ impl Engine {
             }
         };
         own.snaps.rev.insert(run.to_string(), rev);
+        let head = match self.audit_head(run).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(run, error = %e, "cannot read the run's audit head; not taken over");
+                own.drop_run(&self.store, run);
+                self.leases.forget(run);
+                return;
+            }
+        };
+        // Replay from the older of snapshot and audit head: the fold skips
+        // what the snapshot holds, the audit what the chain holds.
+        let from = from.min(head.event_seq() + 1);
+        own.audit.adopt(run, head);
         let (owed, replayed) = match self.replay(run, from, own).await {
             Ok(r) => r,
             Err(e) => {
@@ -118,7 +131,7 @@ impl Engine {
             }
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
             if let Ok(ev) = codec::decode::<v1::Event>(&m.payload) {
-                self.fold(&mut own.runs, ev, seq, &mut discard, &mut dirty);
+                self.fold(own, ev, seq, &mut discard, &mut dirty);
                 replayed += 1;
             }
             discard.retain(|(_, c)| matches!(c, Command::Emit { .. }));
