@@ -20,6 +20,7 @@
 //! - `inputs`: submit-time inputs + defaults.
 //! - `summary`: the human summary for `baton plan validate`.
 //! - `role`: roles (in plans and role files) and their normalized YAML.
+//! - `sandbox`: a role's `sandbox:` requests (network, mounts, resources) and their warnings.
 //! - `schema`: field schemas of role inputs/outputs, and checking values.
 //! - `schema_yaml`: reading schemas from YAML, writing them back normalized.
 //! - `with`: a task's `with:` and checking tasks against their role's schemas.
@@ -33,6 +34,7 @@ mod node;
 mod parse;
 mod refs;
 mod role;
+mod sandbox;
 mod schema;
 mod schema_yaml;
 pub mod stages;
@@ -53,6 +55,7 @@ pub use inputs::resolve_inputs;
 pub use model::*;
 pub use parse::DEFAULT_MAX_RETRIES;
 pub use role::{load_roles, parse_role, role_yaml};
+pub use sandbox::{warnings as sandbox_warnings, RoleSandbox, SandboxMount};
 pub use schema::{check_inputs, check_outputs, FieldSpec, FieldType};
 pub use summary::summary;
 pub use task::{DEFAULT_TIMEOUT, MAX_TASK_RETRIES};
