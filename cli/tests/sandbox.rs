@@ -40,7 +40,10 @@ fn plan_validate_warns_per_widening_and_still_validates() {
     let at = format!("{}:5:5: warning: role `dev` ", file.display());
     assert!(warnings.iter().all(|w| w.starts_with(&at)), "{stderr}");
     assert!(warnings[0].contains("network access"), "{stderr}");
-    assert!(warnings[1].contains("/srv/cache at /cache read-only"), "{stderr}");
+    assert!(
+        warnings[1].contains("/srv/cache at /cache read-only"),
+        "{stderr}"
+    );
     assert!(warnings[2].contains("512 processes"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("wide"));
 }
@@ -52,13 +55,15 @@ async fn a_worker_refuses_what_it_was_not_allowed_for_good() {
     let run = c.submit(WIDE, &[]).await;
     let r = c.wait_end(&run, Duration::from_secs(60)).await;
     // With no rollback steps, the phase's failure ends the run either way.
-    assert!(["failed", "rolled_back"].contains(&r.status.as_str()), "{r:#?}");
+    assert!(
+        ["failed", "rolled_back"].contains(&r.status.as_str()),
+        "{r:#?}"
+    );
     let t = task(&r, "fetch");
     assert_eq!(t.status, "failed", "{t:#?}");
     assert_eq!(t.attempts, 1, "a refusal is permanent: no retries: {t:#?}");
     assert!(
-        t.error.contains("sandbox refused by worker")
-            && t.error.contains("--allow-network"),
+        t.error.contains("sandbox refused by worker") && t.error.contains("--allow-network"),
         "{}",
         t.error
     );

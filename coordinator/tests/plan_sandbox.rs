@@ -51,7 +51,11 @@ fn opt_ins_load_and_each_widening_warns() {
     assert!(!s.mounts[1].read_only);
     let w = plan::sandbox_warnings(&p, "p.yaml");
     assert_eq!(w.len(), 6, "{w:#?}");
-    assert!(w.iter().all(|l| l.starts_with("p.yaml:5:5: warning: role `build` ")), "{w:#?}");
+    assert!(
+        w.iter()
+            .all(|l| l.starts_with("p.yaml:5:5: warning: role `build` ")),
+        "{w:#?}"
+    );
     assert!(w[0].contains("network access") && w[0].contains("send out"));
     assert!(w[1].contains("/srv/cache at /cache read-only"));
     assert!(w[2].contains("read-write") && w[2].contains("change or delete host files"));
@@ -69,13 +73,22 @@ fn strict_default_and_narrowing_do_not_warn() {
     let less = plan::load("p.yaml", &plan_with("{ memory: 64m, cpus: 0.5, pids: 32 }")).unwrap();
     assert!(plan::sandbox_warnings(&less, "p.yaml").is_empty());
     // A mount is read-only unless it says otherwise.
-    let ro = plan::load("p.yaml", &plan_with("{ mounts: [{ host: /srv, path: /srv }] }")).unwrap();
+    let ro = plan::load(
+        "p.yaml",
+        &plan_with("{ mounts: [{ host: /srv, path: /srv }] }"),
+    )
+    .unwrap();
     assert!(ro.roles["build"].sandbox.mounts[0].read_only);
 }
 
 #[test]
 fn root_cannot_be_asked_for() {
-    for key in ["user: root", "privileged: true", "root: true", "cap_add: [SYS_ADMIN]"] {
+    for key in [
+        "user: root",
+        "privileged: true",
+        "root: true",
+        "cap_add: [SYS_ADMIN]",
+    ] {
         let d = diags(&plan_with(&format!("{{ {key} }}")));
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!((d[0].line, d[0].col), (5, 16), "{}", d[0]);
@@ -91,8 +104,16 @@ fn bad_values_point_at_the_value_with_a_hint() {
         ("{ memory: lots }", "`memory` must be a size", "memory: 2g"),
         ("{ cpus: 0 }", "`cpus` must be a number", "cpus: 2"),
         ("{ pids: -1 }", "`pids` must be a whole number", "pids: 2"),
-        ("{ mounts: [{ host: srv, path: /c }] }", "not an absolute path", "/srv/cache"),
-        ("{ mounts: [{ host: /srv/../etc, path: /c }] }", "not an absolute path", "without `..`"),
+        (
+            "{ mounts: [{ host: srv, path: /c }] }",
+            "not an absolute path",
+            "/srv/cache",
+        ),
+        (
+            "{ mounts: [{ host: /srv/../etc, path: /c }] }",
+            "not an absolute path",
+            "without `..`",
+        ),
         ("{ mounts: [{ path: /c }] }", "has no `host`", "add `host:`"),
         ("{ mounts: /srv }", "must be a list", "mounts: [{ host"),
         ("{ netwrok: true }", "unknown key `netwrok`", "network"),
@@ -112,7 +133,8 @@ fn registered_role_keeps_its_sandbox() {
     let p = plan::load("p.yaml", &src).unwrap();
     let role = &p.roles["build"];
     let yaml = plan::role_yaml(role);
-    let back = plan::parse_role("registry", "build", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let back =
+        plan::parse_role("registry", "build", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     let (mut a, mut b) = (role.sandbox.clone(), back.sandbox.clone());
     (a.at, b.at) = ((0, 0), (0, 0));
     assert_eq!(a, b, "{yaml}");

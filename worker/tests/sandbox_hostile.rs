@@ -138,7 +138,8 @@ async fn root_filesystem_is_read_only() {
 /// task fails on its own, long before its timeout.
 #[tokio::test]
 async fn fork_loop_is_stopped_by_the_pids_limit() {
-    let script = "for i in $(seq 1 1000); do sleep 60 & echo \"started $i\"; done; echo ALL-STARTED";
+    let script =
+        "for i in $(seq 1 1000); do sleep 60 & echo \"started $i\"; done; echo ALL-STARTED";
     let started = Instant::now();
     let (outcome, logs) = hostile(script, |s| s.limits.pids = 48).await;
     assert!(!outcome.ok);
@@ -218,7 +219,10 @@ async fn capabilities_cannot_be_gained() {
     let stdout = lines(&logs, Stream::Stdout);
     for set in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
         let line = format!("{set}:\t0000000000000000");
-        assert!(stdout.contains(&line.as_str()), "{set} not empty: {stdout:?}");
+        assert!(
+            stdout.contains(&line.as_str()),
+            "{set} not empty: {stdout:?}"
+        );
     }
     // no-new-privileges: a setuid binary could not raise them either.
     assert!(stdout.contains(&"NoNewPrivs:\t1"), "{stdout:?}");

@@ -8,8 +8,8 @@ use marked_yaml::{parse_yaml_with_options, LoaderOptions, Node};
 
 use super::error::{suggest, PlanError, Pos};
 use super::model::{Risk, Role, WorkspaceAccess};
-use super::sandbox::RoleSandbox;
 use super::node::{is_null, kind, node_pos, span_pos, Cx, Field};
+use super::sandbox::RoleSandbox;
 use super::schema::Schema;
 use super::schema_yaml::{quote, schema, to_yaml};
 

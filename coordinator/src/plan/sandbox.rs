@@ -80,10 +80,16 @@ impl RoleSandbox {
             out.push(format!("asks for {} MiB of memory (default {} MiB): a runaway task can starve others on its worker", self.memory_bytes >> 20, DEFAULT_MEMORY_BYTES >> 20));
         }
         if self.nano_cpus > DEFAULT_NANO_CPUS {
-            out.push(format!("asks for {} CPUs (default 1): a busy task slows others on its worker", self.nano_cpus as f64 / 1e9));
+            out.push(format!(
+                "asks for {} CPUs (default 1): a busy task slows others on its worker",
+                self.nano_cpus as f64 / 1e9
+            ));
         }
         if self.pids > DEFAULT_PIDS {
-            out.push(format!("asks for {} processes (default {DEFAULT_PIDS}): a fork bomb has more room", self.pids));
+            out.push(format!(
+                "asks for {} processes (default {DEFAULT_PIDS}): a fork bomb has more room",
+                self.pids
+            ));
         }
         out
     }
@@ -211,7 +217,10 @@ fn size(cx: &mut Cx, f: Field<'_>) -> Option<i64> {
         _ => {
             cx.err(
                 f.pos(),
-                format!("`memory` must be a size such as 512m or 2g, not {}", kind(f.node)),
+                format!(
+                    "`memory` must be a size such as 512m or 2g, not {}",
+                    kind(f.node)
+                ),
                 "write a whole number with k, m or g (at most 1024g), e.g. `memory: 2g`",
             );
             None
@@ -226,7 +235,10 @@ fn cpus(cx: &mut Cx, f: Field<'_>) -> Option<i64> {
         _ => {
             cx.err(
                 f.pos(),
-                format!("`cpus` must be a number of CPUs above 0, not {}", kind(f.node)),
+                format!(
+                    "`cpus` must be a number of CPUs above 0, not {}",
+                    kind(f.node)
+                ),
                 "write e.g. `cpus: 2` or `cpus: 0.5`",
             );
             None

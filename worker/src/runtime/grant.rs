@@ -20,6 +20,16 @@ use super::Limits;
 /// sockets hand out root on the host.
 const NEVER_MOUNT: &[&str] = &["docker.sock", "containerd.sock", "podman.sock"];
 
+/// Where engines put their sockets: a mount of any directory above one of
+/// these would carry the socket in with it.
+const SOCKET_PATHS: &[&str] = &[
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/var/run/containerd/containerd.sock",
+    "/run/podman/podman.sock",
+];
+
 /// Container paths a mount may not cover: the runtime's own files and the
 /// kernel interfaces.
 const RESERVED: &[&str] = &["/baton", "/proc", "/sys", "/dev", "/tmp", "/bin", "/etc"];
@@ -121,6 +131,12 @@ fn resource(
     if asked <= 0 {
         return Ok(default);
     }
+    // Never refuse what this worker gives every task anyway.
+    let max = if default <= 0 || max <= 0 {
+        0
+    } else {
+        max.max(default)
+    };
     if max > 0 && asked > max {
         return Err(format!(
             "the role asks for {key} {}, above this worker's ceiling of {} — start the worker with {flag} {asked_raw} or more, or lower `sandbox.{key}` in the role",
@@ -144,12 +160,14 @@ fn mount(m: &v1::SandboxMount, ceiling: &Ceiling) -> Result<BindMount, String> {
             m.host
         ));
     }
-    if NEVER_MOUNT
-        .iter()
-        .any(|s| host.components().any(|c| c.as_os_str() == *s))
+    let socket_inside = SOCKET_PATHS.iter().any(|s| Path::new(s).starts_with(host));
+    if socket_inside
+        || NEVER_MOUNT
+            .iter()
+            .any(|s| host.components().any(|c| c.as_os_str() == *s))
     {
         return Err(format!(
-            "mount host path {} is a container engine socket, which would give the task root on the host — never mounted",
+            "mount host path {} is or holds a container engine socket, which would give the task root on the host — never mounted",
             m.host
         ));
     }
@@ -265,6 +283,9 @@ mod tests {
         for (host, path) in [
             ("/var/run/docker.sock", "/x"),
             ("/run/containerd/containerd.sock", "/x"),
+            ("/var/run", "/x"),
+            ("/run", "/x"),
+            ("/", "/x"),
             ("/srv/../etc", "/x"),
             ("srv", "/x"),
             ("/srv", "/baton/out"),
@@ -310,7 +331,10 @@ mod tests {
             ..req()
         };
         let e = super::grant(Some(&more), &Limits::default(), &ceiling).unwrap_err();
-        assert!(e.contains("memory 3072 MiB") && e.contains("2048 MiB"), "{e}");
+        assert!(
+            e.contains("memory 3072 MiB") && e.contains("2048 MiB"),
+            "{e}"
+        );
         assert!(e.contains("--max-memory"), "{e}");
         let cpus = v1::SandboxRequest {
             nano_cpus: 4_000_000_000,
@@ -321,5 +345,13 @@ mod tests {
         // The default ceiling is the default limits: nothing above them.
         let e = super::grant(Some(&r), &Limits::default(), &Ceiling::default()).unwrap_err();
         assert!(e.contains("ceiling"), "{e}");
+        // ... unless the worker's own limits are higher: those are never refused.
+        let roomy = Limits {
+            memory_bytes: 4 * GIB,
+            nano_cpus: 4_000_000_000,
+            pids: 1024,
+        };
+        let (limits, _) = super::grant(Some(&r), &roomy, &Ceiling::default()).unwrap();
+        assert_eq!(limits, ceiling.max);
     }
 }
