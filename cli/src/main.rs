@@ -10,6 +10,7 @@ mod dev_roles;
 mod hook_args;
 mod render;
 mod role_cmd;
+mod sandbox_args;
 mod services;
 mod telemetry;
 

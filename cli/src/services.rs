@@ -88,6 +88,8 @@ pub struct CoordinatorArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub bus: BusArgs,
+    #[command(flatten)]
+    pub sandbox: crate::sandbox_args::SandboxArgs,
     /// Name in the registry and on its containers (default: unique per
     /// process). A worker restarted under the same id removes the containers
     /// its predecessor left behind.
@@ -248,6 +250,7 @@ pub async fn worker(a: WorkerArgs) -> u8 {
         ack_wait: Duration::from_secs(a.ack_wait_secs.max(1)),
         max_deliver: a.max_deliver,
         max_artifact_bytes: a.max_artifact_bytes,
+        ceiling: a.sandbox.ceiling(),
         ..defaults
     };
     let w = match opts.build(runtime).await {

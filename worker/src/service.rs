@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cancel::CancelRegistry;
+use crate::runtime::grant::Ceiling;
 use crate::runtime::{Limits, Runtime};
 use crate::task;
 use crate::Error;
@@ -33,6 +34,9 @@ pub struct Options {
     /// On shutdown, how long running tasks may finish before they are handed back.
     pub grace: Duration,
     pub limits: Limits,
+    /// The most a role's `sandbox:` request may widen (network, mounts,
+    /// resources); the default widens nothing.
+    pub ceiling: Ceiling,
     pub topology: TopologyOptions,
     /// Deliveries of one attempt before the queue gives up on it (dead letter).
     pub max_deliver: i64,
@@ -50,6 +54,7 @@ impl Default for Options {
             ack_wait: Duration::from_secs(30),
             grace: Duration::from_secs(30),
             limits: Limits::default(),
+            ceiling: Ceiling::default(),
             topology: TopologyOptions::default(),
             max_deliver: 5,
             max_artifact_bytes: crate::artifacts::DEFAULT_MAX_ARTIFACT_BYTES,
@@ -152,6 +157,7 @@ impl Options {
             worker_id: self.worker_id.clone(),
             heartbeat: self.ack_wait / 3,
             limits: self.limits.clone(),
+            ceiling: self.ceiling.clone(),
             max_artifact_bytes: crate::artifacts::limit(self.max_artifact_bytes),
             cancels: CancelRegistry::default(),
             shutdown: CancellationToken::new(),

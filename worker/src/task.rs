@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cancel::CancelRegistry;
 use crate::claim::Claim;
+use crate::runtime::grant::{self, Ceiling};
 use crate::runtime::{Limits, LogLine, Runtime, Stream, TaskSpec};
 
 pub struct Ctx {
@@ -19,6 +20,8 @@ pub struct Ctx {
     pub worker_id: String,
     pub heartbeat: Duration,
     pub limits: Limits,
+    /// What a dispatch's sandbox request may widen, at most.
+    pub ceiling: Ceiling,
     /// For dispatches whose `max_artifact_bytes` is 0.
     pub max_artifact_bytes: u64,
     pub cancels: CancelRegistry,
@@ -109,6 +112,28 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         }
     }
 
+    // A sandbox this worker will not grant fails the task for good: another
+    // attempt would meet the same request.
+    let (limits, granted) = match grant::grant(d.sandbox.as_ref(), &ctx.limits, &ctx.ceiling) {
+        Ok(g) => g,
+        Err(reason) => {
+            tracing::warn!(run = %d.run_id, task = %d.task_id, role = %d.role, %reason, "sandbox request refused");
+            let refused = v1::TaskFinished {
+                task_id: d.task_id.clone(),
+                attempt: d.attempt,
+                ok: false,
+                error: format!("sandbox refused by worker {}: {reason}", ctx.worker_id),
+                worker: ctx.worker_id.clone(),
+                trace_id: trace_id.clone(),
+                permanent: true,
+                ..Default::default()
+            };
+            finish(ctx, &msg, &d, refused).await;
+            span.end();
+            return;
+        }
+    };
+
     let heartbeat = {
         let every = ctx.heartbeat.max(Duration::from_millis(100));
         let ack = msg.clone();
@@ -161,7 +186,8 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         argv: d.argv.clone(),
         env,
         timeout: Duration::from_millis(d.timeout_ms.max(1)),
-        limits: ctx.limits.clone(),
+        limits,
+        grant: granted,
         workspace: d.workspace.clone().filter(|w| !w.kind.is_empty()),
         inputs: d.inputs.clone(),
         max_artifact_bytes: match d.max_artifact_bytes {

@@ -21,6 +21,7 @@
 //! - `limits`: how large a plan may be (bytes, tasks, stages).
 //! - `summary`: the human summary for `baton plan validate`.
 //! - `role`: roles (in plans and role files) and their normalized YAML.
+//! - `sandbox`: a role's `sandbox:` requests (network, mounts, resources) and their warnings.
 //! - `schema`: field schemas of role inputs/outputs, and checking values.
 //! - `schema_yaml`: reading schemas from YAML, writing them back normalized.
 //! - `with`: a task's `with:` and checking tasks against their role's schemas.
@@ -35,6 +36,7 @@ mod node;
 mod parse;
 mod refs;
 mod role;
+mod sandbox;
 mod schema;
 mod schema_yaml;
 pub mod stages;
@@ -56,6 +58,7 @@ pub use limits::{MAX_INPUTS_TOTAL_BYTES, MAX_INPUT_BYTES, MAX_PLAN_BYTES, MAX_ST
 pub use model::*;
 pub use parse::DEFAULT_MAX_RETRIES;
 pub use role::{load_roles, parse_role, role_yaml};
+pub use sandbox::{warnings as sandbox_warnings, RoleSandbox, SandboxMount};
 pub use schema::{check_inputs, check_outputs, FieldSpec, FieldType};
 pub use summary::summary;
 pub use task::{DEFAULT_TIMEOUT, MAX_TASK_RETRIES};

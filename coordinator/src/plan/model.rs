@@ -126,6 +126,9 @@ pub struct Role {
     /// What a successful result must report; empty = not declared.
     #[serde(default)]
     pub outputs: Schema,
+    /// What its tasks ask beyond the strict sandbox (`sandbox:`).
+    #[serde(default)]
+    pub sandbox: super::sandbox::RoleSandbox,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -119,6 +119,7 @@ impl RunState {
             workspace,
             inputs: self.input_artifacts(task),
             max_artifact_bytes: self.plan.max_artifact_bytes,
+            sandbox: sandbox_request(&self.plan.roles[&task.role].sandbox),
         }))
     }
 
@@ -179,4 +180,23 @@ impl RunState {
             })
             .collect()
     }
+}
+
+/// The role's `sandbox:` as the dispatch carries it; `None` when it widens nothing.
+fn sandbox_request(s: &crate::plan::RoleSandbox) -> Option<v1::SandboxRequest> {
+    (!s.is_default()).then(|| v1::SandboxRequest {
+        network: s.network,
+        mounts: s
+            .mounts
+            .iter()
+            .map(|m| v1::SandboxMount {
+                host: m.host.clone(),
+                path: m.path.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+        memory_bytes: s.memory_bytes,
+        nano_cpus: s.nano_cpus,
+        pids: s.pids,
+    })
 }

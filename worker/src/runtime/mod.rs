@@ -54,6 +54,7 @@
 pub mod docker;
 mod docker_cleanup;
 pub mod docker_files;
+pub mod grant;
 mod logs;
 pub mod noop;
 pub mod output;
@@ -94,6 +95,9 @@ pub struct TaskSpec {
     /// Largest total size of `/baton/out/` kept; 0 means
     /// [`crate::artifacts::DEFAULT_MAX_ARTIFACT_BYTES`].
     pub max_artifact_bytes: u64,
+    /// What the role asked beyond the strict sandbox and this worker
+    /// granted ([`grant::grant`]); Docker only.
+    pub grant: grant::Grant,
 }
 
 /// Resource limits of one attempt (Docker only; `<= 0` means unlimited).
