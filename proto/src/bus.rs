@@ -129,36 +129,32 @@ pub async fn connect_with(
     if servers.is_empty() {
         return Err(unreachable("no server given".into()));
     }
-    let opts = auth.apply(async_nats::ConnectOptions::new())?;
+    // The first try is made without retrying, so that its error keeps its
+    // cause (a certificate the CA does not sign, a refused password); the
+    // retrying client below reports only the kind of an error.
+    let first = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        options(auth, name, Arc::default())?.connect(servers.clone()),
+    )
+    .await;
+    match first {
+        Ok(Ok(client)) => return Ok(client),
+        Ok(Err(e)) => {
+            if let Some(err) = classify(url, &auth.who(), &e.to_string()) {
+                return Err(err);
+            }
+        }
+        Err(_) => {}
+    }
     // With retry_on_initial_connect, connection errors arrive only as
     // events; keep the last one so that the caller is told why.
     let last_error: Arc<Mutex<Option<String>>> = Arc::default();
-    let seen = last_error.clone();
-    let who = auth.who();
-    let opts = opts.event_callback(move |ev| {
-        let seen = seen.clone();
-        let who = who.clone();
-        async move {
-            match ev {
-                async_nats::Event::ClientError(async_nats::ClientError::Other(e)) => {
-                    *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                }
-                // A publish or subscribe outside this user's permissions:
-                // the server names the subject, never a secret.
-                async_nats::Event::ServerError(e) => {
-                    tracing::warn!(client = %who, error = %e, "NATS refused an operation");
-                }
-                _ => {}
-            }
-        }
-    });
+    let opts = options(auth, name, last_error.clone())?;
     let attempt = async {
         // With retry_on_initial_connect the client comes back before it is
         // connected; wait until it is, so a wrong URL is reported here.
         let client = opts
-            .name(name)
             .retry_on_initial_connect()
-            .connection_timeout(std::time::Duration::from_secs(5))
             .connect(servers)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
@@ -183,6 +179,37 @@ pub async fn connect_with(
             Err(classify(url, &auth.who(), &why).unwrap_or_else(|| unreachable(why)))
         }
     }
+}
+
+/// The options every connection of a service shares. Server errors while
+/// connected (a publish or subscribe outside the user's permissions) are
+/// logged: the server names the subject, never a secret. Connection errors
+/// go to `last_error`.
+fn options(
+    auth: &NatsAuth,
+    name: &str,
+    last_error: Arc<Mutex<Option<String>>>,
+) -> Result<async_nats::ConnectOptions, AuthError> {
+    let who = auth.who();
+    Ok(auth
+        .apply(async_nats::ConnectOptions::new())?
+        .name(name)
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .event_callback(move |ev| {
+            let who = who.clone();
+            let seen = last_error.clone();
+            async move {
+                match ev {
+                    async_nats::Event::ServerError(e) => {
+                        tracing::warn!(client = %who, error = %e, "NATS refused an operation");
+                    }
+                    async_nats::Event::ClientError(async_nats::ClientError::Other(e)) => {
+                        *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    }
+                    _ => {}
+                }
+            }
+        }))
 }
 
 /// Errors that retrying will not mend: wrong credentials, a TLS mismatch.

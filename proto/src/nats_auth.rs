@@ -49,7 +49,9 @@ pub struct NatsAuth {
 /// What is wrong with the connection settings, or with the connection.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("NATS user `{user}` has no password — set BATON_NATS_PASSWORD or pass --nats-password-file")]
+    #[error(
+        "NATS user `{user}` has no password — set BATON_NATS_PASSWORD or pass --nats-password-file"
+    )]
     UserWithoutPassword { user: String },
     #[error("a NATS password was given without a user — pass --nats-user")]
     PasswordWithoutUser,
@@ -69,8 +71,14 @@ pub enum Error {
     HalfClientCert,
     #[error("cannot reach NATS at {url}: {why} — start nats-server -js, or pass --nats-url")]
     Unreachable { url: String, why: String },
-    #[error("NATS at {url} refused {who}: {why} — check the user and password, nkey or creds file")]
-    Refused { url: String, who: String, why: String },
+    #[error(
+        "NATS at {url} refused {who}: {why} — check the user and password, nkey or creds file"
+    )]
+    Refused {
+        url: String,
+        who: String,
+        why: String,
+    },
     #[error("TLS with NATS at {url} failed: {why} — check --nats-tls-ca (the CA that signed the server's certificate) and the client certificate")]
     Tls { url: String, why: String },
 }
@@ -129,13 +137,11 @@ impl NatsAuth {
         }
         if let Some(f) = &self.creds_file {
             let text = read_secret("creds", f)?;
-            opts = opts
-                .credentials(&text)
-                .map_err(|e| Error::Unreadable {
-                    what: "creds",
-                    path: f.clone(),
-                    source: e,
-                })?;
+            opts = opts.credentials(&text).map_err(|e| Error::Unreadable {
+                what: "creds",
+                path: f.clone(),
+                source: e,
+            })?;
         }
         if let Some(ca) = &self.tls_ca {
             readable("TLS CA", ca)?;
