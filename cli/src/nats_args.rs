@@ -35,7 +35,12 @@ pub struct NatsAuthArgs {
     #[arg(long, env = "BATON_NATS_TLS_KEY", value_name = "PATH")]
     pub nats_tls_key: Option<PathBuf>,
     /// Refuse a NATS server that does not offer TLS.
-    #[arg(long, env = "BATON_NATS_REQUIRE_TLS")]
+    #[arg(
+        long,
+        env = "BATON_NATS_REQUIRE_TLS",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub nats_require_tls: bool,
 }
 
