@@ -8,6 +8,7 @@ mod chaos_cmd;
 mod client;
 mod dev_roles;
 mod hook_args;
+mod nats_args;
 mod render;
 mod role_cmd;
 mod sandbox_args;

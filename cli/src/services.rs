@@ -11,6 +11,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::hook_args::HookArgs;
+use crate::nats_args::NatsAuthArgs;
 use crate::{RuntimeKind, DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR, DEFAULT_NATS_URL};
 
 #[derive(Args)]
@@ -18,6 +19,9 @@ pub struct DevArgs {
     /// Use this NATS server instead of starting one.
     #[arg(long)]
     pub nats_url: Option<String>,
+    /// Credentials for --nats-url (dev's own nats-server has none); every part uses them.
+    #[command(flatten)]
+    pub nats_auth: NatsAuthArgs,
     /// Port of the nats-server that dev starts.
     #[arg(long, default_value_t = 4222)]
     pub nats_port: u16,
@@ -53,6 +57,8 @@ pub struct BusArgs {
     /// server, 3 for a cluster. Streams that exist keep theirs.
     #[arg(long, env = "BATON_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
+    #[command(flatten)]
+    pub auth: NatsAuthArgs,
 }
 
 impl BusArgs {
@@ -205,6 +211,7 @@ pub async fn coordinator(a: CoordinatorArgs) -> u8 {
     let defaults = baton_coordinator::Options::default();
     let opts = baton_coordinator::Options {
         topology: a.bus.topology(),
+        nats_auth: a.bus.auth.auth(),
         nats_url: a.bus.nats_url,
         grpc_addr: a.grpc_addr,
         id: a.id.unwrap_or(defaults.id),
@@ -242,6 +249,7 @@ pub async fn worker(a: WorkerArgs) -> u8 {
     let defaults = baton_worker::Options::default();
     let opts = baton_worker::Options {
         topology: a.bus.topology(),
+        nats_auth: a.bus.auth.auth(),
         nats_url: a.bus.nats_url,
         roles: a.roles,
         concurrency: a.concurrency,
@@ -269,6 +277,7 @@ pub async fn gates(a: GatesArgs) -> u8 {
     let tel = crate::telemetry::init("baton-gates", "info");
     let g = match (baton_gates::Options {
         nats_url: a.bus.nats_url.clone(),
+        nats_auth: a.bus.auth.auth(),
         topology: a.bus.topology(),
         ..Default::default()
     })
@@ -304,7 +313,9 @@ pub async fn dev(a: DevArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let nats_auth = a.nats_auth.auth();
     let worker = baton_worker::Options {
+        nats_auth: nats_auth.clone(),
         roles: a.roles.clone(),
         concurrency: a.concurrency,
         grace: Duration::from_secs(5),
@@ -312,6 +323,7 @@ pub async fn dev(a: DevArgs) -> u8 {
     };
     let coordinator = baton_coordinator::Options {
         grpc_addr: a.grpc_addr,
+        nats_auth: nats_auth.clone(),
         ..Default::default()
     };
     let coordinator = match a.hooks.configure(Some(a.http_addr), coordinator) {
@@ -341,7 +353,10 @@ pub async fn dev(a: DevArgs) -> u8 {
         );
         let t = cancel.child_token();
         let url = nats_url.clone();
-        parts.push(tokio::spawn(async move { auto_approve(url, t).await }));
+        let auth = nats_auth.clone();
+        parts.push(tokio::spawn(
+            async move { auto_approve(url, auth, t).await },
+        ));
     }
     eprintln!("baton dev is up");
     eprintln!("  nats:      {nats_url}");
@@ -366,8 +381,12 @@ pub async fn dev(a: DevArgs) -> u8 {
 }
 
 /// Approve every approval as soon as a run asks for one (demo only).
-async fn auto_approve(nats_url: String, cancel: CancellationToken) -> Result<(), String> {
-    let client = async_nats::connect(&nats_url)
+async fn auto_approve(
+    nats_url: String,
+    auth: baton_proto::nats_auth::NatsAuth,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    let client = baton_proto::bus::connect_with(&nats_url, "baton-auto-approve", &auth)
         .await
         .map_err(|e| e.to_string())?;
     let js = async_nats::jetstream::new(client.clone());

@@ -16,6 +16,8 @@ use crate::Error;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub nats_url: String,
+    /// Credentials and TLS for NATS (default: none).
+    pub nats_auth: baton_proto::nats_auth::NatsAuth,
     pub grpc_addr: SocketAddr,
     pub topology: TopologyOptions,
     /// This coordinator's name in leases. A coordinator restarted under the
@@ -37,6 +39,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_auth: Default::default(),
             grpc_addr: ([127, 0, 0, 1], 7233).into(),
             topology: TopologyOptions::default(),
             id: default_id(),
@@ -80,9 +83,10 @@ pub struct Handle {
 
 impl Options {
     pub async fn build(self) -> Result<(Coordinator, Handle), Error> {
-        let client = baton_proto::bus::connect(&self.nats_url, "baton-coordinator")
-            .await
-            .map_err(Error::NatsUnreachable)?;
+        let client =
+            baton_proto::bus::connect_with(&self.nats_url, "baton-coordinator", &self.nats_auth)
+                .await
+                .map_err(|e| Error::NatsUnreachable(e.to_string()))?;
         let js = async_nats::jetstream::new(client.clone());
         let topo = topology::ensure(&js, &self.topology).await?;
         let store = RunStore::new(topo.runs.clone(), topo.events.clone());

@@ -24,6 +24,8 @@ use crate::Error;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub nats_url: String,
+    /// Credentials and TLS for NATS (default: none).
+    pub nats_auth: baton_proto::nats_auth::NatsAuth,
     pub roles: Vec<String>,
     /// Tasks run at once by this worker, across its roles.
     pub concurrency: usize,
@@ -48,6 +50,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_auth: Default::default(),
             roles: Vec::new(),
             concurrency: 4,
             worker_id: default_worker_id(),
@@ -101,10 +104,13 @@ impl Options {
                 return Err(Error::BadRole(r.clone()));
             }
         }
-        let client =
-            baton_proto::bus::connect(&self.nats_url, &format!("baton-worker {}", self.worker_id))
-                .await
-                .map_err(Error::Nats)?;
+        let client = baton_proto::bus::connect_with(
+            &self.nats_url,
+            &format!("baton-worker {}", self.worker_id),
+            &self.nats_auth,
+        )
+        .await
+        .map_err(|e| Error::Nats(e.to_string()))?;
         let js = jetstream::new(client.clone());
         let topo = topology::ensure(&js, &self.topology)
             .await
