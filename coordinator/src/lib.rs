@@ -7,6 +7,7 @@
 //! - [`engine`]: the loop that folds the runs this coordinator owns, and takes over orphaned ones.
 //! - [`deadletter`]: task messages the queue gave up on, moved where people see them.
 //! - [`admin`]: the tonic admin service (with server reflection).
+//! - [`approvals`]: people's decisions, over gRPC or NATS (`baton.approve.<identity>.<run>`), checked and published alike.
 //! - [`auth`]: who calls the admin API ([`auth::Identity`]) and with which role.
 //! - [`roles`]: the role registry (`baton role apply`), roles plans use without declaring.
 //! - [`submit`]: accepting a run, shared by gRPC and triggers.
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod approvals;
 pub mod auth;
 pub mod deadletter;
 pub mod engine;
