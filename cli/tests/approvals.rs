@@ -112,7 +112,6 @@ async fn approvals_over_nats_quorum_self_approval_reasons_and_expiry() {
     let run = c.submit(FOUR_EYES, &[]).await;
     let fast = c.submit(EXPIRES_FAST, &[]).await;
     c.wait_waiting(&run, Duration::from_secs(60)).await;
-    let waiting_since = Instant::now();
     c.wait_waiting(&fast, Duration::from_secs(60)).await;
 
     // The submitter's own credential may not approve: the gate forbids it.
@@ -160,11 +159,15 @@ async fn approvals_over_nats_quorum_self_approval_reasons_and_expiry() {
 
     // bob is the second person: the quorum is reached and the run ends well.
     let body = r#"{"approve":true,"reason":"canary metrics fine","task_id":""}"#;
-    assert_eq!(
-        approve_over_nats(&nats, "bob", &run, body).await["ok"],
-        true
-    );
+    let sent = Instant::now();
+    let r = approve_over_nats(&nats, "bob", &run, body).await;
+    let replied = sent.elapsed();
+    assert_eq!(r["ok"], true, "{r}");
     let end = c.wait_end(&run, Duration::from_secs(30)).await;
+    eprintln!(
+        "NATS approval: reply after {replied:?}, run ended {:?} after the request",
+        sent.elapsed()
+    );
     assert_eq!(end.status, "succeeded", "{end:#?}");
     let gate = &end.phases[0]
         .gates
@@ -198,7 +201,7 @@ async fn approvals_over_nats_quorum_self_approval_reasons_and_expiry() {
 
     // Nobody approved the other run within its 2 s: it halts with an incident.
     let end = c.wait_end(&fast, Duration::from_secs(30)).await;
-    let took = waiting_since.elapsed();
+
     assert_eq!(end.status, "halted", "{end:#?}");
     assert_eq!(
         end.phases[0].reason,
@@ -210,7 +213,10 @@ async fn approvals_over_nats_quorum_self_approval_reasons_and_expiry() {
         incident.reasons,
         ["approval expired after 2s (0/1 approvals)"]
     );
-    eprintln!("expiry of 2s halted the run {took:?} after it started waiting");
+    eprintln!(
+        "expiry of 2s: run halted {} ms after it was created (its task ran first)",
+        end.finished_ms - end.created_ms
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use baton_proto::bus;
 use baton_proto::v1::{self, event::Body};
 
 use crate::plan::GateSpec;
-use crate::run::{view, PhaseStatus, RunState, RunStatus};
+use crate::run::{Mode, PhaseStatus, RunState, RunStatus, TaskStatus};
 use crate::state_store::RunStore;
 use crate::Error;
 
@@ -44,8 +44,7 @@ pub async fn decide(
         });
     }
     let st = store.get(&d.run_id).await?;
-    let waiting = view::waiting(&st);
-    if st.status != RunStatus::Running || !waiting.contains("approval") {
+    if !awaits_decision(&st) {
         return Err(Error::NothingToDecide {
             run: st.run_id.clone(),
             status: st.status.as_str().to_string(),
@@ -67,6 +66,27 @@ pub async fn decide(
     });
     bus::publish_event(js, &st.run_id, &id, body, &st.traceparent).await?;
     Ok(())
+}
+
+/// The run folds a decision now: a task awaits approval, or the current
+/// phase is gating with an approval gate. Not "the gate answered pending":
+/// while the gates are asked again after one approval, a second person's
+/// approval must still be taken.
+fn awaits_decision(st: &RunState) -> bool {
+    if st.status != RunStatus::Running {
+        return false;
+    }
+    if st
+        .tasks
+        .values()
+        .any(|t| t.status == TaskStatus::AwaitingApproval)
+    {
+        return true;
+    }
+    st.mode == Mode::Forward
+        && st.phases.get(st.current).is_some_and(|p| {
+            p.status == PhaseStatus::Gating && p.gates.iter().any(|g| g.kind == "approval")
+        })
 }
 
 /// `who` submitted the run, and every approval gate the run waits on now
