@@ -190,8 +190,8 @@ pub struct WorkersArgs {
 #[derive(Args)]
 pub struct DecideArgs {
     pub run: String,
-    /// Why; recorded with the decision.
-    #[arg(long)]
+    /// Why; required, and recorded with the decision.
+    #[arg(long, value_parser = non_empty_reason)]
     pub reason: String,
     /// Only this task (default: whatever the run waits for).
     #[arg(long)]
@@ -233,6 +233,17 @@ pub enum RuntimeKind {
     Process,
     /// Runs nothing; for benchmarks only.
     Noop,
+}
+
+/// Every decision is recorded with its reason, so an empty one is refused here
+/// already (the coordinator refuses it too).
+fn non_empty_reason(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err(
+            "a decision needs a reason, e.g. --reason \"diff reviewed, canary green\"".into(),
+        );
+    }
+    Ok(s.to_string())
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {

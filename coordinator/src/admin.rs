@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{caller, Identity};
-use crate::run::{view, RunStatus};
+use crate::run::view;
 use crate::state_store::RunStore;
 use crate::submit::{Submission, Submitter};
 use crate::Error;
@@ -34,24 +34,14 @@ impl AdminService {
         req: v1::DecisionRequest,
         approve: bool,
     ) -> Result<(), Error> {
-        let st = self.store.get(&req.run_id).await?;
-        let waiting = view::waiting(&st);
-        if st.status != RunStatus::Running || !waiting.contains("approval") {
-            return Err(Error::NothingToDecide {
-                run: st.run_id.clone(),
-                status: st.status.as_str().to_string(),
-            });
-        }
-        // Each decision is its own fact; two people approving are two events.
-        let id = format!("{}:decision:{:016x}", st.run_id, rand::random::<u64>());
-        let body = Body::Decision(v1::Decision {
-            approve,
+        let d = crate::approvals::DecisionInput {
+            run_id: req.run_id,
             by: who.name,
+            approve,
             reason: req.reason,
             task_id: req.task_id,
-        });
-        bus::publish_event(&self.submitter.js, &st.run_id, &id, body, &st.traceparent).await?;
-        Ok(())
+        };
+        crate::approvals::decide(&self.submitter.js, &self.store, d).await
     }
 }
 

@@ -16,6 +16,10 @@ pub enum Error {
         "run {run} is not waiting for an approval (status {status}) — see `baton status {run}`"
     )]
     NothingToDecide { run: String, status: String },
+    #[error("a decision on run {run} needs a reason — say why, e.g. `baton approve {run} --reason \"diff reviewed, canary green\"`")]
+    ReasonRequired { run: String },
+    #[error("{who} submitted run {run}, and its approval gate forbids self-approval — ask someone else to approve it")]
+    SelfApproval { run: String, who: String },
     #[error("run {run} already ended ({status})")]
     RunEnded { run: String, status: String },
     #[error("give either a plan's YAML or a registered plan's name, not {0}")]
@@ -43,9 +47,11 @@ impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         let msg = e.to_string();
         match e {
-            Error::InvalidPlan(_) | Error::InvalidInputs(_) | Error::PlanSource(_) => {
-                tonic::Status::invalid_argument(msg)
-            }
+            Error::InvalidPlan(_)
+            | Error::InvalidInputs(_)
+            | Error::PlanSource(_)
+            | Error::ReasonRequired { .. } => tonic::Status::invalid_argument(msg),
+            Error::SelfApproval { .. } => tonic::Status::permission_denied(msg),
             Error::UnknownPlan(_) | Error::RunNotFound(_) => tonic::Status::not_found(msg),
             Error::NothingToDecide { .. } | Error::RunEnded { .. } => {
                 tonic::Status::failed_precondition(msg)

@@ -8,6 +8,7 @@
 //! - [`deadletter`]: task messages the queue gave up on, moved where people see them.
 //! - [`admin`]: the tonic admin service (with server reflection).
 //! - [`audit`]: the hash-chained audit trail: records, hashing, verifying.
+//! - [`approvals`]: people's decisions, over gRPC or NATS (`baton.approve.<identity>.<run>`), checked and published alike.
 //! - [`auth`]: who calls the admin API ([`auth::Identity`]) and with which role.
 //! - [`roles`]: the role registry (`baton role apply`), roles plans use without declaring.
 //! - [`submit`]: accepting a run, shared by gRPC and triggers.
@@ -24,6 +25,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod approvals;
 pub mod auth;
 pub mod deadletter;
 pub mod engine;

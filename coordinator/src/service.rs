@@ -192,6 +192,12 @@ impl Coordinator {
             self.engine.topo.tasks.clone(),
             cancel.child_token(),
         );
+        let approvals = crate::approvals::nats::run(
+            self.client.clone(),
+            self.engine.js.clone(),
+            self.engine.store.clone(),
+            cancel.child_token(),
+        );
         let hooks_cancel = cancel.child_token();
         let hooks_part = self.hooks;
         let hooks = async move {
@@ -201,7 +207,10 @@ impl Coordinator {
             }
         };
         let engine = self.engine.run(feed, cancel.child_token());
-        let (g, t, e, d, h) = tokio::join!(grpc, trigger, engine, dlq, hooks);
+        let (g, t, e, d, h, a) = tokio::join!(grpc, trigger, engine, dlq, hooks, approvals);
+        if let Err(e) = a {
+            tracing::error!(error = %e, "NATS approvals listener stopped");
+        }
         if let Err(e) = h {
             tracing::error!(error = %e, "webhook server stopped");
         }

@@ -168,14 +168,9 @@ impl Engine {
             }
         }
         if let Some(p) = st.phases.get(st.current) {
-            // A canary hold or a closed window: its timer died with the old owner.
-            if p.timer_at_ms > 0 && matches!(p.status, PhaseStatus::Holding | PhaseStatus::Gating) {
-                out.push(Command::StartStageTimer {
-                    phase_id: p.id.clone(),
-                    round: p.round,
-                    at_ms: p.timer_at_ms,
-                });
-            }
+            // A canary hold, a closed window, an approval's expiry: their
+            // timers died with the old owner.
+            out.extend(st.stage_timers());
             if p.status == PhaseStatus::Gating {
                 // Asking again is harmless: evaluation is pure, and the fold
                 // takes one answer per gate and round.

@@ -137,6 +137,7 @@ impl Engine {
                     let fired = v1::TimerFired {
                         phase_id,
                         round,
+                        due_ms: at_ms,
                         ..Default::default()
                     };
                     self.start_timer(run_id, id, fired, at_ms, tp)

@@ -11,6 +11,7 @@
 //! - `node`: reading marked-yaml nodes: positions, typed fields, unknown keys, ids.
 //! - `parse`: the node tree → model (plan, inputs, roles, phases, gates), with positions.
 //! - `task`: reading one task or rollback step.
+//! - `approval`: the `approval` gate: quorum, self-approval, expiry.
 //! - `validate`: cross-checks: unique ids, roles, `needs` and cycles.
 //! - `refs`: who may read what: template references and gate expression names.
 //! - `template`: scanning and rendering `${{ ... }}` templates.
@@ -26,6 +27,7 @@
 //! - `schema_yaml`: reading schemas from YAML, writing them back normalized.
 //! - `with`: a task's `with:` and checking tasks against their role's schemas.
 
+mod approval;
 mod duration;
 mod error;
 mod flow;

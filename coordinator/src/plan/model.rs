@@ -170,8 +170,9 @@ pub enum GateSpec {
     Tasks { min_ok: Option<u32> },
     /// `expr: "<expression>"`, parsed by `baton_gates::expr`.
     Expr { expr: String },
-    /// `approval: { quorum: N }` or `approval: {}`; a person decides.
-    Approval { quorum: u32 },
+    /// `approval: { quorum, allow_self_approval, expires, on_expiry }` or
+    /// `approval: {}`; people decide.
+    Approval(ApprovalSpec),
     /// `window: { cron, duration, timezone }`: open while a maintenance window is.
     Window {
         cron: String,
@@ -179,6 +180,61 @@ pub enum GateSpec {
         duration: Duration,
         timezone: String,
     },
+}
+
+/// Who must approve, and how long they have. Defaults are those of
+/// [`ApprovalSpec::default`]; a snapshot written before a field existed reads
+/// its default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalSpec {
+    /// Distinct people who must approve.
+    pub quorum: u32,
+    /// Whether the run's submitter counts towards the quorum.
+    #[serde(default = "yes")]
+    pub allow_self_approval: bool,
+    /// How long the gate waits for its quorum, from when it is first asked;
+    /// zero waits forever.
+    #[serde(default, with = "duration_ms")]
+    pub expires: Duration,
+    #[serde(default)]
+    pub on_expiry: OnExpiry,
+}
+
+impl Default for ApprovalSpec {
+    /// One approval, by anyone (the submitter too), with no deadline: what an
+    /// Argo `suspend` or a GitHub environment reviewer gives out of the box.
+    fn default() -> Self {
+        ApprovalSpec {
+            quorum: 1,
+            allow_self_approval: true,
+            expires: Duration::ZERO,
+            on_expiry: OnExpiry::Fail,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What an approval that expired does to the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExpiry {
+    /// The phase fails; its `on_fail` (rollback by default) applies.
+    #[default]
+    Fail,
+    /// A `halt` incident; the run stops where it is.
+    Halt,
+}
+
+impl OnExpiry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnExpiry::Fail => "fail",
+            OnExpiry::Halt => "halt",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
