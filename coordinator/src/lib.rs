@@ -24,8 +24,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod audit;
 pub mod approvals;
+pub mod audit;
 pub mod auth;
 pub mod deadletter;
 pub mod engine;
