@@ -14,6 +14,7 @@
 pub mod artifacts;
 pub mod cancel;
 pub mod claim;
+pub mod redact;
 pub mod registry;
 pub mod runtime;
 pub mod service;
