@@ -22,6 +22,7 @@
 //! - `role`: roles (in plans and role files) and their normalized YAML.
 //! - `schema`: field schemas of role inputs/outputs, and checking values.
 //! - `schema_yaml`: reading schemas from YAML, writing them back normalized.
+//! - `secrets`: `env` entries and `secrets:` lists naming secrets by reference.
 //! - `with`: a task's `with:` and checking tasks against their role's schemas.
 
 mod duration;
@@ -35,6 +36,7 @@ mod refs;
 mod role;
 mod schema;
 mod schema_yaml;
+mod secrets;
 pub mod stages;
 mod summary;
 mod task;

@@ -119,6 +119,7 @@ impl RunState {
             workspace,
             inputs: self.input_artifacts(task),
             max_artifact_bytes: self.plan.max_artifact_bytes,
+            secrets: task.secrets.iter().map(secret_ref).collect(),
         }))
     }
 
@@ -178,5 +179,19 @@ impl RunState {
                 artifacts: t.artifacts.iter().map(v1::Artifact::from).collect(),
             })
             .collect()
+    }
+}
+
+/// The reference only: the worker resolves it on its own host.
+fn secret_ref(s: &plan::SecretRef) -> v1::SecretRef {
+    let (from_env, from_file) = match &s.source {
+        plan::SecretSource::FromEnv(var) => (var.clone(), String::new()),
+        plan::SecretSource::FromFile(path) => (String::new(), path.clone()),
+    };
+    v1::SecretRef {
+        name: s.name.clone(),
+        from_env,
+        from_file,
+        as_file: s.as_file,
     }
 }
