@@ -26,6 +26,7 @@ fn spec(script: &str) -> TaskSpec {
         workspace: None,
         inputs: vec![],
         max_artifact_bytes: 0,
+        secrets: Default::default(),
     }
 }
 

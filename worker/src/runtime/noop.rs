@@ -65,6 +65,7 @@ mod tests {
             workspace: None,
             inputs: vec![],
             max_artifact_bytes: 0,
+            secrets: Default::default(),
         };
         let (tx, _rx) = mpsc::channel(1);
         let rt = crate::runtime::Runtime::Noop(NoopRuntime::new());

@@ -173,8 +173,12 @@ pub fn container_body(
     mounts: Vec<Mount>,
 ) -> ContainerCreateBody {
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.extend(spec.secrets.env.iter().map(|(k, v)| format!("{k}={v}")));
     env.push(format!("BATON_OUT={OUT_DIR}"));
     env.push(format!("BATON_IN={IN_DIR}"));
+    if !spec.secrets.files.is_empty() {
+        env.push(format!("BATON_SECRETS={}", crate::secrets::SECRETS_DIR));
+    }
     if let Some(ws) = &spec.workspace {
         env.push(format!("BATON_WORKSPACE={}", ws.mount));
     }
@@ -212,6 +216,7 @@ mod tests {
             workspace: None,
             inputs: vec![],
             max_artifact_bytes: 0,
+            secrets: Default::default(),
         }
     }
 
