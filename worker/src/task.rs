@@ -185,7 +185,11 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             let spec = TaskSpec { secrets, ..spec };
             ctx.runtime.run(&spec, tx, kill).await
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            // Nothing will log: let the forwarder end.
+            drop(tx);
+            Err(e.into())
+        }
     };
     heartbeat.abort();
     kill_guard.abort();
