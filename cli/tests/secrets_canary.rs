@@ -102,15 +102,24 @@ fn forms(secret: &str) -> Vec<(String, Vec<u8>)> {
     vec![
         ("raw".into(), b.to_vec()),
         ("base64".into(), STANDARD.encode(b).into_bytes()),
-        ("base64 unpadded".into(), STANDARD_NO_PAD.encode(b).into_bytes()),
+        (
+            "base64 unpadded".into(),
+            STANDARD_NO_PAD.encode(b).into_bytes(),
+        ),
         ("url-safe base64".into(), URL_SAFE.encode(b).into_bytes()),
-        ("url-safe base64 unpadded".into(), URL_SAFE_NO_PAD.encode(b).into_bytes()),
+        (
+            "url-safe base64 unpadded".into(),
+            URL_SAFE_NO_PAD.encode(b).into_bytes(),
+        ),
         ("url-encoded".into(), url.into_bytes()),
     ]
 }
 
 fn count(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
 
 /// Every regular file under `dir`.
@@ -200,13 +209,10 @@ async fn canary_secrets_are_stored_nowhere() {
         },
         runtime: runtime.into(),
     };
-    let local = baton::local::LocalBaton::start(
-        &nats.url(),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![worker],
-    )
-    .await
-    .expect("Baton starts");
+    let local =
+        baton::local::LocalBaton::start(&nats.url(), "127.0.0.1:0".parse().unwrap(), vec![worker])
+            .await
+            .expect("Baton starts");
     let admin = local.admin().await.expect("admin connects");
     let run_id = admin
         .clone()
@@ -273,7 +279,11 @@ async fn canary_secrets_are_stored_nowhere() {
         if out.stdout.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "volumes left: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            Instant::now() < deadline,
+            "volumes left: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -299,7 +309,10 @@ async fn canary_secrets_are_stored_nowhere() {
         "searched {total} bytes in {} store files, the service logs and the API answers; {redacted} redaction markers",
         files.len()
     );
-    assert!(redacted > 0, "nothing redacted was stored: the search proves nothing");
+    assert!(
+        redacted > 0,
+        "nothing redacted was stored: the search proves nothing"
+    );
 
     let mut found = Vec::new();
     for (label, secret) in [("env", &env_secret), ("file", &file_secret)] {

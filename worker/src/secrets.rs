@@ -31,7 +31,10 @@ impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Secrets")
             .field("env", &self.env.iter().map(|e| &e.0).collect::<Vec<_>>())
-            .field("files", &self.files.iter().map(|e| &e.0).collect::<Vec<_>>())
+            .field(
+                "files",
+                &self.files.iter().map(|e| &e.0).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -136,7 +139,10 @@ mod tests {
             r("TOKEN", "CI_TOKEN", "", false),
             r("key", "", path.to_str().unwrap(), true),
         ];
-        let s = resolve(&refs, "w1", |v| (v == "CI_TOKEN").then(|| "env-secret-1".into())).unwrap();
+        let s = resolve(&refs, "w1", |v| {
+            (v == "CI_TOKEN").then(|| "env-secret-1".into())
+        })
+        .unwrap();
         assert_eq!(s.env, [("TOKEN".to_string(), "env-secret-1".to_string())]);
         assert_eq!(s.files, [("key".to_string(), b"file-secret-1\n".to_vec())]);
         assert_eq!(
@@ -153,13 +159,20 @@ mod tests {
             e.to_string(),
             "secret `T`: the worker has no environment variable NOPE — set it where the worker starts (the plan's `from_env` names the worker's variable)"
         );
-        let e = resolve(&[r("k", "", "/nonexistent/baton/key", true)], "w1", |_| None).unwrap_err();
+        let e = resolve(&[r("k", "", "/nonexistent/baton/key", true)], "w1", |_| {
+            None
+        })
+        .unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("secret `k`: cannot read /nonexistent/baton/key on worker w1: entity not found"),
+            e.to_string().starts_with(
+                "secret `k`: cannot read /nonexistent/baton/key on worker w1: entity not found"
+            ),
             "{e}"
         );
-        let e = resolve(&[r("T", "SHORT", "", false)], "w1", |_| Some("abc\n".into())).unwrap_err();
+        let e = resolve(&[r("T", "SHORT", "", false)], "w1", |_| {
+            Some("abc\n".into())
+        })
+        .unwrap_err();
         assert!(matches!(e, SecretError::TooShort { .. }), "{e}");
         assert!(!e.to_string().contains("abc"));
     }

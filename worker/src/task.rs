@@ -124,9 +124,8 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
 
     // Resolved on this host, now: a missing secret fails the attempt
     // permanently below, with a message naming the reference only.
-    let secrets = crate::secrets::resolve(&d.secrets, &ctx.worker_id, |var| {
-        std::env::var(var).ok()
-    });
+    let secrets =
+        crate::secrets::resolve(&d.secrets, &ctx.worker_id, |var| std::env::var(var).ok());
     let redactor = secrets
         .as_ref()
         .map(|s| s.redactor.clone())

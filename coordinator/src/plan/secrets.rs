@@ -75,13 +75,15 @@ pub(crate) fn env(
 /// `secrets: [{ name, secret: { from_env | from_file }, as: file | env }]`;
 /// `as` defaults to `file`.
 pub(crate) fn list(cx: &mut Cx, f: Field<'_>) -> Vec<SecretRef> {
-    let hint = "write `secrets: [{ name: deploy_key, secret: { from_file: /etc/baton/deploy.key } }]`";
+    let hint =
+        "write `secrets: [{ name: deploy_key, secret: { from_file: /etc/baton/deploy.key } }]`";
     let Some(items) = cx.seq(f, hint) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for item in items.iter() {
-        let Some(fs) = cx.fields(item, node_pos(item), "a secret", &["name", "secret", "as"]) else {
+        let Some(fs) = cx.fields(item, node_pos(item), "a secret", &["name", "secret", "as"])
+        else {
             continue;
         };
         let name = cx.require(&fs, "name", "secret").and_then(|n| cx.string(n));
@@ -101,12 +103,18 @@ pub(crate) fn list(cx: &mut Cx, f: Field<'_>) -> Vec<SecretRef> {
                 None => None,
             },
         };
-        let source = cx.require(&fs, "secret", "secret").and_then(|s| source(cx, s));
+        let source = cx
+            .require(&fs, "secret", "secret")
+            .and_then(|s| source(cx, s));
         let (Some((name, at)), Some(as_file), Some(source)) = (name, as_file, source) else {
             continue;
         };
         if let Some(problem) = name_problem(&name, as_file) {
-            cx.err(at.node, format!("secret name `{name}` {problem}"), name_hint(as_file));
+            cx.err(
+                at.node,
+                format!("secret name `{name}` {problem}"),
+                name_hint(as_file),
+            );
             continue;
         }
         out.push(SecretRef {
@@ -160,7 +168,11 @@ fn source(cx: &mut Cx, f: Field<'_>) -> Option<SecretSource> {
     let fs = cx.fields(f.node, f.pos(), "`secret`", &["from_env", "from_file"])?;
     match (fs.get("from_env"), fs.get("from_file")) {
         (Some(_), Some(_)) | (None, None) => {
-            cx.err(fs.pos, "`secret` needs exactly one of `from_env` and `from_file`", REF_HINT);
+            cx.err(
+                fs.pos,
+                "`secret` needs exactly one of `from_env` and `from_file`",
+                REF_HINT,
+            );
             None
         }
         (Some(e), None) => {

@@ -74,10 +74,16 @@ fn relative_paths_bad_names_and_doubles_are_refused() {
         "15:34 `secret` needs exactly one of `from_env` and `from_file`",
         "16:53 `as: disk` is not a way to deliver a secret",
     ] {
-        assert!(joined.contains(expected), "missing {expected:?} in\n{joined}");
+        assert!(
+            joined.contains(expected),
+            "missing {expected:?} in\n{joined}"
+        );
     }
     let e = errors(
         "        env:\n          K: x\n        secrets:\n          - { name: K, secret: { from_env: K }, as: env }\n",
     );
-    assert!(e[0].contains("secret `K` is given twice as a variable"), "{e:?}");
+    assert!(
+        e[0].contains("secret `K` is given twice as a variable"),
+        "{e:?}"
+    );
 }

@@ -12,8 +12,7 @@ use super::node::{is_null, kind, node_pos, span_pos, Cx, Field, TextPos};
 use super::parse::TaskSpans;
 
 const TASK_KEYS: &[&str] = &[
-    "id", "role", "run", "env", "needs", "timeout", "retries", "outputs", "when", "with",
-    "secrets",
+    "id", "role", "run", "env", "needs", "timeout", "retries", "outputs", "when", "with", "secrets",
 ];
 
 /// The default per-attempt timeout.

@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 
 use super::output::{LineSplitter, StdoutCollector};
-use crate::redact::{Redactor, StreamRedactor};
 use super::{LogLine, Sink, Stream};
+use crate::redact::{Redactor, StreamRedactor};
 
 /// Output collected so far, and how many bytes of each stream were consumed.
 pub(crate) struct Capture {

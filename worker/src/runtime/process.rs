@@ -97,7 +97,12 @@ impl ProcessRuntime {
             .env_clear()
             .env("PATH", &self.path)
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .envs(spec.secrets.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                spec.secrets
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .env("BATON_SECRETS", &secrets)
             .env("BATON_OUT", &out)
             .env("BATON_IN", &inputs)
@@ -177,8 +182,8 @@ impl ProcessRuntime {
         };
         let collected = collected.unwrap_or_else(|| StdoutCollector::new(false));
 
-        let file = read_result_file(&out.join("result.json"))?
-            .map(|f| spec.secrets.redactor.bytes(&f));
+        let file =
+            read_result_file(&out.join("result.json"))?.map(|f| spec.secrets.redactor.bytes(&f));
         let exit_code = status.code().map(i64::from);
         let verdict = evaluate(exit_code, collected.last_non_empty_line(), file.as_deref());
         let error = match end {
