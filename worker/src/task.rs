@@ -147,6 +147,14 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         })
     };
 
+    // Resolved on this host, now: a missing secret fails the attempt
+    // permanently below, with a message naming the reference only.
+    let secrets =
+        crate::secrets::resolve(&d.secrets, &ctx.worker_id, |var| std::env::var(var).ok());
+    let redactor = secrets
+        .as_ref()
+        .map(|s| s.redactor.clone())
+        .unwrap_or_default();
     let (tx, rx) = tokio::sync::mpsc::channel::<LogLine>(1024);
     let logs = tokio::spawn(forward_logs(
         ctx.client.clone(),
@@ -154,6 +162,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         d.task_id.clone(),
         d.attempt,
         rx,
+        redactor.clone(),
     ));
 
     let running_key = format!("{}/{}#{}", d.run_id, d.task_id, d.attempt);
@@ -194,8 +203,19 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             0 => ctx.max_artifact_bytes,
             n => n,
         },
+        secrets: Default::default(),
     };
-    let result = ctx.runtime.run(&spec, tx, kill).await;
+    let result = match secrets {
+        Ok(secrets) => {
+            let spec = TaskSpec { secrets, ..spec };
+            ctx.runtime.run(&spec, tx, kill).await
+        }
+        Err(e) => {
+            // Nothing will log: let the forwarder end.
+            drop(tx);
+            Err(e.into())
+        }
+    };
     heartbeat.abort();
     kill_guard.abort();
     ctx.cancels.release(&registration);
@@ -219,8 +239,9 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
                 .report
                 .as_ref()
                 .and_then(|r| serde_json::to_string(r).ok())
+                .map(|json| redactor.str(&json))
                 .unwrap_or_default(),
-            error: o.error.unwrap_or_default(),
+            error: redactor.str(&o.error.unwrap_or_default()),
             duration_ms: o.duration.as_millis() as u64,
             worker: ctx.worker_id.clone(),
             trace_id: trace_id.clone(),
@@ -231,7 +252,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             task_id: d.task_id.clone(),
             attempt: d.attempt,
             ok: false,
-            error: e.to_string(),
+            error: redactor.str(&e.to_string()),
             worker: ctx.worker_id.clone(),
             trace_id: trace_id.clone(),
             permanent: true,
@@ -239,7 +260,8 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         },
         Err(e) => {
             // This machine cannot run tasks now; let another worker try soon.
-            tracing::error!(run = %d.run_id, task = %d.task_id, error = %e, "runtime failure; task handed back");
+            let error = redactor.str(&e.to_string());
+            tracing::error!(run = %d.run_id, task = %d.task_id, %error, "runtime failure; task handed back");
             let _ = msg
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
                 .await;
@@ -263,6 +285,7 @@ async fn forward_logs(
     task: String,
     attempt: u32,
     mut rx: tokio::sync::mpsc::Receiver<LogLine>,
+    redactor: std::sync::Arc<crate::redact::Redactor>,
 ) {
     let subject = subjects::log(&run, &task);
     let attempt = attempt.to_string();
@@ -278,7 +301,9 @@ async fn forward_logs(
         );
         h.insert("Baton-Attempt", attempt.as_str());
         if client
-            .publish_with_headers(subject.clone(), h, l.line.into())
+            // The runtimes redact the raw streams (catching values split
+            // across chunks); this second pass guards lines from anywhere else.
+            .publish_with_headers(subject.clone(), h, redactor.str(&l.line).into())
             .await
             .is_err()
         {

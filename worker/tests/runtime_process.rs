@@ -27,6 +27,7 @@ fn spec(script: &str) -> TaskSpec {
         inputs: vec![],
         max_artifact_bytes: 0,
         grant: Default::default(),
+        secrets: Default::default(),
     }
 }
 

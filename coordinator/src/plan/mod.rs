@@ -25,6 +25,7 @@
 //! - `sandbox`: a role's `sandbox:` requests (network, mounts, resources) and their warnings.
 //! - `schema`: field schemas of role inputs/outputs, and checking values.
 //! - `schema_yaml`: reading schemas from YAML, writing them back normalized.
+//! - `secrets`: `env` entries and `secrets:` lists naming secrets by reference.
 //! - `with`: a task's `with:` and checking tasks against their role's schemas.
 
 mod approval;
@@ -41,6 +42,7 @@ mod role;
 mod sandbox;
 mod schema;
 mod schema_yaml;
+mod secrets;
 pub mod stages;
 mod summary;
 mod task;

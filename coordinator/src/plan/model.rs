@@ -262,6 +262,30 @@ pub struct Task {
     /// the task as `BATON_INPUT_<NAME>` variables.
     #[serde(default)]
     pub with: BTreeMap<String, String>,
+    /// Secrets by reference (`env: { N: { secret: … } }` and `secrets:`);
+    /// the worker resolves them, the plan never holds a value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretRef>,
+}
+
+/// A secret the worker reads on its own host when the attempt starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    /// The environment variable, or the file name under `/run/secrets/`.
+    pub name: String,
+    pub source: SecretSource,
+    /// Delivered as a file under `/run/secrets/` rather than a variable.
+    pub as_file: bool,
+}
+
+/// Where the worker finds the value; there is no variant holding one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    /// A variable of the worker's own environment.
+    FromEnv(String),
+    /// An absolute path on the worker host.
+    FromFile(String),
 }
 
 impl Phase {

@@ -120,6 +120,7 @@ impl RunState {
             inputs: self.input_artifacts(task),
             max_artifact_bytes: self.plan.max_artifact_bytes,
             sandbox: sandbox_request(&self.plan.roles[&task.role].sandbox),
+            secrets: task.secrets.iter().map(secret_ref).collect(),
         }))
     }
 
@@ -199,4 +200,18 @@ fn sandbox_request(s: &crate::plan::RoleSandbox) -> Option<v1::SandboxRequest> {
         nano_cpus: s.nano_cpus,
         pids: s.pids,
     })
+}
+
+/// The reference only: the worker resolves it on its own host.
+fn secret_ref(s: &plan::SecretRef) -> v1::SecretRef {
+    let (from_env, from_file) = match &s.source {
+        plan::SecretSource::FromEnv(var) => (var.clone(), String::new()),
+        plan::SecretSource::FromFile(path) => (String::new(), path.clone()),
+    };
+    v1::SecretRef {
+        name: s.name.clone(),
+        from_env,
+        from_file,
+        as_file: s.as_file,
+    }
 }

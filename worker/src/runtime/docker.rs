@@ -179,8 +179,8 @@ impl DockerRuntime {
             )
             .await;
         guard.remove().await;
-        let (mut outcome, collected) = result?;
-        artifacts::settle(self.store.as_ref(), spec, &collected, &mut outcome).await?;
+        let (mut outcome, mut collected) = result?;
+        artifacts::settle(self.store.as_ref(), spec, &mut collected, &mut outcome).await?;
         Ok(outcome)
     }
 
@@ -249,7 +249,7 @@ impl DockerRuntime {
         let mut follower = tokio::spawn(logs::follow(
             streaming.clone(),
             id.to_string(),
-            Capture::new(logs),
+            Capture::new(logs, spec.secrets.redactor.clone()),
             stop_logs.clone(),
         ));
 

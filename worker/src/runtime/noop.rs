@@ -66,6 +66,7 @@ mod tests {
             inputs: vec![],
             max_artifact_bytes: 0,
             grant: Default::default(),
+            secrets: Default::default(),
         };
         let (tx, _rx) = mpsc::channel(1);
         let rt = crate::runtime::Runtime::Noop(NoopRuntime::new());

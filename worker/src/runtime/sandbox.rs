@@ -201,8 +201,12 @@ pub fn container_body(
     mounts: Vec<Mount>,
 ) -> ContainerCreateBody {
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.extend(spec.secrets.env.iter().map(|(k, v)| format!("{k}={v}")));
     env.push(format!("BATON_OUT={OUT_DIR}"));
     env.push(format!("BATON_IN={IN_DIR}"));
+    if !spec.secrets.files.is_empty() {
+        env.push(format!("BATON_SECRETS={}", crate::secrets::SECRETS_DIR));
+    }
     if let Some(ws) = &spec.workspace {
         env.push(format!("BATON_WORKSPACE={}", ws.mount));
     }
@@ -241,6 +245,7 @@ mod tests {
             inputs: vec![],
             max_artifact_bytes: 0,
             grant: Default::default(),
+            secrets: Default::default(),
         }
     }
 

@@ -62,6 +62,7 @@ pub fn spec(run_id: &str, script: &str) -> TaskSpec {
         inputs: vec![],
         max_artifact_bytes: 0,
         grant: Default::default(),
+        secrets: Default::default(),
     }
 }
 
