@@ -208,7 +208,9 @@ async fn rejection_fails_the_task_and_rolls_back() {
     assert_eq!(deploy.status, "failed");
     assert_eq!(deploy.attempts, 0, "a rejected task never reaches a worker");
     assert!(
-        deploy.error.contains("rejected by anonymous: not on a Friday"),
+        deploy
+            .error
+            .contains("rejected by anonymous: not on a Friday"),
         "{}",
         deploy.error
     );

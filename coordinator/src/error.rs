@@ -35,6 +35,12 @@ pub enum Error {
     Bus(#[from] async_nats::Error),
     #[error("webhook server error: {0}")]
     Hooks(#[source] std::io::Error),
+    #[error("evidence key {path}: {problem} — make a pair with `baton evidence keygen -o PREFIX`")]
+    EvidenceKey { path: String, problem: String },
+    #[error("evidence does not verify: {0}")]
+    EvidenceInvalid(String),
+    #[error("run {0} has no evidence — it is stored when the run ends, by a coordinator started with --evidence-key")]
+    NoEvidence(String),
     #[error("gRPC server error: {0}")]
     Grpc(#[from] tonic::transport::Error),
 }
@@ -46,7 +52,9 @@ impl From<Error> for tonic::Status {
             Error::InvalidPlan(_) | Error::InvalidInputs(_) | Error::PlanSource(_) => {
                 tonic::Status::invalid_argument(msg)
             }
-            Error::UnknownPlan(_) | Error::RunNotFound(_) => tonic::Status::not_found(msg),
+            Error::UnknownPlan(_) | Error::RunNotFound(_) | Error::NoEvidence(_) => {
+                tonic::Status::not_found(msg)
+            }
             Error::NothingToDecide { .. } | Error::RunEnded { .. } => {
                 tonic::Status::failed_precondition(msg)
             }

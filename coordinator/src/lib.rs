@@ -8,6 +8,7 @@
 //! - [`deadletter`]: task messages the queue gave up on, moved where people see them.
 //! - [`admin`]: the tonic admin service (with server reflection).
 //! - [`auth`]: who calls the admin API ([`auth::Identity`]) and with which role.
+//! - [`evidence`]: signed evidence of ended runs (in-toto in DSSE, ed25519).
 //! - [`roles`]: the role registry (`baton role apply`), roles plans use without declaring.
 //! - [`submit`]: accepting a run, shared by gRPC and triggers.
 //! - [`incident`]: incidents out to `baton.incident.<run>` and the plan's webhook.
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod deadletter;
 pub mod engine;
 pub mod error;
+pub mod evidence;
 pub mod hooks;
 pub mod incident;
 pub mod lease;

@@ -46,6 +46,8 @@ pub struct Topology {
     pub deadletter: stream::Stream,
     pub roles: kv::Store,
     pub artifacts: jetstream::object_store::ObjectStore,
+    /// Signed evidence of ended runs, `<run>.intoto.json`.
+    pub evidence: jetstream::object_store::ObjectStore,
 }
 
 pub async fn ensure(
@@ -163,7 +165,15 @@ pub async fn ensure(
             .await?
         }
     };
+    let evidence = object_store(
+        js,
+        EVIDENCE_BUCKET,
+        "Signed evidence (DSSE) of ended runs",
+        opts,
+    )
+    .await?;
     Ok(Topology {
+        evidence,
         roles,
         artifacts,
         events,
@@ -176,6 +186,26 @@ pub async fn ensure(
         workers,
         deadletter,
     })
+}
+
+async fn object_store(
+    js: &jetstream::Context,
+    name: &str,
+    description: &str,
+    opts: &TopologyOptions,
+) -> Result<jetstream::object_store::ObjectStore, async_nats::Error> {
+    if let Ok(store) = js.get_object_store(name).await {
+        return Ok(store);
+    }
+    Ok(js
+        .create_object_store(jetstream::object_store::Config {
+            bucket: name.into(),
+            description: Some(description.into()),
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: opts.replicas,
+            ..Default::default()
+        })
+        .await?)
 }
 
 async fn kv_bucket(
