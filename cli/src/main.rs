@@ -6,6 +6,7 @@ mod bench;
 mod chaos_cmd;
 mod client;
 mod dev_roles;
+mod evidence_cmd;
 mod hook_args;
 mod render;
 mod role_cmd;
@@ -70,6 +71,9 @@ enum Cmd {
     /// Run many runs on separate local processes while killing, freezing and
     /// cutting off parts; check nothing was lost or done twice.
     Chaos(chaos_cmd::ChaosArgs),
+    /// Signed evidence of ended runs: keygen, export, verify (offline).
+    #[command(subcommand)]
+    Evidence(evidence_cmd::EvidenceCmd),
 }
 
 #[derive(Subcommand)]
@@ -254,6 +258,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Workers(a) => client::workers(a).await,
             Cmd::Bench(a) => bench::run(a).await,
             Cmd::Chaos(a) => chaos_cmd::run(a).await,
+            Cmd::Evidence(c) => evidence_cmd::run(c).await,
         }
     });
     std::process::ExitCode::from(code)

@@ -56,7 +56,13 @@ pub fn generate() -> SigningKey {
 pub fn write_pair(prefix: &Path, key: &SigningKey) -> Result<PathBuf, Error> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let private = key
+    // RFC 8410's v1 form, private key only: OpenSSL 3.0 refuses the v2 form
+    // (with the public key inside) that `to_pkcs8_pem` writes.
+    let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    let private = v1
         .to_pkcs8_pem(Default::default())
         .map_err(|e| key_err(prefix, e))?;
     let public = key
