@@ -7,6 +7,7 @@ mod bench;
 mod chaos_cmd;
 mod client;
 mod dev_roles;
+mod evidence_cmd;
 mod hook_args;
 mod nats_args;
 mod render;
@@ -73,6 +74,9 @@ enum Cmd {
     /// Run many runs on separate local processes while killing, freezing and
     /// cutting off parts; check nothing was lost or done twice.
     Chaos(chaos_cmd::ChaosArgs),
+    /// Signed evidence of ended runs: keygen, export, verify (offline).
+    #[command(subcommand)]
+    Evidence(evidence_cmd::EvidenceCmd),
     /// Check or read the runs' hash-chained audit trail, straight from NATS.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -300,6 +304,7 @@ fn main() -> std::process::ExitCode {
                 nats_url,
             }) => audit_cmd::verify(&nats_url, run.as_deref(), chain_only).await,
             Cmd::Audit(AuditCmd::Show { run, nats_url }) => audit_cmd::show(&nats_url, &run).await,
+            Cmd::Evidence(c) => evidence_cmd::run(c).await,
         }
     });
     std::process::ExitCode::from(code)

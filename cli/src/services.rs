@@ -45,6 +45,10 @@ pub struct DevArgs {
     /// Approve every approval at once. For demos only: it defeats the point of approvals.
     #[arg(long)]
     pub auto_approve: bool,
+    /// Sign ended runs' evidence with this PEM PKCS#8 ed25519 key (default:
+    /// `<store-dir or .baton>/evidence.key`, made on first start).
+    #[arg(long)]
+    pub evidence_key: Option<std::path::PathBuf>,
 }
 
 /// What every service shares.
@@ -88,6 +92,10 @@ pub struct CoordinatorArgs {
     /// How long a coordinator may go silent before its runs are taken over.
     #[arg(long, default_value_t = 5000)]
     pub lease_ttl_ms: u64,
+    /// Sign each ended run's evidence with this PEM PKCS#8 ed25519 key
+    /// (`baton evidence keygen`); without it no evidence is stored.
+    #[arg(long, env = "BATON_EVIDENCE_KEY")]
+    pub evidence_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -216,6 +224,7 @@ pub async fn coordinator(a: CoordinatorArgs) -> u8 {
         grpc_addr: a.grpc_addr,
         id: a.id.unwrap_or(defaults.id),
         lease_ttl: Duration::from_millis(a.lease_ttl_ms),
+        evidence_key: a.evidence_key,
         ..defaults
     };
     let opts = match a.hooks.configure(a.http_addr, opts) {
@@ -321,9 +330,17 @@ pub async fn dev(a: DevArgs) -> u8 {
         grace: Duration::from_secs(5),
         ..Default::default()
     };
+    let evidence_key = match a.evidence_key.clone() {
+        Some(k) => k,
+        None => match dev_evidence_key(a.store_dir.as_deref()) {
+            Ok(k) => k,
+            Err(e) => return fail(e),
+        },
+    };
     let coordinator = baton_coordinator::Options {
         grpc_addr: a.grpc_addr,
         nats_auth: nats_auth.clone(),
+        evidence_key: Some(evidence_key.clone()),
         ..Default::default()
     };
     let coordinator = match a.hooks.configure(Some(a.http_addr), coordinator) {
@@ -369,6 +386,11 @@ pub async fn dev(a: DevArgs) -> u8 {
         a.roles.join(","),
         a.runtime,
         a.concurrency
+    );
+    eprintln!(
+        "  evidence:  signed with {}; verify with --key {}.pub",
+        evidence_key.display(),
+        evidence_key.display()
     );
     eprintln!(
         "  try:       baton run examples/release-train.yaml --wait   (Ctrl-C stops everything)"
@@ -427,4 +449,26 @@ async fn auto_approve(
             tracing::info!(run = %ev.run_id, phase = %p.phase_id, "auto-approved");
         }
     }
+}
+
+/// `baton dev`'s signing key, `<state>/evidence.key`, made on first start so
+/// that every dev run has evidence.
+fn dev_evidence_key(store_dir: Option<&std::path::Path>) -> Result<std::path::PathBuf, String> {
+    let dir = store_dir.unwrap_or(std::path::Path::new(".baton"));
+    let key = dir.join("evidence.key");
+    if !key.exists() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let public = baton_coordinator::evidence::keys::write_pair(
+            &key,
+            &baton_coordinator::evidence::keys::generate(),
+        )
+        .map_err(|e| e.to_string())?;
+        eprintln!(
+            "made an evidence signing key: {} (public: {})",
+            key.display(),
+            public.display()
+        );
+    }
+    Ok(key)
 }

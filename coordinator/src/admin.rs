@@ -22,6 +22,7 @@ pub struct AdminService {
     pub store: RunStore,
     pub events: async_nats::jetstream::stream::Stream,
     pub workers: crate::workers::WorkerDirectory,
+    pub evidence: async_nats::jetstream::object_store::ObjectStore,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<v1::RunEvent, Status>> + Send>>;
@@ -234,6 +235,16 @@ impl Admin for AdminService {
                 .map(|(id, yaml)| v1::RoleSpecYaml { id, yaml })
                 .collect(),
         }))
+    }
+
+    /// The run's stored envelope, byte for byte as signed (least role: viewer).
+    async fn get_evidence(
+        &self,
+        req: Request<v1::GetEvidenceRequest>,
+    ) -> Result<Response<v1::GetEvidenceResponse>, Status> {
+        let run = req.into_inner().run_id;
+        let envelope = crate::evidence::collect::fetch(&self.evidence, &run).await?;
+        Ok(Response::new(v1::GetEvidenceResponse { envelope }))
     }
 
     type LogsStream = LogStream;

@@ -39,6 +39,12 @@ pub enum Error {
     Bus(#[from] async_nats::Error),
     #[error("webhook server error: {0}")]
     Hooks(#[source] std::io::Error),
+    #[error("evidence key {path}: {problem} — make a pair with `baton evidence keygen -o PREFIX`")]
+    EvidenceKey { path: String, problem: String },
+    #[error("evidence does not verify: {0}")]
+    EvidenceInvalid(String),
+    #[error("run {0} has no evidence — it is stored when the run ends, by a coordinator started with --evidence-key")]
+    NoEvidence(String),
     #[error("gRPC server error: {0}")]
     Grpc(#[from] tonic::transport::Error),
 }
@@ -52,7 +58,9 @@ impl From<Error> for tonic::Status {
             | Error::PlanSource(_)
             | Error::ReasonRequired { .. } => tonic::Status::invalid_argument(msg),
             Error::SelfApproval { .. } => tonic::Status::permission_denied(msg),
-            Error::UnknownPlan(_) | Error::RunNotFound(_) => tonic::Status::not_found(msg),
+            Error::UnknownPlan(_) | Error::RunNotFound(_) | Error::NoEvidence(_) => {
+                tonic::Status::not_found(msg)
+            }
             Error::NothingToDecide { .. } | Error::RunEnded { .. } => {
                 tonic::Status::failed_precondition(msg)
             }

@@ -33,6 +33,9 @@ pub struct Options {
     /// Bearer token accepted instead of a signature, for senders that cannot
     /// sign (Alertmanager).
     pub hook_bearer_token: Option<crate::hooks::Secret>,
+    /// PEM PKCS#8 ed25519 key that signs each ended run's evidence; without
+    /// one, no evidence is stored.
+    pub evidence_key: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -47,6 +50,7 @@ impl Default for Options {
             http_addr: None,
             hook_secret: None,
             hook_bearer_token: None,
+            evidence_key: None,
         }
     }
 }
@@ -104,12 +108,26 @@ impl Options {
             leases: leases.clone(),
             roles: crate::roles::RoleRegistry::new(topo.roles.clone()),
         };
+        let evidence = match &self.evidence_key {
+            Some(path) => Some(crate::evidence::Sealer {
+                js: js.clone(),
+                topo: topo.clone(),
+                key: std::sync::Arc::new(crate::evidence::keys::load_signing_key(path)?),
+            }),
+            None => {
+                tracing::warn!(
+                    "no --evidence-key: evidence of ended runs is not signed, and none is stored"
+                );
+                None
+            }
+        };
         let timers = TaskTracker::new();
         let admin = AdminService {
             submitter: submitter.clone(),
             store: store.clone(),
             events: topo.events.clone(),
             workers: crate::workers::WorkerDirectory::new(topo.workers.clone()),
+            evidence: topo.evidence.clone(),
         };
         let listener = tokio::net::TcpListener::bind(self.grpc_addr)
             .await
@@ -148,6 +166,7 @@ impl Options {
             store,
             timers: timers.clone(),
             leases,
+            evidence,
         };
         Ok((
             Coordinator {

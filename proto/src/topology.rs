@@ -48,6 +48,8 @@ pub struct Topology {
     pub artifacts: jetstream::object_store::ObjectStore,
     /// One hash chain of audit records per run, on `baton.audit.<run>`.
     pub audit: stream::Stream,
+    /// Signed evidence of ended runs, `<run>.intoto.json`.
+    pub evidence: jetstream::object_store::ObjectStore,
 }
 
 pub async fn ensure(
@@ -182,8 +184,16 @@ pub async fn ensure(
             .await?
         }
     };
+    let evidence = object_store(
+        js,
+        EVIDENCE_BUCKET,
+        "Signed evidence (DSSE) of ended runs",
+        opts,
+    )
+    .await?;
     Ok(Topology {
         audit,
+        evidence,
         roles,
         artifacts,
         events,
@@ -196,6 +206,26 @@ pub async fn ensure(
         workers,
         deadletter,
     })
+}
+
+async fn object_store(
+    js: &jetstream::Context,
+    name: &str,
+    description: &str,
+    opts: &TopologyOptions,
+) -> Result<jetstream::object_store::ObjectStore, async_nats::Error> {
+    if let Ok(store) = js.get_object_store(name).await {
+        return Ok(store);
+    }
+    Ok(js
+        .create_object_store(jetstream::object_store::Config {
+            bucket: name.into(),
+            description: Some(description.into()),
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: opts.replicas,
+            ..Default::default()
+        })
+        .await?)
 }
 
 async fn kv_bucket(

@@ -157,6 +157,11 @@ impl Engine {
             }
             if let Err(e) = bus::publish_acked(&self.js, subject, &msg_id, &ev, &tp).await {
                 tracing::error!(error = %e, "run end could not be announced");
+                continue;
+            }
+            // After the announcement, so the evidence's events include the end.
+            if let (Some(sealer), Some(st)) = (&self.evidence, own.runs.get(&ev.run_id)) {
+                sealer.spawn(st.clone());
             }
         }
     }

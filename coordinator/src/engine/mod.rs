@@ -43,6 +43,8 @@ pub struct Engine {
     pub store: RunStore,
     pub timers: TaskTracker,
     pub leases: Arc<Leases>,
+    /// Signs ended runs' evidence; `None` without a key.
+    pub evidence: Option<crate::evidence::Sealer>,
 }
 
 /// Every run's events, from when [`Engine::subscribe`] was called.
