@@ -221,7 +221,22 @@ async fn a_run_with_an_approval_exports_evidence_that_verifies_offline_and_any_c
         out.contains("approved by anonymous: diff reviewed"),
         "{out}"
     );
-    assert!(out.contains("audit head: none"), "{out}");
+    // The head anchors the run's whole audit chain: its last record, `finished`.
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let last = js
+        .get_stream("BATON_AUDIT")
+        .await
+        .unwrap()
+        .get_last_raw_message_by_subject(&format!("baton.audit.{run}"))
+        .await
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&last.payload).unwrap();
+    assert_eq!(record["kind"], "finished", "{record}");
+    let head_hash = record["hash"].as_str().unwrap().to_string();
+    assert!(
+        out.contains(&format!("audit head: #{} {head_hash}", record["n"])),
+        "{out}"
+    );
 
     // The content, against what the run really did.
     let bytes = std::fs::read(&file).unwrap();
@@ -283,7 +298,8 @@ async fn a_run_with_an_approval_exports_evidence_that_verifies_offline_and_any_c
         p.decisions.last(),
         Some(evidence::statement::DecisionEvidence::End { status, .. }) if status == "succeeded"
     ));
-    assert!(p.audit_head.is_none(), "no audit stream in this test");
+    let head = p.audit_head.as_ref().expect("an audit head");
+    assert_eq!((head.n, head.hash.as_str()), (record["n"].as_u64().unwrap(), head_hash.as_str()));
 
     // Any changed byte fails: every byte, changed two ways.
     let started = Instant::now();
