@@ -18,6 +18,8 @@ pub enum Error {
     NothingToDecide { run: String, status: String },
     #[error("a decision on run {run} needs a reason — say why, e.g. `baton approve {run} --reason \"diff reviewed, canary green\"`")]
     ReasonRequired { run: String },
+    #[error("the reason for run {run} is {bytes} bytes, more than the limit of 4096 — link to the details instead")]
+    ReasonTooLong { run: String, bytes: usize },
     #[error("{who} submitted run {run}, and its approval gate forbids self-approval — ask someone else to approve it")]
     SelfApproval { run: String, who: String },
     #[error("run {run} already ended ({status})")]
@@ -56,7 +58,8 @@ impl From<Error> for tonic::Status {
             Error::InvalidPlan(_)
             | Error::InvalidInputs(_)
             | Error::PlanSource(_)
-            | Error::ReasonRequired { .. } => tonic::Status::invalid_argument(msg),
+            | Error::ReasonRequired { .. }
+            | Error::ReasonTooLong { .. } => tonic::Status::invalid_argument(msg),
             Error::SelfApproval { .. } => tonic::Status::permission_denied(msg),
             Error::UnknownPlan(_) | Error::RunNotFound(_) | Error::NoEvidence(_) => {
                 tonic::Status::not_found(msg)

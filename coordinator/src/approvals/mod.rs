@@ -17,6 +17,10 @@ use crate::run::{Mode, PhaseStatus, RunState, RunStatus, TaskStatus};
 use crate::state_store::RunStore;
 use crate::Error;
 
+/// Longest reason a decision may carry: it lands in events, the audit
+/// trail and the evidence, which are read by people.
+pub const MAX_REASON_BYTES: usize = 4096;
+
 /// One decision as a person made it. `by` is the identity of the credential
 /// it came with (the admin token's name, or the NATS subject's identity
 /// token), never a name the body claims.
@@ -41,6 +45,12 @@ pub async fn decide(
     if d.reason.trim().is_empty() {
         return Err(Error::ReasonRequired {
             run: d.run_id.clone(),
+        });
+    }
+    if d.reason.len() > MAX_REASON_BYTES {
+        return Err(Error::ReasonTooLong {
+            run: d.run_id.clone(),
+            bytes: d.reason.len(),
         });
     }
     let st = store.get(&d.run_id).await?;
