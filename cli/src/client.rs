@@ -81,6 +81,10 @@ pub fn plan_validate(file: &Path, roles: &[std::path::PathBuf]) -> u8 {
     };
     match baton_coordinator::plan::load_with_roles(&file.display().to_string(), &yaml, &registry) {
         Ok(plan) => {
+            // Warnings do not fail validation: a widened sandbox is allowed, but said out loud.
+            for w in baton_coordinator::plan::sandbox_warnings(&plan, &file.display().to_string()) {
+                eprintln!("{w}");
+            }
             println!("{}", baton_coordinator::plan::summary(&plan));
             0
         }

@@ -76,6 +76,8 @@ impl LocalBaton {
             }
             _ => None,
         };
+        // One process, one identity: the gates connect as the coordinator does.
+        let gates_auth = coordinator.nats_auth.clone();
         // The builds are boxed: their futures are large, and a caller on a
         // test thread (2 MiB of stack) would overflow in debug builds.
         let (coord, handle) = Box::pin(
@@ -90,6 +92,7 @@ impl LocalBaton {
         let gates = Box::pin(
             baton_gates::Options {
                 nats_url: nats_url.to_string(),
+                nats_auth: gates_auth,
                 ..Default::default()
             }
             .build(),

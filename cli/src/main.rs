@@ -2,15 +2,19 @@
 //! client commands, and the bench harness.
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
 mod auth_args;
 mod bench;
 mod chaos_cmd;
 mod client;
 mod dev_roles;
 mod dev_token;
+mod evidence_cmd;
 mod hook_args;
+mod nats_args;
 mod render;
 mod role_cmd;
+mod sandbox_args;
 mod services;
 mod telemetry;
 mod token_cmd;
@@ -76,6 +80,35 @@ enum Cmd {
     /// Run many runs on separate local processes while killing, freezing and
     /// cutting off parts; check nothing was lost or done twice.
     Chaos(chaos_cmd::ChaosArgs),
+    /// Signed evidence of ended runs: keygen, export, verify (offline).
+    #[command(subcommand)]
+    Evidence(evidence_cmd::EvidenceCmd),
+    /// Check or read the runs' hash-chained audit trail, straight from NATS.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Walk every run's chain (or one run's); name the first record that was
+    /// changed, removed or inserted. Exit 1 on any, 2 when NATS cannot be read.
+    Verify {
+        /// Only this run.
+        #[arg(long)]
+        run: Option<String>,
+        /// Check the chain alone, not each record against its event on the EVENTS stream.
+        #[arg(long)]
+        chain_only: bool,
+        #[arg(long, env = "BATON_NATS_URL", default_value = DEFAULT_NATS_URL)]
+        nats_url: String,
+    },
+    /// A run's audit records, one per line: n, time, kind, who, what, why.
+    Show {
+        #[arg(long)]
+        run: String,
+        #[arg(long, env = "BATON_NATS_URL", default_value = DEFAULT_NATS_URL)]
+        nats_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -192,8 +225,8 @@ pub struct WorkersArgs {
 #[derive(Args)]
 pub struct DecideArgs {
     pub run: String,
-    /// Why; recorded with the decision.
-    #[arg(long)]
+    /// Why; required, and recorded with the decision.
+    #[arg(long, value_parser = non_empty_reason)]
     pub reason: String,
     /// Only this task (default: whatever the run waits for).
     #[arg(long)]
@@ -236,6 +269,17 @@ pub enum RuntimeKind {
     Process,
     /// Runs nothing; for benchmarks only.
     Noop,
+}
+
+/// Every decision is recorded with its reason, so an empty one is refused here
+/// already (the coordinator refuses it too).
+fn non_empty_reason(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err(
+            "a decision needs a reason, e.g. --reason \"diff reviewed, canary green\"".into(),
+        );
+    }
+    Ok(s.to_string())
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -283,6 +327,13 @@ fn main() -> std::process::ExitCode {
             Cmd::Workers(a) => client::workers(a).await,
             Cmd::Bench(a) => bench::run(a).await,
             Cmd::Chaos(a) => chaos_cmd::run(a).await,
+            Cmd::Audit(AuditCmd::Verify {
+                run,
+                chain_only,
+                nats_url,
+            }) => audit_cmd::verify(&nats_url, run.as_deref(), chain_only).await,
+            Cmd::Audit(AuditCmd::Show { run, nats_url }) => audit_cmd::show(&nats_url, &run).await,
+            Cmd::Evidence(c) => evidence_cmd::run(c).await,
         }
     });
     std::process::ExitCode::from(code)

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::hook_args::HookArgs;
+use crate::nats_args::NatsAuthArgs;
 use crate::{RuntimeKind, DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR, DEFAULT_NATS_URL};
 
 #[derive(Args)]
@@ -18,6 +19,9 @@ pub struct DevArgs {
     /// Use this NATS server instead of starting one.
     #[arg(long)]
     pub nats_url: Option<String>,
+    /// Credentials for --nats-url (dev's own nats-server has none); every part uses them.
+    #[command(flatten)]
+    pub nats_auth: NatsAuthArgs,
     /// Port of the nats-server that dev starts.
     #[arg(long, default_value_t = 4222)]
     pub nats_port: u16,
@@ -45,6 +49,10 @@ pub struct DevArgs {
     /// is an admin. Only dev has this flag.
     #[arg(long)]
     pub no_auth: bool,
+    /// Sign ended runs' evidence with this PEM PKCS#8 ed25519 key (default:
+    /// `<store-dir or .baton>/evidence.key`, made on first start).
+    #[arg(long)]
+    pub evidence_key: Option<std::path::PathBuf>,
 }
 
 /// What every service shares.
@@ -57,6 +65,8 @@ pub struct BusArgs {
     /// server, 3 for a cluster. Streams that exist keep theirs.
     #[arg(long, env = "BATON_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
+    #[command(flatten)]
+    pub auth: NatsAuthArgs,
 }
 
 impl BusArgs {
@@ -88,12 +98,18 @@ pub struct CoordinatorArgs {
     /// How long a coordinator may go silent before its runs are taken over.
     #[arg(long, default_value_t = 5000)]
     pub lease_ttl_ms: u64,
+    /// Sign each ended run's evidence with this PEM PKCS#8 ed25519 key
+    /// (`baton evidence keygen`); without it no evidence is stored.
+    #[arg(long, env = "BATON_EVIDENCE_KEY")]
+    pub evidence_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
 pub struct WorkerArgs {
     #[command(flatten)]
     pub bus: BusArgs,
+    #[command(flatten)]
+    pub sandbox: crate::sandbox_args::SandboxArgs,
     /// Name in the registry and on its containers (default: unique per
     /// process). A worker restarted under the same id removes the containers
     /// its predecessor left behind.
@@ -209,10 +225,12 @@ pub async fn coordinator(a: CoordinatorArgs) -> u8 {
     let defaults = baton_coordinator::Options::default();
     let opts = baton_coordinator::Options {
         topology: a.bus.topology(),
+        nats_auth: a.bus.auth.auth(),
         nats_url: a.bus.nats_url,
         grpc_addr: a.grpc_addr,
         id: a.id.unwrap_or(defaults.id),
         lease_ttl: Duration::from_millis(a.lease_ttl_ms),
+        evidence_key: a.evidence_key,
         ..defaults
     };
     let opts = match a.hooks.configure(a.http_addr, opts) {
@@ -254,6 +272,7 @@ pub async fn worker(a: WorkerArgs) -> u8 {
     let defaults = baton_worker::Options::default();
     let opts = baton_worker::Options {
         topology: a.bus.topology(),
+        nats_auth: a.bus.auth.auth(),
         nats_url: a.bus.nats_url,
         roles: a.roles,
         concurrency: a.concurrency,
@@ -262,6 +281,7 @@ pub async fn worker(a: WorkerArgs) -> u8 {
         ack_wait: Duration::from_secs(a.ack_wait_secs.max(1)),
         max_deliver: a.max_deliver,
         max_artifact_bytes: a.max_artifact_bytes,
+        ceiling: a.sandbox.ceiling(),
         ..defaults
     };
     let w = match opts.build(runtime).await {
@@ -280,6 +300,7 @@ pub async fn gates(a: GatesArgs) -> u8 {
     let tel = crate::telemetry::init("baton-gates", "info");
     let g = match (baton_gates::Options {
         nats_url: a.bus.nats_url.clone(),
+        nats_auth: a.bus.auth.auth(),
         topology: a.bus.topology(),
         ..Default::default()
     })
@@ -315,11 +336,20 @@ pub async fn dev(a: DevArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let nats_auth = a.nats_auth.auth();
     let worker = baton_worker::Options {
+        nats_auth: nats_auth.clone(),
         roles: a.roles.clone(),
         concurrency: a.concurrency,
         grace: Duration::from_secs(5),
         ..Default::default()
+    };
+    let evidence_key = match a.evidence_key.clone() {
+        Some(k) => k,
+        None => match dev_evidence_key(a.store_dir.as_deref()) {
+            Ok(k) => k,
+            Err(e) => return fail(e),
+        },
     };
     let (auth, token) = if a.no_auth {
         (baton_coordinator::auth::Auth::Off, None)
@@ -330,6 +360,8 @@ pub async fn dev(a: DevArgs) -> u8 {
     let coordinator = baton_coordinator::Options {
         grpc_addr: a.grpc_addr,
         auth,
+        nats_auth: nats_auth.clone(),
+        evidence_key: Some(evidence_key.clone()),
         ..Default::default()
     };
     let coordinator = match a.hooks.configure(Some(a.http_addr), coordinator) {
@@ -359,7 +391,10 @@ pub async fn dev(a: DevArgs) -> u8 {
         );
         let t = cancel.child_token();
         let url = nats_url.clone();
-        parts.push(tokio::spawn(async move { auto_approve(url, t).await }));
+        let auth = nats_auth.clone();
+        parts.push(tokio::spawn(
+            async move { auto_approve(url, auth, t).await },
+        ));
     }
     let token_file = match crate::dev_token::publish(token.as_ref(), grpc_addr) {
         Ok(f) => f,
@@ -388,6 +423,11 @@ pub async fn dev(a: DevArgs) -> u8 {
         a.concurrency
     );
     eprintln!(
+        "  evidence:  signed with {}; verify with --key {}.pub",
+        evidence_key.display(),
+        evidence_key.display()
+    );
+    eprintln!(
         "  try:       baton run examples/release-train.yaml --wait   (Ctrl-C stops everything)"
     );
     let code = serve(parts, cancel, Duration::from_secs(15)).await;
@@ -402,8 +442,12 @@ pub async fn dev(a: DevArgs) -> u8 {
 }
 
 /// Approve every approval as soon as a run asks for one (demo only).
-async fn auto_approve(nats_url: String, cancel: CancellationToken) -> Result<(), String> {
-    let client = async_nats::connect(&nats_url)
+async fn auto_approve(
+    nats_url: String,
+    auth: baton_proto::nats_auth::NatsAuth,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    let client = baton_proto::bus::connect_with(&nats_url, "baton-auto-approve", &auth)
         .await
         .map_err(|e| e.to_string())?;
     let js = async_nats::jetstream::new(client.clone());
@@ -444,4 +488,26 @@ async fn auto_approve(nats_url: String, cancel: CancellationToken) -> Result<(),
             tracing::info!(run = %ev.run_id, phase = %p.phase_id, "auto-approved");
         }
     }
+}
+
+/// `baton dev`'s signing key, `<state>/evidence.key`, made on first start so
+/// that every dev run has evidence.
+fn dev_evidence_key(store_dir: Option<&std::path::Path>) -> Result<std::path::PathBuf, String> {
+    let dir = store_dir.unwrap_or(std::path::Path::new(".baton"));
+    let key = dir.join("evidence.key");
+    if !key.exists() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let public = baton_coordinator::evidence::keys::write_pair(
+            &key,
+            &baton_coordinator::evidence::keys::generate(),
+        )
+        .map_err(|e| e.to_string())?;
+        eprintln!(
+            "made an evidence signing key: {} (public: {})",
+            key.display(),
+            public.display()
+        );
+    }
+    Ok(key)
 }

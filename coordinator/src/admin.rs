@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{caller, Identity};
-use crate::run::{view, RunStatus};
+use crate::run::view;
 use crate::state_store::RunStore;
 use crate::submit::{Submission, Submitter};
 use crate::Error;
@@ -22,6 +22,7 @@ pub struct AdminService {
     pub store: RunStore,
     pub events: async_nats::jetstream::stream::Stream,
     pub workers: crate::workers::WorkerDirectory,
+    pub evidence: async_nats::jetstream::object_store::ObjectStore,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<v1::RunEvent, Status>> + Send>>;
@@ -34,24 +35,14 @@ impl AdminService {
         req: v1::DecisionRequest,
         approve: bool,
     ) -> Result<(), Error> {
-        let st = self.store.get(&req.run_id).await?;
-        let waiting = view::waiting(&st);
-        if st.status != RunStatus::Running || !waiting.contains("approval") {
-            return Err(Error::NothingToDecide {
-                run: st.run_id.clone(),
-                status: st.status.as_str().to_string(),
-            });
-        }
-        // Each decision is its own fact; two people approving are two events.
-        let id = format!("{}:decision:{:016x}", st.run_id, rand::random::<u64>());
-        let body = Body::Decision(v1::Decision {
-            approve,
+        let d = crate::approvals::DecisionInput {
+            run_id: req.run_id,
             by: who.name,
+            approve,
             reason: req.reason,
             task_id: req.task_id,
-        });
-        bus::publish_event(&self.submitter.js, &st.run_id, &id, body, &st.traceparent).await?;
-        Ok(())
+        };
+        crate::approvals::decide(&self.submitter.js, &self.store, d).await
     }
 }
 
@@ -244,6 +235,16 @@ impl Admin for AdminService {
                 .map(|(id, yaml)| v1::RoleSpecYaml { id, yaml })
                 .collect(),
         }))
+    }
+
+    /// The run's stored envelope, byte for byte as signed (least role: viewer).
+    async fn get_evidence(
+        &self,
+        req: Request<v1::GetEvidenceRequest>,
+    ) -> Result<Response<v1::GetEvidenceResponse>, Status> {
+        let run = req.into_inner().run_id;
+        let envelope = crate::evidence::collect::fetch(&self.evidence, &run).await?;
+        Ok(Response::new(v1::GetEvidenceResponse { envelope }))
     }
 
     type LogsStream = LogStream;

@@ -16,6 +16,12 @@ pub enum Error {
         "run {run} is not waiting for an approval (status {status}) — see `baton status {run}`"
     )]
     NothingToDecide { run: String, status: String },
+    #[error("a decision on run {run} needs a reason — say why, e.g. `baton approve {run} --reason \"diff reviewed, canary green\"`")]
+    ReasonRequired { run: String },
+    #[error("the reason for run {run} is {bytes} bytes, more than the limit of 4096 — link to the details instead")]
+    ReasonTooLong { run: String, bytes: usize },
+    #[error("{who} submitted run {run}, and its approval gate forbids self-approval — ask someone else to approve it")]
+    SelfApproval { run: String, who: String },
     #[error("run {run} already ended ({status})")]
     RunEnded { run: String, status: String },
     #[error("give either a plan's YAML or a registered plan's name, not {0}")]
@@ -60,6 +66,12 @@ pub enum Error {
     Bus(#[from] async_nats::Error),
     #[error("webhook server error: {0}")]
     Hooks(#[source] std::io::Error),
+    #[error("evidence key {path}: {problem} — make a pair with `baton evidence keygen -o PREFIX`")]
+    EvidenceKey { path: String, problem: String },
+    #[error("evidence does not verify: {0}")]
+    EvidenceInvalid(String),
+    #[error("run {0} has no evidence — it is stored when the run ends, by a coordinator started with --evidence-key")]
+    NoEvidence(String),
     #[error("gRPC server error: {0}")]
     Grpc(#[from] tonic::transport::Error),
 }
@@ -68,10 +80,15 @@ impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         let msg = e.to_string();
         match e {
-            Error::InvalidPlan(_) | Error::InvalidInputs(_) | Error::PlanSource(_) => {
-                tonic::Status::invalid_argument(msg)
+            Error::InvalidPlan(_)
+            | Error::InvalidInputs(_)
+            | Error::PlanSource(_)
+            | Error::ReasonRequired { .. }
+            | Error::ReasonTooLong { .. } => tonic::Status::invalid_argument(msg),
+            Error::SelfApproval { .. } => tonic::Status::permission_denied(msg),
+            Error::UnknownPlan(_) | Error::RunNotFound(_) | Error::NoEvidence(_) => {
+                tonic::Status::not_found(msg)
             }
-            Error::UnknownPlan(_) | Error::RunNotFound(_) => tonic::Status::not_found(msg),
             Error::NothingToDecide { .. } | Error::RunEnded { .. } => {
                 tonic::Status::failed_precondition(msg)
             }

@@ -69,6 +69,11 @@ fn key(run: &str) -> String {
 }
 
 impl Leases {
+    /// This coordinator's id: the actor of its own decisions in the audit trail.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
     pub fn new(kv: kv::Store, me: String, ttl: Duration) -> Arc<Self> {
         Arc::new(Self {
             kv,

@@ -7,7 +7,10 @@
 //! - [`engine`]: the loop that folds the runs this coordinator owns, and takes over orphaned ones.
 //! - [`deadletter`]: task messages the queue gave up on, moved where people see them.
 //! - [`admin`]: the tonic admin service (with server reflection).
+//! - [`audit`]: the hash-chained audit trail: records, hashing, verifying.
+//! - [`approvals`]: people's decisions, over gRPC or NATS (`baton.approve.<identity>.<run>`), checked and published alike.
 //! - [`auth`]: who calls the admin API ([`auth::Identity`]) and with which role.
+//! - [`evidence`]: signed evidence of ended runs (in-toto in DSSE, ed25519).
 //! - [`roles`]: the role registry (`baton role apply`), roles plans use without declaring.
 //! - [`submit`]: accepting a run, shared by gRPC and triggers.
 //! - [`incident`]: incidents out to `baton.incident.<run>` and the plan's webhook.
@@ -22,10 +25,13 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod approvals;
+pub mod audit;
 pub mod auth;
 pub mod deadletter;
 pub mod engine;
 pub mod error;
+pub mod evidence;
 pub mod hooks;
 pub mod incident;
 pub mod lease;

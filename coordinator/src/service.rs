@@ -16,6 +16,8 @@ use crate::Error;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub nats_url: String,
+    /// Credentials and TLS for NATS (default: none).
+    pub nats_auth: baton_proto::nats_auth::NatsAuth,
     pub grpc_addr: SocketAddr,
     pub topology: TopologyOptions,
     /// This coordinator's name in leases. A coordinator restarted under the
@@ -36,12 +38,16 @@ pub struct Options {
     pub auth: crate::auth::Auth,
     /// TLS for the admin API (mTLS with a client CA); None = plaintext.
     pub tls: Option<crate::auth::TlsOptions>,
+    /// PEM PKCS#8 ed25519 key that signs each ended run's evidence; without
+    /// one, no evidence is stored.
+    pub evidence_key: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_auth: Default::default(),
             grpc_addr: ([127, 0, 0, 1], 7233).into(),
             topology: TopologyOptions::default(),
             id: default_id(),
@@ -51,6 +57,7 @@ impl Default for Options {
             hook_bearer_token: None,
             auth: crate::auth::Auth::default(),
             tls: None,
+            evidence_key: None,
         }
     }
 }
@@ -101,9 +108,10 @@ impl Options {
                 .tls_config(t.clone())
                 .map_err(Error::Tls)?;
         }
-        let client = baton_proto::bus::connect(&self.nats_url, "baton-coordinator")
-            .await
-            .map_err(Error::NatsUnreachable)?;
+        let client =
+            baton_proto::bus::connect_with(&self.nats_url, "baton-coordinator", &self.nats_auth)
+                .await
+                .map_err(|e| Error::NatsUnreachable(e.to_string()))?;
         let js = async_nats::jetstream::new(client.clone());
         let topo = topology::ensure(&js, &self.topology).await?;
         let store = RunStore::new(topo.runs.clone(), topo.events.clone());
@@ -121,12 +129,26 @@ impl Options {
             leases: leases.clone(),
             roles: crate::roles::RoleRegistry::new(topo.roles.clone()),
         };
+        let evidence = match &self.evidence_key {
+            Some(path) => Some(crate::evidence::Sealer {
+                js: js.clone(),
+                topo: topo.clone(),
+                key: std::sync::Arc::new(crate::evidence::keys::load_signing_key(path)?),
+            }),
+            None => {
+                tracing::warn!(
+                    "no --evidence-key: evidence of ended runs is not signed, and none is stored"
+                );
+                None
+            }
+        };
         let timers = TaskTracker::new();
         let admin = AdminService {
             submitter: submitter.clone(),
             store: store.clone(),
             events: topo.events.clone(),
             workers: crate::workers::WorkerDirectory::new(topo.workers.clone()),
+            evidence: topo.evidence.clone(),
         };
         let listener = tokio::net::TcpListener::bind(self.grpc_addr)
             .await
@@ -165,6 +187,7 @@ impl Options {
             store,
             timers: timers.clone(),
             leases,
+            evidence,
         };
         Ok((
             Coordinator {
@@ -216,6 +239,12 @@ impl Coordinator {
             self.engine.topo.tasks.clone(),
             cancel.child_token(),
         );
+        let approvals = crate::approvals::nats::run(
+            self.client.clone(),
+            self.engine.js.clone(),
+            self.engine.store.clone(),
+            cancel.child_token(),
+        );
         let hooks_cancel = cancel.child_token();
         let hooks_part = self.hooks;
         let hooks = async move {
@@ -225,7 +254,10 @@ impl Coordinator {
             }
         };
         let engine = self.engine.run(feed, cancel.child_token());
-        let (g, t, e, d, h) = tokio::join!(grpc, trigger, engine, dlq, hooks);
+        let (g, t, e, d, h, a) = tokio::join!(grpc, trigger, engine, dlq, hooks, approvals);
+        if let Err(e) = a {
+            tracing::error!(error = %e, "NATS approvals listener stopped");
+        }
         if let Err(e) = h {
             tracing::error!(error = %e, "webhook server stopped");
         }

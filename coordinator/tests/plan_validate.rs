@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use baton_coordinator::plan::{self, Diagnostic, GateSpec, OnFail, Plan, Risk, DEFAULT_TIMEOUT};
+use baton_coordinator::plan::{
+    self, ApprovalSpec, Diagnostic, GateSpec, OnFail, Plan, Risk, DEFAULT_TIMEOUT,
+};
 use serde_json::json;
 
 const RELEASE_TRAIN: &str = include_str!("plans/release-train.yaml");
@@ -246,8 +248,11 @@ phases:
         phase.gates,
         [
             GateSpec::Tasks { min_ok: Some(1) },
-            GateSpec::Approval { quorum: 1 },
-            GateSpec::Approval { quorum: 2 }
+            GateSpec::Approval(ApprovalSpec::default()),
+            GateSpec::Approval(ApprovalSpec {
+                quorum: 2,
+                ..Default::default()
+            })
         ]
     );
     assert_eq!(phase.effective_gates(), phase.gates);

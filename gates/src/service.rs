@@ -17,6 +17,8 @@ use crate::Error;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub nats_url: String,
+    /// Credentials and TLS for NATS (default: none).
+    pub nats_auth: baton_proto::nats_auth::NatsAuth,
     /// Requests evaluated at once.
     pub concurrency: usize,
     pub topology: TopologyOptions,
@@ -26,6 +28,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_auth: Default::default(),
             concurrency: 64,
             topology: TopologyOptions::default(),
         }
@@ -40,9 +43,9 @@ pub struct Gates {
 
 impl Options {
     pub async fn build(self) -> Result<Gates, Error> {
-        let client = baton_proto::bus::connect(&self.nats_url, "baton-gates")
+        let client = baton_proto::bus::connect_with(&self.nats_url, "baton-gates", &self.nats_auth)
             .await
-            .map_err(Error::Nats)?;
+            .map_err(|e| Error::Nats(e.to_string()))?;
         let js = jetstream::new(client);
         let topo = topology::ensure(&js, &self.topology)
             .await

@@ -4,6 +4,9 @@
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use prost::Message;
 
+use std::sync::{Arc, Mutex};
+
+use crate::nats_auth::{Error as AuthError, NatsAuth};
 use crate::subjects::TRACEPARENT_HEADER;
 use crate::v1::{event::Body, Event};
 
@@ -92,46 +95,138 @@ pub async fn publish_event(
     publish_acked(js, subject, msg_id, &ev, traceparent).await
 }
 
-/// Connect the way every Baton service does (`url` may list several servers,
-/// comma-separated): reconnect forever once up (a
-/// restart of nats-server must not kill a service), but give up on the first
-/// connection after 10 s with one clear line, so a wrong URL never hangs silently.
+/// Connect the way every Baton service does, with no credentials.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, String> {
-    let fail = |why: String| {
-        format!("cannot reach NATS at {url}: {why} — start nats-server -js, or pass --nats-url")
+    connect_with(url, name, &NatsAuth::default())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Connect the way every Baton service does (`url` may list several servers,
+/// comma-separated): reconnect forever once up (a restart of nats-server
+/// must not kill a service), but give up on the first connection after 10 s
+/// with one clear line, so a wrong URL never hangs silently; refused
+/// credentials and TLS failures are reported at once.
+pub async fn connect_with(
+    url: &str,
+    name: &str,
+    auth: &NatsAuth,
+) -> Result<async_nats::Client, AuthError> {
+    let unreachable = |why: String| AuthError::Unreachable {
+        url: url.to_string(),
+        why,
     };
     // A cluster is given as a comma-separated list; the client tries them all.
-    let servers: Vec<async_nats::ServerAddr> = match url
+    let servers: Vec<async_nats::ServerAddr> = url
         .split(',')
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .map(|u| {
             u.parse::<async_nats::ServerAddr>()
-                .map_err(|e| format!("`{u}`: {e}"))
+                .map_err(|e| unreachable(format!("not a server address: `{u}`: {e}")))
         })
-        .collect::<Result<Vec<_>, String>>()
-    {
-        Ok(s) if !s.is_empty() => s,
-        Ok(_) => return Err(fail("no server given".into())),
-        Err(e) => return Err(fail(format!("not a server address: {e}"))),
-    };
+        .collect::<Result<Vec<_>, _>>()?;
+    if servers.is_empty() {
+        return Err(unreachable("no server given".into()));
+    }
+    // The first try is made without retrying, so that its error keeps its
+    // cause (a certificate the CA does not sign, a refused password); the
+    // retrying client below reports only the kind of an error.
+    let first = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        options(auth, name, Arc::default())?.connect(servers.clone()),
+    )
+    .await;
+    match first {
+        Ok(Ok(client)) => return Ok(client),
+        Ok(Err(e)) => {
+            if let Some(err) = classify(url, &auth.who(), &e.to_string()) {
+                return Err(err);
+            }
+        }
+        Err(_) => {}
+    }
+    // With retry_on_initial_connect, connection errors arrive only as
+    // events; keep the last one so that the caller is told why.
+    let last_error: Arc<Mutex<Option<String>>> = Arc::default();
+    let opts = options(auth, name, last_error.clone())?;
     let attempt = async {
         // With retry_on_initial_connect the client comes back before it is
         // connected; wait until it is, so a wrong URL is reported here.
-        let client = async_nats::ConnectOptions::new()
-            .name(name)
+        let client = opts
             .retry_on_initial_connect()
-            .connection_timeout(std::time::Duration::from_secs(5))
             .connect(servers)
-            .await?;
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         while client.connection_state() != async_nats::connection::State::Connected {
+            if let Some(e) = last_error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                if let Some(err) = classify(url, &auth.who(), &e) {
+                    return Err(err);
+                }
+            }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        Ok::<_, async_nats::ConnectError>(client)
+        Ok(client)
     };
     match tokio::time::timeout(std::time::Duration::from_secs(10), attempt).await {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(fail(e.to_string())),
-        Err(_) => Err(fail("no answer within 10s".into())),
+        Ok(r) => r,
+        Err(_) => {
+            let why = last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_else(|| "no answer within 10s".into());
+            Err(classify(url, &auth.who(), &why).unwrap_or_else(|| unreachable(why)))
+        }
+    }
+}
+
+/// The options every connection of a service shares. Server errors while
+/// connected (a publish or subscribe outside the user's permissions) are
+/// logged: the server names the subject, never a secret. Connection errors
+/// go to `last_error`.
+fn options(
+    auth: &NatsAuth,
+    name: &str,
+    last_error: Arc<Mutex<Option<String>>>,
+) -> Result<async_nats::ConnectOptions, AuthError> {
+    let who = auth.who();
+    Ok(auth
+        .apply(async_nats::ConnectOptions::new())?
+        .name(name)
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .event_callback(move |ev| {
+            let who = who.clone();
+            let seen = last_error.clone();
+            async move {
+                match ev {
+                    async_nats::Event::ServerError(e) => {
+                        tracing::warn!(client = %who, error = %e, "NATS refused an operation");
+                    }
+                    async_nats::Event::ClientError(async_nats::ClientError::Other(e)) => {
+                        *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    }
+                    _ => {}
+                }
+            }
+        }))
+}
+
+/// Errors that retrying will not mend: wrong credentials, a TLS mismatch.
+fn classify(url: &str, who: &str, e: &str) -> Option<AuthError> {
+    let lower = e.to_ascii_lowercase();
+    if lower.contains("authorization violation") || lower.contains("signing nonce") {
+        Some(AuthError::Refused {
+            url: url.to_string(),
+            who: who.to_string(),
+            why: e.to_string(),
+        })
+    } else if lower.contains("tls") || lower.contains("certificate") {
+        Some(AuthError::Tls {
+            url: url.to_string(),
+            why: e.to_string(),
+        })
+    } else {
+        None
     }
 }

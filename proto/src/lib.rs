@@ -5,13 +5,15 @@
 //! - `baton/v1/admin.proto` → [`v1::admin_client`], [`v1::admin_server`]: the gRPC admin service.
 //! - [`subjects`]: stream, consumer and subject names, and the `Nats-Msg-Id` of every publish.
 //! - [`codec`]: encoding helpers and the event kind names used in subjects.
-//! - [`bus`]: publishing with message ids and trace context.
+//! - [`bus`]: connecting, and publishing with message ids and trace context.
+//! - [`nats_auth`]: credentials and TLS, turned into `async_nats::ConnectOptions`.
 //! - [`trace`]: the W3C `traceparent` that makes one run one trace.
 //! - [`topology`]: the streams and buckets, created idempotently by every component.
 #![forbid(unsafe_code)]
 
 pub mod bus;
 pub mod codec;
+pub mod nats_auth;
 pub mod subjects;
 pub mod topology;
 pub mod trace;

@@ -46,6 +46,10 @@ pub struct Topology {
     pub deadletter: stream::Stream,
     pub roles: kv::Store,
     pub artifacts: jetstream::object_store::ObjectStore,
+    /// One hash chain of audit records per run, on `baton.audit.<run>`.
+    pub audit: stream::Stream,
+    /// Signed evidence of ended runs, `<run>.intoto.json`.
+    pub evidence: jetstream::object_store::ObjectStore,
 }
 
 pub async fn ensure(
@@ -142,6 +146,23 @@ pub async fn ensure(
             ..Default::default()
         })
         .await?;
+    let audit = js
+        .get_or_create_stream(stream::Config {
+            name: AUDIT_STREAM.into(),
+            subjects: vec![AUDIT_ALL.into()],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            num_replicas: opts.replicas,
+            duplicate_window: Duration::from_secs(120),
+            // Through the API nobody removes a record; an operator who can
+            // change the stream config or its files still can, which is what
+            // `baton audit verify` is there to catch.
+            deny_delete: true,
+            deny_purge: true,
+            description: Some("Audit trail: one SHA-256 hash chain of records per run".into()),
+            ..Default::default()
+        })
+        .await?;
     let roles = kv_bucket(
         js,
         ROLES_BUCKET,
@@ -163,7 +184,16 @@ pub async fn ensure(
             .await?
         }
     };
+    let evidence = object_store(
+        js,
+        EVIDENCE_BUCKET,
+        "Signed evidence (DSSE) of ended runs",
+        opts,
+    )
+    .await?;
     Ok(Topology {
+        audit,
+        evidence,
         roles,
         artifacts,
         events,
@@ -176,6 +206,26 @@ pub async fn ensure(
         workers,
         deadletter,
     })
+}
+
+async fn object_store(
+    js: &jetstream::Context,
+    name: &str,
+    description: &str,
+    opts: &TopologyOptions,
+) -> Result<jetstream::object_store::ObjectStore, async_nats::Error> {
+    if let Ok(store) = js.get_object_store(name).await {
+        return Ok(store);
+    }
+    Ok(js
+        .create_object_store(jetstream::object_store::Config {
+            bucket: name.into(),
+            description: Some(description.into()),
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: opts.replicas,
+            ..Default::default()
+        })
+        .await?)
 }
 
 async fn kv_bucket(

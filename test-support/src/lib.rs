@@ -1,7 +1,8 @@
 //! Test harness: a real `nats-server` per test, Docker clean-up, and polling assertions.
 //!
 //! # Layout
-//! - [`nats`]: [`NatsServer`] spawns `nats-server -js -p -1 --store_dir <tmp>` and kills it on drop.
+//! - [`nats`]: [`NatsServer`] spawns `nats-server -js -p -1 --store_dir <tmp>` and kills it on drop;
+//!   [`NatsServer::start_with_config`] adds users, permissions or TLS.
 //! - [`docker`]: removes containers that a test labelled, on drop.
 //! - [`assert_eventually!`]: poll a condition until it holds or a deadline passes; never a bare sleep.
 #![forbid(unsafe_code)]

@@ -23,11 +23,24 @@ pub struct NatsServer {
     ports_dir: tempfile::TempDir,
     port: u16,
     binary: PathBuf,
+    /// An extra config file (users, permissions, TLS) given with `-c`.
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
     /// Start a server with JetStream on a random port and a temporary store.
     pub fn start() -> Self {
+        Self::start_inner(None)
+    }
+
+    /// Like [`NatsServer::start`], with `config` (nats-server config text:
+    /// `authorization`, `tls`, …) added. The port, address, JetStream and
+    /// store still come from the command line, so a config cannot pin them.
+    pub fn start_with_config(config: &str) -> Self {
+        Self::start_inner(Some(config))
+    }
+
+    fn start_inner(config: Option<&str>) -> Self {
         let binary = nats_server_binary();
         let store = tempfile::tempdir().expect("temp store dir");
         let ports_dir = tempfile::tempdir().expect("temp ports dir");
@@ -37,20 +50,34 @@ impl NatsServer {
             ports_dir,
             port: 0,
             binary,
+            config: None,
         };
+        if let Some(text) = config {
+            let path = s.ports_dir.path().join("extra.conf");
+            std::fs::write(&path, text).expect("write the test nats-server config");
+            s.config = Some(path);
+        }
         s.spawn(None);
         s
     }
 
     fn spawn(&mut self, port: Option<u16>) {
         let port_arg = port.map(|p| p.to_string()).unwrap_or_else(|| "-1".into());
-        let child = Command::new(&self.binary)
+        let mut cmd = Command::new(&self.binary);
+        if let Some(c) = &self.config {
+            cmd.arg("-c").arg(c);
+        }
+        let child = cmd
             .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "--store_dir"])
             .arg(self.store.path())
             .arg("--ports_file_dir")
             .arg(self.ports_dir.path())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::File::create(self.ports_dir.path().join("stderr.log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
@@ -72,9 +99,15 @@ impl NatsServer {
                     break;
                 }
             }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             assert!(
-                Instant::now() < deadline,
-                "nats-server did not write {ports_file:?} within 15s"
+                exited.is_none() && Instant::now() < deadline,
+                "nats-server ({exited:?}) did not write {ports_file:?} within 15s; it said: {}",
+                std::fs::read_to_string(self.ports_dir.path().join("stderr.log"))
+                    .unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -112,6 +145,12 @@ impl NatsServer {
         }
     }
 
+    /// What the server has logged so far (its stderr), e.g. to look for
+    /// permission violations.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.ports_dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
     pub fn store_dir(&self) -> &std::path::Path {
         self.store.path()
     }
@@ -127,7 +166,8 @@ fn parse_client_port(text: &str) -> Option<u16> {
     // {"nats":["nats://127.0.0.1:4222"],...}
     let start = text.find("\"nats\"")?;
     let rest = &text[start..];
-    let url_start = rest.find("nats://")? + "nats://".len();
+    // `nats://` or, with TLS on, `tls://`.
+    let url_start = rest.find("://")? + "://".len();
     let rest = &rest[url_start..];
     let end = rest.find('"')?;
     rest[..end].rsplit(':').next()?.parse().ok()
@@ -139,5 +179,7 @@ mod tests {
     fn parses_ports_file() {
         let t = r#"{"nats":["nats://127.0.0.1:39511"],"monitoring":[]}"#;
         assert_eq!(super::parse_client_port(t), Some(39511));
+        let t = r#"{"nats":["tls://127.0.0.1:4443"],"monitoring":[]}"#;
+        assert_eq!(super::parse_client_port(t), Some(4443));
     }
 }

@@ -6,6 +6,7 @@
 //! - [`runtime`]: how one attempt runs: Docker (sandboxed), process (unsandboxed), noop (benchmarks).
 //! - [`service`]: `Options` → `build(runtime)` → `Worker::run(cancel)`: consumers and fetch loops.
 //! - [`task`]: one task message from start to end.
+//! - [`secrets`]: secret references resolved on this host; [`redact`]: their values out of every output.
 //! - [`registry`]: this worker's entry in the `workers` bucket.
 //! - [`claim`]: one worker per attempt, whatever the queue delivers.
 //! - [`cancel`]: running tasks by run, so that cancelling a run kills them.
@@ -14,8 +15,10 @@
 pub mod artifacts;
 pub mod cancel;
 pub mod claim;
+pub mod redact;
 pub mod registry;
 pub mod runtime;
+pub mod secrets;
 pub mod service;
 pub mod task;
 

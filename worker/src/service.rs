@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cancel::CancelRegistry;
+use crate::runtime::grant::Ceiling;
 use crate::runtime::{Limits, Runtime};
 use crate::task;
 use crate::Error;
@@ -23,6 +24,8 @@ use crate::Error;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub nats_url: String,
+    /// Credentials and TLS for NATS (default: none).
+    pub nats_auth: baton_proto::nats_auth::NatsAuth,
     pub roles: Vec<String>,
     /// Tasks run at once by this worker, across its roles.
     pub concurrency: usize,
@@ -33,6 +36,9 @@ pub struct Options {
     /// On shutdown, how long running tasks may finish before they are handed back.
     pub grace: Duration,
     pub limits: Limits,
+    /// The most a role's `sandbox:` request may widen (network, mounts,
+    /// resources); the default widens nothing.
+    pub ceiling: Ceiling,
     pub topology: TopologyOptions,
     /// Deliveries of one attempt before the queue gives up on it (dead letter).
     pub max_deliver: i64,
@@ -44,12 +50,14 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_auth: Default::default(),
             roles: Vec::new(),
             concurrency: 4,
             worker_id: default_worker_id(),
             ack_wait: Duration::from_secs(30),
             grace: Duration::from_secs(30),
             limits: Limits::default(),
+            ceiling: Ceiling::default(),
             topology: TopologyOptions::default(),
             max_deliver: 5,
             max_artifact_bytes: crate::artifacts::DEFAULT_MAX_ARTIFACT_BYTES,
@@ -96,10 +104,13 @@ impl Options {
                 return Err(Error::BadRole(r.clone()));
             }
         }
-        let client =
-            baton_proto::bus::connect(&self.nats_url, &format!("baton-worker {}", self.worker_id))
-                .await
-                .map_err(Error::Nats)?;
+        let client = baton_proto::bus::connect_with(
+            &self.nats_url,
+            &format!("baton-worker {}", self.worker_id),
+            &self.nats_auth,
+        )
+        .await
+        .map_err(|e| Error::Nats(e.to_string()))?;
         let js = jetstream::new(client.clone());
         let topo = topology::ensure(&js, &self.topology)
             .await
@@ -152,6 +163,7 @@ impl Options {
             worker_id: self.worker_id.clone(),
             heartbeat: self.ack_wait / 3,
             limits: self.limits.clone(),
+            ceiling: self.ceiling.clone(),
             max_artifact_bytes: crate::artifacts::limit(self.max_artifact_bytes),
             cancels: CancelRegistry::default(),
             shutdown: CancellationToken::new(),

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cancel::CancelRegistry;
 use crate::claim::Claim;
+use crate::runtime::grant::{self, Ceiling};
 use crate::runtime::{Limits, LogLine, Runtime, Stream, TaskSpec};
 
 pub struct Ctx {
@@ -19,6 +20,8 @@ pub struct Ctx {
     pub worker_id: String,
     pub heartbeat: Duration,
     pub limits: Limits,
+    /// What a dispatch's sandbox request may widen, at most.
+    pub ceiling: Ceiling,
     /// For dispatches whose `max_artifact_bytes` is 0.
     pub max_artifact_bytes: u64,
     pub cancels: CancelRegistry,
@@ -109,6 +112,28 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         }
     }
 
+    // A sandbox this worker will not grant fails the task for good: another
+    // attempt would meet the same request.
+    let (limits, granted) = match grant::grant(d.sandbox.as_ref(), &ctx.limits, &ctx.ceiling) {
+        Ok(g) => g,
+        Err(reason) => {
+            tracing::warn!(run = %d.run_id, task = %d.task_id, role = %d.role, %reason, "sandbox request refused");
+            let refused = v1::TaskFinished {
+                task_id: d.task_id.clone(),
+                attempt: d.attempt,
+                ok: false,
+                error: format!("sandbox refused by worker {}: {reason}", ctx.worker_id),
+                worker: ctx.worker_id.clone(),
+                trace_id: trace_id.clone(),
+                permanent: true,
+                ..Default::default()
+            };
+            finish(ctx, &msg, &d, refused).await;
+            span.end();
+            return;
+        }
+    };
+
     let heartbeat = {
         let every = ctx.heartbeat.max(Duration::from_millis(100));
         let ack = msg.clone();
@@ -122,6 +147,14 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         })
     };
 
+    // Resolved on this host, now: a missing secret fails the attempt
+    // permanently below, with a message naming the reference only.
+    let secrets =
+        crate::secrets::resolve(&d.secrets, &ctx.worker_id, |var| std::env::var(var).ok());
+    let redactor = secrets
+        .as_ref()
+        .map(|s| s.redactor.clone())
+        .unwrap_or_default();
     let (tx, rx) = tokio::sync::mpsc::channel::<LogLine>(1024);
     let logs = tokio::spawn(forward_logs(
         ctx.client.clone(),
@@ -129,6 +162,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         d.task_id.clone(),
         d.attempt,
         rx,
+        redactor.clone(),
     ));
 
     let running_key = format!("{}/{}#{}", d.run_id, d.task_id, d.attempt);
@@ -161,15 +195,27 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         argv: d.argv.clone(),
         env,
         timeout: Duration::from_millis(d.timeout_ms.max(1)),
-        limits: ctx.limits.clone(),
+        limits,
+        grant: granted,
         workspace: d.workspace.clone().filter(|w| !w.kind.is_empty()),
         inputs: d.inputs.clone(),
         max_artifact_bytes: match d.max_artifact_bytes {
             0 => ctx.max_artifact_bytes,
             n => n,
         },
+        secrets: Default::default(),
     };
-    let result = ctx.runtime.run(&spec, tx, kill).await;
+    let result = match secrets {
+        Ok(secrets) => {
+            let spec = TaskSpec { secrets, ..spec };
+            ctx.runtime.run(&spec, tx, kill).await
+        }
+        Err(e) => {
+            // Nothing will log: let the forwarder end.
+            drop(tx);
+            Err(e.into())
+        }
+    };
     heartbeat.abort();
     kill_guard.abort();
     ctx.cancels.release(&registration);
@@ -193,8 +239,9 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
                 .report
                 .as_ref()
                 .and_then(|r| serde_json::to_string(r).ok())
+                .map(|json| redactor.str(&json))
                 .unwrap_or_default(),
-            error: o.error.unwrap_or_default(),
+            error: redactor.str(&o.error.unwrap_or_default()),
             duration_ms: o.duration.as_millis() as u64,
             worker: ctx.worker_id.clone(),
             trace_id: trace_id.clone(),
@@ -205,7 +252,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             task_id: d.task_id.clone(),
             attempt: d.attempt,
             ok: false,
-            error: e.to_string(),
+            error: redactor.str(&e.to_string()),
             worker: ctx.worker_id.clone(),
             trace_id: trace_id.clone(),
             permanent: true,
@@ -213,7 +260,8 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         },
         Err(e) => {
             // This machine cannot run tasks now; let another worker try soon.
-            tracing::error!(run = %d.run_id, task = %d.task_id, error = %e, "runtime failure; task handed back");
+            let error = redactor.str(&e.to_string());
+            tracing::error!(run = %d.run_id, task = %d.task_id, %error, "runtime failure; task handed back");
             let _ = msg
                 .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
                 .await;
@@ -237,6 +285,7 @@ async fn forward_logs(
     task: String,
     attempt: u32,
     mut rx: tokio::sync::mpsc::Receiver<LogLine>,
+    redactor: std::sync::Arc<crate::redact::Redactor>,
 ) {
     let subject = subjects::log(&run, &task);
     let attempt = attempt.to_string();
@@ -252,7 +301,9 @@ async fn forward_logs(
         );
         h.insert("Baton-Attempt", attempt.as_str());
         if client
-            .publish_with_headers(subject.clone(), h, l.line.into())
+            // The runtimes redact the raw streams (catching values split
+            // across chunks); this second pass guards lines from anywhere else.
+            .publish_with_headers(subject.clone(), h, redactor.str(&l.line).into())
             .await
             .is_err()
         {

@@ -26,6 +26,8 @@ fn spec(script: &str) -> TaskSpec {
         workspace: None,
         inputs: vec![],
         max_artifact_bytes: 0,
+        grant: Default::default(),
+        secrets: Default::default(),
     }
 }
 

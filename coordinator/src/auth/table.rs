@@ -11,6 +11,8 @@ pub const TABLE: &[(&str, Role)] = &[
     ("/baton.v1.Admin/Logs", Role::Viewer),
     ("/baton.v1.Admin/ListWorkers", Role::Viewer),
     ("/baton.v1.Admin/ListRoles", Role::Viewer),
+    // Evidence holds what runs did, no secrets: whoever may read runs may export it.
+    ("/baton.v1.Admin/GetEvidence", Role::Viewer),
     ("/baton.v1.Admin/SubmitRun", Role::Operator),
     ("/baton.v1.Admin/CancelRun", Role::Operator),
     ("/baton.v1.Admin/ApplyPlan", Role::Operator),

@@ -47,6 +47,19 @@ impl Engine {
             }
         };
         own.snaps.rev.insert(run.to_string(), rev);
+        let head = match self.audit_head(run).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(run, error = %e, "cannot read the run's audit head; not taken over");
+                own.drop_run(&self.store, run);
+                self.leases.forget(run);
+                return;
+            }
+        };
+        // Replay from the older of snapshot and audit head: the fold skips
+        // what the snapshot holds, the audit what the chain holds.
+        let from = from.min(head.event_seq() + 1);
+        own.audit.adopt(run, head);
         let (owed, replayed) = match self.replay(run, from, own).await {
             Ok(r) => r,
             Err(e) => {
@@ -118,7 +131,7 @@ impl Engine {
             }
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
             if let Ok(ev) = codec::decode::<v1::Event>(&m.payload) {
-                self.fold(&mut own.runs, ev, seq, &mut discard, &mut dirty);
+                self.fold(own, ev, seq, &mut discard, &mut dirty);
                 replayed += 1;
             }
             discard.retain(|(_, c)| matches!(c, Command::Emit { .. }));
@@ -155,14 +168,9 @@ impl Engine {
             }
         }
         if let Some(p) = st.phases.get(st.current) {
-            // A canary hold or a closed window: its timer died with the old owner.
-            if p.timer_at_ms > 0 && matches!(p.status, PhaseStatus::Holding | PhaseStatus::Gating) {
-                out.push(Command::StartStageTimer {
-                    phase_id: p.id.clone(),
-                    round: p.round,
-                    at_ms: p.timer_at_ms,
-                });
-            }
+            // A canary hold, a closed window, an approval's expiry: their
+            // timers died with the old owner.
+            out.extend(st.stage_timers());
             if p.status == PhaseStatus::Gating {
                 // Asking again is harmless: evaluation is pure, and the fold
                 // takes one answer per gate and round.

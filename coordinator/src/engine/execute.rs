@@ -137,6 +137,7 @@ impl Engine {
                     let fired = v1::TimerFired {
                         phase_id,
                         round,
+                        due_ms: at_ms,
                         ..Default::default()
                     };
                     self.start_timer(run_id, id, fired, at_ms, tp)
@@ -156,6 +157,11 @@ impl Engine {
             }
             if let Err(e) = bus::publish_acked(&self.js, subject, &msg_id, &ev, &tp).await {
                 tracing::error!(error = %e, "run end could not be announced");
+                continue;
+            }
+            // After the announcement, so the evidence's events include the end.
+            if let (Some(sealer), Some(st)) = (&self.evidence, own.runs.get(&ev.run_id)) {
+                sealer.spawn(st.clone());
             }
         }
     }

@@ -6,6 +6,7 @@
 //! - this file: the loop, and folding one event.
 //! - `execute`: publishing commands and writing fenced snapshots.
 //! - `adopt`: taking a run over from a coordinator that is gone.
+//! - `audit`: appending the runs' audit records, exactly once.
 //!
 //! Every coordinator reads the whole EVENTS stream through its own ordered
 //! consumer and skips the runs it does not hold; nothing is acknowledged, so
@@ -14,6 +15,7 @@
 //! serves many events; with no load a chunk is one event.
 
 mod adopt;
+mod audit;
 mod execute;
 
 use std::collections::HashMap;
@@ -41,6 +43,8 @@ pub struct Engine {
     pub store: RunStore,
     pub timers: TaskTracker,
     pub leases: Arc<Leases>,
+    /// Signs ended runs' evidence; `None` without a key.
+    pub evidence: Option<crate::evidence::Sealer>,
 }
 
 /// Every run's events, from when [`Engine::subscribe`] was called.
@@ -51,6 +55,7 @@ pub struct Feed(async_nats::jetstream::consumer::pull::Ordered);
 pub(crate) struct Owned {
     pub runs: HashMap<String, RunState>,
     pub snaps: execute::Snapshots,
+    pub audit: audit::Chains,
 }
 
 impl Owned {
@@ -58,6 +63,16 @@ impl Owned {
         self.runs.remove(run);
         store.local.remove(run);
         self.snaps.forget(run);
+        self.audit.forget(run);
+    }
+
+    /// An ended run goes; its audit chain stays until the run's `finished`
+    /// event (published after this) is on it.
+    fn retire(&mut self, store: &RunStore, run: &str) {
+        self.runs.remove(run);
+        store.local.remove(run);
+        self.snaps.forget(run);
+        self.audit.close(run);
     }
 }
 
@@ -115,6 +130,7 @@ impl Engine {
                 _ = tick.tick() => {
                     let due: Vec<String> = own.snaps.pending.drain().collect();
                     self.write_snapshots(&mut own, &due).await;
+                    self.flush_audit(&mut own.audit).await;
                     continue;
                 }
                 c = chunks.next() => match c { Some(c) => c, None => break },
@@ -131,7 +147,7 @@ impl Engine {
                 };
                 let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
                 match codec::decode::<v1::Event>(&m.payload) {
-                    Ok(ev) => self.fold(&mut own.runs, ev, seq, &mut commands, &mut dirty),
+                    Ok(ev) => self.fold(&mut own, ev, seq, &mut commands, &mut dirty),
                     // Bad input never stops the loop: log it and move on.
                     Err(e) => {
                         tracing::error!(subject = %m.subject, error = %e, "undecodable event skipped")
@@ -141,11 +157,13 @@ impl Engine {
             dirty.sort_unstable();
             dirty.dedup();
             self.execute(&mut own, commands, &dirty).await;
+            self.flush_audit(&mut own.audit).await;
             self.retire_finished(&mut own).await;
         }
         // Hand over cleanly: the newest state first, then the leases, so that
         // a peer takes the runs over at once and replays next to nothing.
         let all: Vec<String> = own.runs.keys().cloned().collect();
+        self.flush_audit(&mut own.audit).await;
         self.write_snapshots(&mut own, &all).await;
         lease_stop.cancel();
         let _ = lease_loop.await;
@@ -167,7 +185,7 @@ impl Engine {
         }
         futures::future::join_all(done.iter().map(|id| self.leases.finish(id))).await;
         for id in &done {
-            own.drop_run(&self.store, id);
+            own.retire(&self.store, id);
         }
     }
 
@@ -203,13 +221,14 @@ impl Engine {
 
     fn fold(
         &self,
-        runs: &mut HashMap<String, RunState>,
+        own: &mut Owned,
         ev: v1::Event,
         seq: u64,
         commands: &mut Vec<(String, Command)>,
         dirty: &mut Vec<String>,
     ) {
         let run_id = ev.run_id.clone();
+        let runs = &mut own.runs;
         if let Some(Body::RunSubmitted(sub)) = &ev.body {
             if runs.contains_key(&run_id) || !self.leases.holds(&run_id) {
                 return; // a redelivered submission, or another coordinator's run
@@ -220,6 +239,8 @@ impl Engine {
                     telemetry::run_started(&st);
                     commands.extend(cmds.into_iter().map(|c| (run_id.clone(), c)));
                     runs.insert(run_id.clone(), st);
+                    own.audit.start(&run_id);
+                    own.audit.observe(&ev, seq, self.leases.me());
                     dirty.push(run_id);
                 }
                 Err(e) => {
@@ -228,6 +249,10 @@ impl Engine {
             }
             return;
         }
+        // Before the state's own check: the audit may lag the snapshot
+        // (adopt replays from the older of the two), and a run's `finished`
+        // event comes back after the run was retired.
+        own.audit.observe(&ev, seq, self.leases.me());
         let Some(st) = runs.get_mut(&run_id) else {
             return; // a run this coordinator does not fold (another's, or finished)
         };

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::error::suggest;
+use super::limits::{MAX_INPUTS_TOTAL_BYTES, MAX_INPUT_BYTES};
 use super::model::Plan;
 
 /// Inputs given at submit time + defaults → the full input map.
@@ -16,6 +17,20 @@ pub fn resolve_inputs(
 ) -> Result<BTreeMap<String, String>, String> {
     let declared: Vec<&str> = plan.inputs.iter().map(|i| i.name.as_str()).collect();
     let mut problems = Vec::new();
+    for (name, value) in given {
+        if value.len() > MAX_INPUT_BYTES {
+            problems.push(format!(
+                "input `{name}` is {} bytes, more than the limit of {MAX_INPUT_BYTES} — pass a reference (a URL, a path, a commit) instead of the data",
+                value.len()
+            ));
+        }
+    }
+    let total: usize = given.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > MAX_INPUTS_TOTAL_BYTES {
+        problems.push(format!(
+            "the inputs are {total} bytes together, more than the limit of {MAX_INPUTS_TOTAL_BYTES}"
+        ));
+    }
     for name in given.keys() {
         if !declared.contains(&name.as_str()) {
             let hint = if declared.is_empty() {
@@ -95,6 +110,16 @@ mod tests {
             e,
             "unknown input `versoin` — did you mean `version`?; \
              missing required input `target` — give it with `target=<value>`"
+        );
+    }
+
+    #[test]
+    fn oversized_inputs_are_refused() {
+        let big = "x".repeat(MAX_INPUT_BYTES + 1);
+        let e = resolve_inputs(&plan(), &map(&[("target", &big)])).unwrap_err();
+        assert_eq!(
+            e,
+            "input `target` is 16385 bytes, more than the limit of 16384 — pass a reference (a URL, a path, a commit) instead of the data"
         );
     }
 }

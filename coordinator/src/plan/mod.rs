@@ -11,6 +11,7 @@
 //! - `node`: reading marked-yaml nodes: positions, typed fields, unknown keys, ids.
 //! - `parse`: the node tree → model (plan, inputs, roles, phases, gates), with positions.
 //! - `task`: reading one task or rollback step.
+//! - `approval`: the `approval` gate: quorum, self-approval, expiry.
 //! - `validate`: cross-checks: unique ids, roles, `needs` and cycles.
 //! - `refs`: who may read what: template references and gate expression names.
 //! - `template`: scanning and rendering `${{ ... }}` templates.
@@ -18,23 +19,30 @@
 //! - [`stages`]: phases expanded into the stages a run walks.
 //! - `duration`: `250ms`, `30s`, `5m`, `1h30m`.
 //! - `inputs`: submit-time inputs + defaults.
+//! - `limits`: how large a plan may be (bytes, tasks, stages).
 //! - `summary`: the human summary for `baton plan validate`.
 //! - `role`: roles (in plans and role files) and their normalized YAML.
+//! - `sandbox`: a role's `sandbox:` requests (network, mounts, resources) and their warnings.
 //! - `schema`: field schemas of role inputs/outputs, and checking values.
 //! - `schema_yaml`: reading schemas from YAML, writing them back normalized.
+//! - `secrets`: `env` entries and `secrets:` lists naming secrets by reference.
 //! - `with`: a task's `with:` and checking tasks against their role's schemas.
 
+mod approval;
 mod duration;
 mod error;
 mod flow;
 mod inputs;
+mod limits;
 mod model;
 mod node;
 mod parse;
 mod refs;
 mod role;
+mod sandbox;
 mod schema;
 mod schema_yaml;
+mod secrets;
 pub mod stages;
 mod summary;
 mod task;
@@ -50,9 +58,11 @@ use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions};
 pub use duration::{format_duration, parse_duration, MAX_TIMEOUT};
 pub use error::{Diagnostic, PlanError};
 pub use inputs::resolve_inputs;
+pub use limits::{MAX_INPUTS_TOTAL_BYTES, MAX_INPUT_BYTES, MAX_PLAN_BYTES, MAX_STAGES, MAX_TASKS};
 pub use model::*;
 pub use parse::DEFAULT_MAX_RETRIES;
 pub use role::{load_roles, parse_role, role_yaml};
+pub use sandbox::{warnings as sandbox_warnings, RoleSandbox, SandboxMount};
 pub use schema::{check_inputs, check_outputs, FieldSpec, FieldType};
 pub use summary::summary;
 pub use task::{DEFAULT_TIMEOUT, MAX_TASK_RETRIES};
@@ -84,6 +94,14 @@ pub fn load_resolving(
     registry: &BTreeMap<String, String>,
 ) -> Result<(Plan, BTreeMap<String, String>), PlanError> {
     let mut cx = Cx::new(file_name, yaml);
+    if let Some(message) = limits::check_size(yaml) {
+        cx.err(
+            Pos::new(1, 1),
+            message,
+            "move data the plan carries into inputs or artifacts, or split the plan",
+        );
+        return Err(cx.sink.into_error());
+    }
     let options = LoaderOptions::default()
         .prevent_coercion(true)
         .error_on_duplicate_keys(true);
@@ -93,9 +111,12 @@ pub fn load_resolving(
             let used = add_registered(&mut cx, &mut plan, &spans, registry);
             validate::check(&mut cx.sink, &plan, &spans);
             with::check(&mut cx.sink, &plan, &spans);
+            limits::check_tasks(&mut cx, &plan);
             let (mut plan, used) = cx.sink.finish((plan, used))?;
             plan.stages = stages::expand(&plan);
-            Ok((plan, used))
+            let mut cx = Cx::new(file_name, yaml);
+            limits::check_stages(&mut cx, &plan);
+            cx.sink.finish((plan, used))
         }
         Err(e) => {
             let (pos, message, hint) = load_error(&e);
@@ -248,6 +269,57 @@ phases:
         );
         let e = load("p.yaml", "- a\n").unwrap_err();
         assert_eq!(e.diagnostics[0].message, "a plan must be a YAML mapping");
+    }
+
+    #[test]
+    fn oversized_plans_are_refused_before_parsing() {
+        let yaml = format!("name: big\n# {}\n", "x".repeat(MAX_PLAN_BYTES));
+        let e = load("big.yaml", &yaml).unwrap_err();
+        assert_eq!(e.diagnostics.len(), 1);
+        assert_eq!(
+            e.diagnostics[0].message,
+            format!(
+                "the plan is {} bytes, more than the limit of 524288 (512 KiB)",
+                yaml.len()
+            )
+        );
+    }
+
+    #[test]
+    fn too_many_tasks_are_refused() {
+        let mut yaml = String::from(
+            "name: many\nroles:\n  r: { image: img }\nphases:\n  - id: p\n    tasks:\n",
+        );
+        for i in 0..=MAX_TASKS {
+            yaml.push_str(&format!("      - {{ id: t{i}, role: r, run: x }}\n"));
+        }
+        let e = load("many.yaml", &yaml).unwrap_err();
+        let messages: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["the plan has 501 tasks, more than the limit of 500"]
+        );
+    }
+
+    #[test]
+    fn too_many_stages_are_refused() {
+        let mut yaml = String::from("name: loopy\nroles:\n  r: { image: img }\nphases:\n");
+        let ids: Vec<String> = (0..11).map(|i| format!("p{i}")).collect();
+        for id in &ids {
+            yaml.push_str(&format!(
+                "  - id: {id}\n    tasks: [{{ id: t{id}, role: r, run: x }}]\n"
+            ));
+        }
+        yaml.push_str(&format!(
+            "repeat:\n  phases: [{}]\n  until: {{ expr: \"true\" }}\n  max: 100\n",
+            ids.join(", ")
+        ));
+        let e = load("loopy.yaml", &yaml).unwrap_err();
+        let messages: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["the plan expands to 1100 stages, more than the limit of 1000"]
+        );
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub struct Role {
     /// What a successful result must report; empty = not declared.
     #[serde(default)]
     pub outputs: Schema,
+    /// What its tasks ask beyond the strict sandbox (`sandbox:`).
+    #[serde(default)]
+    pub sandbox: super::sandbox::RoleSandbox,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -167,8 +170,9 @@ pub enum GateSpec {
     Tasks { min_ok: Option<u32> },
     /// `expr: "<expression>"`, parsed by `baton_gates::expr`.
     Expr { expr: String },
-    /// `approval: { quorum: N }` or `approval: {}`; a person decides.
-    Approval { quorum: u32 },
+    /// `approval: { quorum, allow_self_approval, expires, on_expiry }` or
+    /// `approval: {}`; people decide.
+    Approval(ApprovalSpec),
     /// `window: { cron, duration, timezone }`: open while a maintenance window is.
     Window {
         cron: String,
@@ -176,6 +180,61 @@ pub enum GateSpec {
         duration: Duration,
         timezone: String,
     },
+}
+
+/// Who must approve, and how long they have. Defaults are those of
+/// [`ApprovalSpec::default`]; a snapshot written before a field existed reads
+/// its default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalSpec {
+    /// Distinct people who must approve.
+    pub quorum: u32,
+    /// Whether the run's submitter counts towards the quorum.
+    #[serde(default = "yes")]
+    pub allow_self_approval: bool,
+    /// How long the gate waits for its quorum, from when it is first asked;
+    /// zero waits forever.
+    #[serde(default, with = "duration_ms")]
+    pub expires: Duration,
+    #[serde(default)]
+    pub on_expiry: OnExpiry,
+}
+
+impl Default for ApprovalSpec {
+    /// One approval, by anyone (the submitter too), with no deadline: what an
+    /// Argo `suspend` or a GitHub environment reviewer gives out of the box.
+    fn default() -> Self {
+        ApprovalSpec {
+            quorum: 1,
+            allow_self_approval: true,
+            expires: Duration::ZERO,
+            on_expiry: OnExpiry::Fail,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What an approval that expired does to the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExpiry {
+    /// The phase fails; its `on_fail` (rollback by default) applies.
+    #[default]
+    Fail,
+    /// A `halt` incident; the run stops where it is.
+    Halt,
+}
+
+impl OnExpiry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnExpiry::Fail => "fail",
+            OnExpiry::Halt => "halt",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,6 +262,30 @@ pub struct Task {
     /// the task as `BATON_INPUT_<NAME>` variables.
     #[serde(default)]
     pub with: BTreeMap<String, String>,
+    /// Secrets by reference (`env: { N: { secret: … } }` and `secrets:`);
+    /// the worker resolves them, the plan never holds a value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretRef>,
+}
+
+/// A secret the worker reads on its own host when the attempt starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    /// The environment variable, or the file name under `/run/secrets/`.
+    pub name: String,
+    pub source: SecretSource,
+    /// Delivered as a file under `/run/secrets/` rather than a variable.
+    pub as_file: bool,
+}
+
+/// Where the worker finds the value; there is no variant holding one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretSource {
+    /// A variable of the worker's own environment.
+    FromEnv(String),
+    /// An absolute path on the worker host.
+    FromFile(String),
 }
 
 impl Phase {

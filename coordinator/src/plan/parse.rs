@@ -369,21 +369,8 @@ pub(crate) fn gate(cx: &mut Cx, node: &Node) -> Option<(GateSpec, GateSpans)> {
         }
         "window" => window(cx, f, value),
         _ => {
-            let mut quorum = 1;
-            if !is_null(f.node) {
-                let inner = cx.fields(f.node, f.pos(), "the `approval` gate", &["quorum"])?;
-                if let Some(q) = inner.get("quorum") {
-                    quorum = cx.uint(q, u32::MAX)?;
-                    if quorum == 0 {
-                        cx.err(
-                            q.pos(),
-                            "quorum 0 means nobody has to approve",
-                            "use a quorum of at least 1",
-                        );
-                    }
-                }
-            }
-            Some((GateSpec::Approval { quorum }, GateSpans { value }))
+            let spec = super::approval::approval(cx, f)?;
+            Some((GateSpec::Approval(spec), GateSpans { value }))
         }
     }
 }

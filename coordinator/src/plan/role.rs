@@ -1,4 +1,4 @@
-//! Roles: reading `id → { image, risk, inputs, outputs }` (in a plan, or in
+//! Roles: reading `id → { image, risk, workspace, inputs, outputs, sandbox }` (in a plan, or in
 //! a role file for the registry), and writing one back as the normalized
 //! YAML the registry stores.
 
@@ -9,10 +9,11 @@ use marked_yaml::{parse_yaml_with_options, LoaderOptions, Node};
 use super::error::{suggest, PlanError, Pos};
 use super::model::{Risk, Role, WorkspaceAccess};
 use super::node::{is_null, kind, node_pos, span_pos, Cx, Field};
+use super::sandbox::RoleSandbox;
 use super::schema::Schema;
 use super::schema_yaml::{quote, schema, to_yaml};
 
-const ROLE_KEYS: &[&str] = &["image", "risk", "workspace", "inputs", "outputs"];
+const ROLE_KEYS: &[&str] = &["image", "risk", "workspace", "inputs", "outputs", "sandbox"];
 
 /// `roles:` of a plan or a role file: every role, in the order written.
 pub(crate) fn roles(cx: &mut Cx, f: Field<'_>) -> Vec<Role> {
@@ -44,6 +45,7 @@ pub(crate) fn role(cx: &mut Cx, id: String, key: Pos, v: &Node) -> Role {
         workspace: WorkspaceAccess::default(),
         inputs: Schema::default(),
         outputs: Schema::default(),
+        sandbox: RoleSandbox::default(),
     };
     let what = format!("role `{}`", role.id);
     let at = if is_null(v) { key } else { node_pos(v) };
@@ -88,6 +90,9 @@ pub(crate) fn role(cx: &mut Cx, id: String, key: Pos, v: &Node) -> Role {
     }
     if let Some(f) = fs.get("outputs").filter(|f| !is_null(f.node)) {
         role.outputs = schema(cx, f, &format!("the outputs of {what}"), false);
+    }
+    if let Some(f) = fs.get("sandbox").filter(|f| !is_null(f.node)) {
+        role.sandbox = super::sandbox::sandbox(cx, f, &role.id);
     }
     role
 }
@@ -158,6 +163,7 @@ pub fn role_yaml(role: &Role) -> String {
     );
     to_yaml("inputs", &role.inputs, &mut out);
     to_yaml("outputs", &role.outputs, &mut out);
+    super::sandbox::to_yaml(&role.sandbox, &mut out);
     out
 }
 

@@ -115,7 +115,22 @@ fn gate_text(g: &GateSpec) -> String {
         GateSpec::Tasks { min_ok: None } => "tasks all_ok".to_string(),
         GateSpec::Tasks { min_ok: Some(n) } => format!("tasks min_ok {n}"),
         GateSpec::Expr { expr } => format!("expr `{expr}`"),
-        GateSpec::Approval { quorum } => format!("approval (quorum {quorum})"),
+        GateSpec::Approval(a) => {
+            let mut text = format!("approval (quorum {}", a.quorum);
+            if !a.allow_self_approval {
+                text.push_str(", not by the submitter");
+            }
+            if !a.expires.is_zero() {
+                let _ = write!(
+                    text,
+                    ", expires {} then {}",
+                    format_duration(a.expires),
+                    a.on_expiry.as_str()
+                );
+            }
+            text.push(')');
+            text
+        }
         GateSpec::Window {
             cron,
             duration,

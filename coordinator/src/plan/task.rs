@@ -12,7 +12,7 @@ use super::node::{is_null, kind, node_pos, span_pos, Cx, Field, TextPos};
 use super::parse::TaskSpans;
 
 const TASK_KEYS: &[&str] = &[
-    "id", "role", "run", "env", "needs", "timeout", "retries", "outputs", "when", "with",
+    "id", "role", "run", "env", "needs", "timeout", "retries", "outputs", "when", "with", "secrets",
 ];
 
 /// The default per-attempt timeout.
@@ -40,6 +40,7 @@ pub(crate) fn task(cx: &mut Cx, node: &Node, rollback: bool) -> Option<(Task, Ta
         outputs: Vec::new(),
         when: None,
         with: BTreeMap::new(),
+        secrets: Vec::new(),
     };
     if let Some(f) = cx.require(&fs, "id", what) {
         spans.id = f.pos();
@@ -54,7 +55,12 @@ pub(crate) fn task(cx: &mut Cx, node: &Node, rollback: bool) -> Option<(Task, Ta
         (task.run, spans.run) = run(cx, f, &label);
     }
     if let Some(f) = fs.get("env").filter(|f| !is_null(f.node)) {
-        (task.env, spans.env) = env(cx, f);
+        (task.env, spans.env, task.secrets) = env(cx, f);
+    }
+    if let Some(f) = fs.get("secrets").filter(|f| !is_null(f.node)) {
+        let listed = super::secrets::list(cx, f);
+        super::secrets::check_unique(cx, f.key, &task.env, &task.secrets, &listed);
+        task.secrets.extend(listed);
     }
     if let Some(f) = fs.get("needs").filter(|f| !is_null(f.node)) {
         if rollback {
@@ -162,8 +168,15 @@ fn run(cx: &mut Cx, f: Field<'_>, label: &str) -> (Vec<String>, Vec<TextPos>) {
     (Vec::new(), Vec::new())
 }
 
-/// `env: { NAME: scalar }`; numbers and bools become their text.
-fn env(cx: &mut Cx, f: Field<'_>) -> (BTreeMap<String, String>, BTreeMap<String, TextPos>) {
+/// `env: { NAME: scalar | { secret: … } }`; numbers and bools become their text.
+fn env(
+    cx: &mut Cx,
+    f: Field<'_>,
+) -> (
+    BTreeMap<String, String>,
+    BTreeMap<String, TextPos>,
+    Vec<super::model::SecretRef>,
+) {
     if let Node::Mapping(map) = f.node {
         for k in map.keys().filter(|k| !is_env_name(k.as_str())) {
             cx.err(
@@ -173,12 +186,7 @@ fn env(cx: &mut Cx, f: Field<'_>) -> (BTreeMap<String, String>, BTreeMap<String,
             );
         }
     }
-    cx.scalar_map(
-        f,
-        |name| format!("env `{name}`"),
-        "write `env: { NAME: \"value\" }`",
-        "quote the value, e.g. `NAME: \"value\"`",
-    )
+    super::secrets::env(cx, f)
 }
 
 /// A list of plain strings (for `needs` and `outputs`).
@@ -235,7 +243,7 @@ fn timeout(cx: &mut Cx, f: Field<'_>) -> Option<Duration> {
     }
 }
 
-fn is_env_name(name: &str) -> bool {
+pub(crate) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -310,7 +318,7 @@ mod tests {
                 "3:10 timeout must be more than 0",
                 "4:10 `retries` is 11, more than the limit of 10",
                 "5:8 `1X` is not a valid environment variable name",
-                "5:12 env `1X` must be a string, number or bool, not a list",
+                "5:12 env `1X` must be a string, number, bool or `{ secret: … }`, not a list",
             ]
         );
         let (_, d) = read("id: a\nrole: r\nrun: x\ntimeout: 25h\n");

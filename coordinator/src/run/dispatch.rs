@@ -119,6 +119,8 @@ impl RunState {
             workspace,
             inputs: self.input_artifacts(task),
             max_artifact_bytes: self.plan.max_artifact_bytes,
+            sandbox: sandbox_request(&self.plan.roles[&task.role].sandbox),
+            secrets: task.secrets.iter().map(secret_ref).collect(),
         }))
     }
 
@@ -178,5 +180,38 @@ impl RunState {
                 artifacts: t.artifacts.iter().map(v1::Artifact::from).collect(),
             })
             .collect()
+    }
+}
+
+/// The role's `sandbox:` as the dispatch carries it; `None` when it widens nothing.
+fn sandbox_request(s: &crate::plan::RoleSandbox) -> Option<v1::SandboxRequest> {
+    (!s.is_default()).then(|| v1::SandboxRequest {
+        network: s.network,
+        mounts: s
+            .mounts
+            .iter()
+            .map(|m| v1::SandboxMount {
+                host: m.host.clone(),
+                path: m.path.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+        memory_bytes: s.memory_bytes,
+        nano_cpus: s.nano_cpus,
+        pids: s.pids,
+    })
+}
+
+/// The reference only: the worker resolves it on its own host.
+fn secret_ref(s: &plan::SecretRef) -> v1::SecretRef {
+    let (from_env, from_file) = match &s.source {
+        plan::SecretSource::FromEnv(var) => (var.clone(), String::new()),
+        plan::SecretSource::FromFile(path) => (String::new(), path.clone()),
+    };
+    v1::SecretRef {
+        name: s.name.clone(),
+        from_env,
+        from_file,
+        as_file: s.as_file,
     }
 }

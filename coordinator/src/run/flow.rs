@@ -110,6 +110,9 @@ impl RunState {
                 self.phase_changed(si, "gating", String::new(), out);
                 self.ask_gates(si, now, out);
             }
+            PhaseStatus::Gating if self.approval_due(si, tf.due_ms.max(now)) => {
+                self.approval_expired(si, now, out)
+            }
             PhaseStatus::Gating if self.phases[si].timer_at_ms > 0 => self.ask_gates(si, now, out),
             _ => {}
         }

@@ -82,6 +82,7 @@ impl RunState {
             .iter()
             .map(|p| PhaseState {
                 timer_at_ms: 0,
+                approval_expires_ms: 0,
                 outcomes: Vec::new(),
                 id: p.id.clone(),
                 status: PhaseStatus::Pending,

@@ -8,7 +8,8 @@ use super::state::*;
 use crate::plan::GateSpec;
 
 impl RunState {
-    pub(super) fn ask_gates(&mut self, si: usize, _now: i64, out: &mut Vec<Command>) {
+    pub(super) fn ask_gates(&mut self, si: usize, now: i64, out: &mut Vec<Command>) {
+        self.start_approval_clock(si, now);
         let phase = &mut self.phases[si];
         phase.round += 1;
         phase.timer_at_ms = 0;
@@ -66,6 +67,7 @@ impl RunState {
                     context_json: context.clone(),
                     decisions: decisions.clone(),
                     traceparent: self.traceparent.clone(),
+                    submitted_by: self.submitted_by.clone(),
                 },
             })
             .collect()
@@ -97,15 +99,7 @@ impl RunState {
         });
         gate.reasons = g.reasons.clone();
         gate.retry_at_ms = g.retry_at_ms;
-        let failed = |until: bool| -> Vec<String> {
-            phase
-                .gates
-                .iter()
-                .filter(|g| g.until == until && g.verdict == Some(Verdict::Fail))
-                .flat_map(|g| g.reasons.iter().map(move |r| format!("{}: {r}", g.kind)))
-                .collect()
-        };
-        let main_failed = failed(false);
+        let main_failed = failed(phase, false);
         if !main_failed.is_empty() {
             let reason = format!("gate failed: {}", main_failed.join("; "));
             return self.phase_failed(si, reason, now, out);
@@ -116,6 +110,12 @@ impl RunState {
         if !phase.gates.iter().all(|g| g.verdict.is_some()) {
             return;
         }
+        // Every gate answered and an approval is still short of its quorum.
+        if self.approval_due(si, now) {
+            return self.approval_expired(si, now, out);
+        }
+        let expires = self.phases[si].approval_expires_ms;
+        let phase = &self.phases[si];
         let pending: Vec<&GateState> = phase
             .gates
             .iter()
@@ -123,7 +123,7 @@ impl RunState {
             .collect();
         if pending.is_empty() {
             // Only `until` gates failed: the iteration is not green.
-            let why = failed(true).join("; ");
+            let why = failed(phase, true).join("; ");
             return self.iteration_not_green(si, why, now, out);
         }
         let next_window = pending
@@ -148,7 +148,20 @@ impl RunState {
                 out,
             );
         }
+        if expires > 0 && self.approval_pending(si) {
+            out.push(self.stage_timer(si, expires));
+        }
     }
+}
+
+/// Reasons of the failed gates: the stage's own (`until` false) or its loop's.
+fn failed(phase: &PhaseState, until: bool) -> Vec<String> {
+    phase
+        .gates
+        .iter()
+        .filter(|g| g.until == until && g.verdict == Some(Verdict::Fail))
+        .flat_map(|g| g.reasons.iter().map(move |r| format!("{}: {r}", g.kind)))
+        .collect()
 }
 
 pub fn gate_kind(g: &GateSpec) -> &'static str {
@@ -168,7 +181,12 @@ fn gate_spec(g: &GateSpec) -> v1::GateSpec {
                 min_ok: min_ok.unwrap_or(0),
             }),
             GateSpec::Expr { expr } => Kind::Expr(v1::ExprGate { expr: expr.clone() }),
-            GateSpec::Approval { quorum } => Kind::Approval(v1::ApprovalGate { quorum: *quorum }),
+            GateSpec::Approval(a) => Kind::Approval(v1::ApprovalGate {
+                quorum: a.quorum,
+                allow_self_approval: a.allow_self_approval,
+                expires_ms: a.expires.as_millis() as u64,
+                on_expiry: a.on_expiry.as_str().to_string(),
+            }),
             GateSpec::Window {
                 cron,
                 duration,

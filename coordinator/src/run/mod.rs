@@ -6,6 +6,7 @@
 //! - `phase`: a stage's life: `when`, ready tasks, canary holds, promotion, `on_fail`, the run's end.
 //! - `gates`: asking a stage's gates and folding their answers (windows, loops' `until`).
 //! - `flow`: between stages: skips, timers, loop iterations, `stop_when`, incidents, rollback start.
+//! - `expiry`: approvals that expire (`fail` or `halt`), and the stage timers a takeover re-arms.
 //! - `rollback`: rollback steps, newest phase first.
 //! - `lost`: attempts lost with their worker, dead-lettered, or answering late.
 //! - `schema_check`: a successful result against its role's declared outputs.
@@ -13,6 +14,7 @@
 //! - `view`: the admin API's `Run`, the gate context, "what it waits for".
 
 mod dispatch;
+mod expiry;
 mod flow;
 pub mod fold;
 mod gates;

@@ -23,6 +23,7 @@ impl RunState {
         phase.gates.clear();
         phase.reason.clear();
         phase.timer_at_ms = 0;
+        phase.approval_expires_ms = 0;
         if let Some(when) = &plan_phase.when {
             match self.condition(when, si) {
                 Ok((true, _)) => {}

@@ -162,6 +162,10 @@ pub struct PhaseState {
     /// When the stage's timer (a canary hold, a closed window) fires; 0 when none.
     #[serde(default)]
     pub timer_at_ms: i64,
+    /// When the stage's approval expires (ms since the epoch), set when its
+    /// gates are first asked; 0 when no approval gate of it expires.
+    #[serde(default)]
+    pub approval_expires_ms: i64,
     /// The stage's tasks as they ended (a later stage may run them again).
     #[serde(default)]
     pub outcomes: Vec<Outcome>,

@@ -90,8 +90,12 @@ pub fn waiting(st: &RunState) -> String {
                 .iter()
                 .any(|g| g.kind == "approval" && g.verdict == Some(Verdict::Pending));
         if pending_approval {
+            let expires = match p.approval_expires_ms {
+                0 => String::new(),
+                ms => format!(", expires {}", crate::plan::stages::format_ms(ms)),
+            };
             parts.push(format!(
-                "approval for phase {} (baton approve {})",
+                "approval for phase {} (baton approve {}{expires})",
                 p.id, st.run_id
             ));
         }

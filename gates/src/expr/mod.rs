@@ -47,7 +47,7 @@ mod tests;
 
 use std::fmt;
 
-pub use parser::Expr;
+pub use parser::{Expr, MAX_DEPTH, MAX_EXPR_BYTES};
 
 /// Parse a gate expression. Names are not checked here: that needs a context.
 pub fn parse(src: &str) -> Result<Expr, ExprError> {

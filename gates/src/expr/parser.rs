@@ -80,7 +80,23 @@ impl Expr {
     }
 }
 
+/// Longest expression accepted, in bytes: gate expressions are conditions,
+/// not programs, and the bound keeps parsing and evaluation cheap.
+pub const MAX_EXPR_BYTES: usize = 4096;
+/// Deepest nesting of `(`, `[` and `!`: the parser and the evaluator recurse
+/// once per level, so an unbounded depth would overflow the stack.
+pub const MAX_DEPTH: usize = 32;
+
 pub(crate) fn parse(src: &str) -> Result<Expr, ExprError> {
+    if src.len() > MAX_EXPR_BYTES {
+        return Err(ExprError::new(
+            0,
+            format!(
+                "expression is {} bytes, more than the limit of {MAX_EXPR_BYTES} — split it into several gates",
+                src.len()
+            ),
+        ));
+    }
     let tokens = lex(src)?;
     if tokens.len() == 1 {
         return Err(ExprError::new(
@@ -88,7 +104,11 @@ pub(crate) fn parse(src: &str) -> Result<Expr, ExprError> {
             "empty expression — write a condition such as `tasks.tests.outputs.coverage >= 80`",
         ));
     }
-    let mut parser = Parser { tokens, pos: 0 };
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let expr = parser.or()?;
     let next = parser.peek().clone();
     if next.tok != Tok::Eof {
@@ -119,12 +139,29 @@ fn trailing(token: &Token) -> ExprError {
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// Open `(`, `[` and `!` around the current position.
+    depth: usize,
 }
 
 impl Parser {
     fn peek(&self) -> &Token {
         // `lex` guarantees a trailing Eof, and `bump` never moves past it.
         &self.tokens[self.pos.min(self.tokens.len() - 1)]
+    }
+
+    /// Enter one nesting level at `offset`, or refuse past [`MAX_DEPTH`].
+    fn enter(&mut self, offset: usize) -> Result<(), ExprError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ExprError::new(
+                offset,
+                format!(
+                    "nesting at column {} is deeper than {MAX_DEPTH} levels of `(`, `[` or `!` — simplify the expression",
+                    offset + 1
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn bump(&mut self) -> Token {
@@ -158,7 +195,9 @@ impl Parser {
     fn not(&mut self) -> Result<Expr, ExprError> {
         if self.peek().tok == Tok::Bang {
             let offset = self.bump().offset;
+            self.enter(offset)?;
             let inner = self.not()?;
+            self.depth -= 1;
             return Ok(Expr::new(Kind::Not(Box::new(inner)), offset));
         }
         self.comparison()
@@ -237,7 +276,9 @@ impl Parser {
                 }
             },
             Tok::LParen => {
+                self.enter(offset)?;
                 let inner = self.or()?;
+                self.depth -= 1;
                 let close = self.bump();
                 if close.tok != Tok::RParen {
                     return Err(ExprError::new(
@@ -251,7 +292,12 @@ impl Parser {
                 }
                 return Ok(inner);
             }
-            Tok::LBracket => Kind::List(self.list_items(col)?),
+            Tok::LBracket => {
+                self.enter(offset)?;
+                let items = self.list_items(col)?;
+                self.depth -= 1;
+                Kind::List(items)
+            }
             Tok::Bang => {
                 return Err(ExprError::new(
                     offset,

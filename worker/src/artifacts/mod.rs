@@ -9,6 +9,8 @@
 //!   size and lowercase-hex SHA-256, sorted by path ([`upload`]).
 //! - Limit: the total is checked before anything is uploaded
 //!   ([`Collected::over_limit`]); 0 in the dispatch means the worker default.
+//! - Secrets: each file's content passes the attempt's redactor before it
+//!   is stored; size and SHA-256 describe what was stored.
 //! - Inputs: fetched to the worker's disk and checked against size and
 //!   SHA-256 before any task sees them ([`fetch_inputs`]).
 
@@ -22,6 +24,7 @@ use tokio::io::AsyncReadExt;
 
 pub use local::{Collected, OutFile};
 
+use crate::redact::Redactor;
 use crate::runtime::{Outcome, RuntimeError, TaskSpec};
 
 /// Default total size of what one attempt may leave in `/baton/out/`.
@@ -42,7 +45,7 @@ pub fn limit(max_artifact_bytes: u64) -> u64 {
 pub(crate) async fn settle(
     store: Option<&ObjectStore>,
     spec: &TaskSpec,
-    collected: &Collected,
+    collected: &mut Collected,
     outcome: &mut Outcome,
 ) -> Result<(), RuntimeError> {
     if let Some(e) = collected.over_limit(limit(spec.max_artifact_bytes)) {
@@ -60,7 +63,25 @@ pub(crate) async fn settle(
         tracing::warn!(task = %spec.task_id, files = collected.files.len(), "no artifact store configured; /baton/out files not kept");
         return Ok(());
     };
+    redact_files(&spec.secrets.redactor, collected).await?;
     outcome.artifacts = upload(store, &spec.run_id, &spec.task_id, spec.attempt, collected).await?;
+    Ok(())
+}
+
+/// Rewrites each collected file (the worker's own copy) with the attempt's
+/// secrets redacted, and records its new size and SHA-256.
+async fn redact_files(redactor: &Redactor, collected: &mut Collected) -> std::io::Result<()> {
+    if redactor.is_empty() {
+        return Ok(());
+    }
+    for f in &mut collected.files {
+        let content = tokio::fs::read(&f.local).await?;
+        let clean = redactor.bytes(&content);
+        if clean != content {
+            tokio::fs::write(&f.local, &clean).await?;
+            (f.size, f.sha256) = local::copy_hashed(&mut &clean[..], &mut std::io::sink())?;
+        }
+    }
     Ok(())
 }
 

@@ -61,6 +61,7 @@ impl DockerRuntime {
     /// Connect (`DOCKER_HOST` or the local socket), negotiate the API
     /// version down to the engine's, and ping.
     pub async fn connect(policy: SandboxPolicy) -> Result<Self, RuntimeError> {
+        policy.check().map_err(RuntimeError::InvalidSpec)?;
         let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
         let endpoint = host
             .clone()
@@ -178,8 +179,8 @@ impl DockerRuntime {
             )
             .await;
         guard.remove().await;
-        let (mut outcome, collected) = result?;
-        artifacts::settle(self.store.as_ref(), spec, &collected, &mut outcome).await?;
+        let (mut outcome, mut collected) = result?;
+        artifacts::settle(self.store.as_ref(), spec, &mut collected, &mut outcome).await?;
         Ok(outcome)
     }
 
@@ -248,7 +249,7 @@ impl DockerRuntime {
         let mut follower = tokio::spawn(logs::follow(
             streaming.clone(),
             id.to_string(),
-            Capture::new(logs),
+            Capture::new(logs, spec.secrets.redactor.clone()),
             stop_logs.clone(),
         ));
 

@@ -18,6 +18,13 @@
 //!   starts by uploading a tar of the verified inputs (root-owned, files
 //!   0444, dirs 0555), and mounted read-only in the task container (an
 //!   upload into a read-only mount is refused, hence the stager).
+//! - `/run/secrets` (only when the attempt has secret files): a fresh
+//!   volume `<container>-secrets`, filled like `/baton/in` and mounted
+//!   read-only. A volume rather than a tmpfs because a tmpfs cannot be
+//!   filled before the task starts without a writable, long-lived step in
+//!   the task container; it is a per-attempt scratch volume, so it goes with
+//!   the container after the attempt (or at the next start of a worker that
+//!   died), and `docker commit` never sees volumes.
 //! - workspace kind `volume`: created on first use, labelled
 //!   `org.baton.run=<run>`; when this worker creates it, the stager hands its
 //!   root to the sandbox user. One that exists is used as it is. Kind `host`
@@ -48,6 +55,7 @@ use super::sandbox::{self, SandboxPolicy, OUT_DIR};
 use super::workspace::{self, Kind};
 use super::{RuntimeError, TaskSpec};
 use crate::artifacts::local::{self, Collected};
+use crate::secrets::SECRETS_DIR;
 
 /// Where earlier tasks' artifacts appear (inside the container).
 pub const IN_DIR: &str = "/baton/in";
@@ -88,6 +96,15 @@ pub(crate) async fn prepare(
             .await
             .map_err(|e| std::io::Error::other(format!("packing inputs failed: {e}")))??;
         uploads.push((IN_DIR.to_string(), tar));
+    }
+
+    if !spec.secrets.files.is_empty() {
+        let vol = format!("{name}-secrets");
+        create_volume(docker, &vol, &labels).await?;
+        scratch.push(vol.clone());
+        task_mounts.push(volume_mount(&vol, SECRETS_DIR, true));
+        stage_mounts.push(volume_mount(&vol, SECRETS_DIR, false));
+        uploads.push((SECRETS_DIR.to_string(), secrets_tar(&spec.secrets.files)?));
     }
 
     if let Some(ws) = &spec.workspace {
@@ -276,6 +293,20 @@ fn append_tree(b: &mut tar::Builder<Vec<u8>>, root: &Path, dir: &Path) -> std::i
         }
     }
     Ok(())
+}
+
+/// Secret files, root-owned and 0444: the task runs as another user, and
+/// nothing but the task runs in its container.
+fn secrets_tar(files: &[(String, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, content) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(content.len() as u64);
+        h.set_mode(0o444);
+        b.append_data(&mut h, name, content.as_slice())?;
+    }
+    b.into_inner()
 }
 
 /// Read `/baton/out` of the (stopped) container into `dest`.

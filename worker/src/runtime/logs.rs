@@ -15,8 +15,11 @@ use futures::{Stream as FuturesStream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use super::output::{LineSplitter, StdoutCollector};
 use super::{LogLine, Sink, Stream};
+use crate::redact::{Redactor, StreamRedactor};
 
 /// Output collected so far, and how many bytes of each stream were consumed.
 pub(crate) struct Capture {
@@ -25,16 +28,21 @@ pub(crate) struct Capture {
     seen_out: usize,
     seen_err: usize,
     sink: Sink,
+    /// Before line splitting, so a value split across chunks is caught.
+    redact_out: StreamRedactor,
+    redact_err: StreamRedactor,
 }
 
 impl Capture {
-    pub(crate) fn new(logs: mpsc::Sender<LogLine>) -> Self {
+    pub(crate) fn new(logs: mpsc::Sender<LogLine>, redactor: Arc<Redactor>) -> Self {
         Self {
             stdout: StdoutCollector::new(true),
             stderr: LineSplitter::default(),
             seen_out: 0,
             seen_err: 0,
             sink: Sink::new(logs),
+            redact_out: StreamRedactor::new(redactor.clone()),
+            redact_err: StreamRedactor::new(redactor),
         }
     }
 
@@ -56,13 +64,14 @@ impl Capture {
                 None => break,
                 Some(Ok(LogOutput::StdOut { message })) => {
                     let fresh = unseen(&message, &mut pos_out, &mut self.seen_out);
-                    for line in self.stdout.push(fresh) {
+                    let fresh = self.redact_out.push(fresh);
+                    for line in self.stdout.push(&fresh) {
                         self.sink.send(Stream::Stdout, line).await;
                     }
                 }
                 Some(Ok(LogOutput::StdErr { message })) => {
                     let fresh = unseen(&message, &mut pos_err, &mut self.seen_err);
-                    self.stderr.push(fresh);
+                    self.stderr.push(&self.redact_err.push(fresh));
                     while let Some(line) = self.stderr.next_line() {
                         self.sink.send(Stream::Stderr, line).await;
                     }
@@ -78,6 +87,14 @@ impl Capture {
 
     /// End of output: forwards the last unterminated lines.
     pub(crate) async fn finish(&mut self) {
+        let rest = self.redact_out.finish();
+        for line in self.stdout.push(&rest) {
+            self.sink.send(Stream::Stdout, line).await;
+        }
+        self.stderr.push(&self.redact_err.finish());
+        while let Some(line) = self.stderr.next_line() {
+            self.sink.send(Stream::Stderr, line).await;
+        }
         for line in self.stdout.finish() {
             self.sink.send(Stream::Stdout, line).await;
         }

@@ -54,6 +54,7 @@
 pub mod docker;
 mod docker_cleanup;
 pub mod docker_files;
+pub mod grant;
 mod logs;
 pub mod noop;
 pub mod output;
@@ -94,6 +95,12 @@ pub struct TaskSpec {
     /// Largest total size of `/baton/out/` kept; 0 means
     /// [`crate::artifacts::DEFAULT_MAX_ARTIFACT_BYTES`].
     pub max_artifact_bytes: u64,
+    /// What the role asked beyond the strict sandbox and this worker
+    /// granted ([`grant::grant`]); Docker only.
+    pub grant: grant::Grant,
+    /// Resolved secrets: extra env, files for `$BATON_SECRETS`, and the
+    /// redactor every output of the attempt goes through.
+    pub secrets: crate::secrets::Secrets,
 }
 
 /// Resource limits of one attempt (Docker only; `<= 0` means unlimited).
@@ -178,6 +185,9 @@ pub enum RuntimeError {
     /// The workspace cannot be used as given (the message says how to fix it).
     #[error("{0}")]
     Workspace(String),
+    /// A secret reference cannot be resolved on this worker.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
     #[error("artifact store: {0}")]
     ArtifactStore(String),
     #[error("Docker volume {volume}: {source} — check `docker volume inspect {volume}` and the engine's free disk space")]
@@ -196,6 +206,7 @@ impl RuntimeError {
                 | RuntimeError::InvalidSpec(_)
                 | RuntimeError::Input(_)
                 | RuntimeError::Workspace(_)
+                | RuntimeError::Secret(_)
         )
     }
 }

@@ -65,6 +65,8 @@ mod tests {
             workspace: None,
             inputs: vec![],
             max_artifact_bytes: 0,
+            grant: Default::default(),
+            secrets: Default::default(),
         };
         let (tx, _rx) = mpsc::channel(1);
         let rt = crate::runtime::Runtime::Noop(NoopRuntime::new());

@@ -10,6 +10,10 @@
 //! is killed as a whole when the task ends, times out or is cancelled —
 //! like a container whose PID 1 exited.
 //!
+//! Secrets: variables join the task's env; files are written 0400 into
+//! `secrets/` (0500) of the working directory, `$BATON_SECRETS`, removed
+//! with it. Both output streams and `result.json` pass the attempt's redactor.
+//!
 //! Workspaces: kind `host` only, given as is in `$BATON_WORKSPACE`
 //! (`read_only` cannot be enforced without a sandbox); kind `volume` needs
 //! Docker and is refused with a permanent error.
@@ -30,6 +34,7 @@ use super::result::{evaluate, format_duration, MAX_RESULT_FILE_BYTES};
 use super::workspace::{self, Kind};
 use super::{validate, LogLine, Outcome, RuntimeError, Sink, Stream, TaskSpec};
 use crate::artifacts::{self, local};
+use crate::redact::StreamRedactor;
 
 /// How long output may keep arriving after the process group was killed.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(5);
@@ -83,6 +88,8 @@ impl ProcessRuntime {
         let inputs = dir.path.join("in");
         artifacts::fetch_inputs(self.store.as_ref(), &spec.inputs, &inputs).await?;
         make_read_only(&inputs)?;
+        let secrets = dir.path.join("secrets");
+        write_secret_files(&secrets, &spec.secrets.files)?;
 
         let mut command = tokio::process::Command::new(&spec.argv[0]);
         command
@@ -90,6 +97,13 @@ impl ProcessRuntime {
             .env_clear()
             .env("PATH", &self.path)
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                spec.secrets
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .env("BATON_SECRETS", &secrets)
             .env("BATON_OUT", &out)
             .env("BATON_IN", &inputs)
             .envs(workspace.iter().map(|w| ("BATON_WORKSPACE", w.as_str())))
@@ -120,11 +134,11 @@ impl ProcessRuntime {
         let stdout = child
             .stdout
             .take()
-            .map(|r| tokio::spawn(read_stdout(r, logs.clone(), stop.clone())));
+            .map(|r| tokio::spawn(read_stdout(r, logs.clone(), stop.clone(), redactor(spec))));
         let stderr = child
             .stderr
             .take()
-            .map(|r| tokio::spawn(read_stderr(r, logs, stop.clone())));
+            .map(|r| tokio::spawn(read_stderr(r, logs, stop.clone(), redactor(spec))));
 
         enum End {
             Exited(ExitStatus),
@@ -168,7 +182,8 @@ impl ProcessRuntime {
         };
         let collected = collected.unwrap_or_else(|| StdoutCollector::new(false));
 
-        let file = read_result_file(&out.join("result.json"))?;
+        let file =
+            read_result_file(&out.join("result.json"))?.map(|f| spec.secrets.redactor.bytes(&f));
         let exit_code = status.code().map(i64::from);
         let verdict = evaluate(exit_code, collected.last_non_empty_line(), file.as_deref());
         let error = match end {
@@ -189,10 +204,10 @@ impl ProcessRuntime {
             artifacts: Vec::new(),
         };
         let limit = artifacts::limit(spec.max_artifact_bytes);
-        let collected = tokio::task::spawn_blocking(move || local::collect_dir(&out, limit))
+        let mut collected = tokio::task::spawn_blocking(move || local::collect_dir(&out, limit))
             .await
             .map_err(|e| std::io::Error::other(format!("reading $BATON_OUT failed: {e}")))??;
-        artifacts::settle(self.store.as_ref(), spec, &collected, &mut outcome).await?;
+        artifacts::settle(self.store.as_ref(), spec, &mut collected, &mut outcome).await?;
         drop(dir);
         Ok(outcome)
     }
@@ -253,10 +268,27 @@ async fn kill_group(pgid: Option<u32>) {
         .await;
 }
 
+fn redactor(spec: &TaskSpec) -> StreamRedactor {
+    StreamRedactor::new(spec.secrets.redactor.clone())
+}
+
+/// Secret files 0400 in a 0500 directory: only this user reads them.
+fn write_secret_files(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, content)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500))
+}
+
 async fn read_stdout(
     mut reader: impl AsyncRead + Unpin,
     tx: mpsc::Sender<LogLine>,
     stop: CancellationToken,
+    mut redactor: StreamRedactor,
 ) -> StdoutCollector {
     let mut sink = Sink::new(tx);
     let mut collector = StdoutCollector::new(false);
@@ -269,9 +301,12 @@ async fn read_stdout(
         if n == 0 {
             break;
         }
-        for line in collector.push(&buf[..n]) {
+        for line in collector.push(&redactor.push(&buf[..n])) {
             sink.send(Stream::Stdout, line).await;
         }
+    }
+    for line in collector.push(&redactor.finish()) {
+        sink.send(Stream::Stdout, line).await;
     }
     for line in collector.finish() {
         sink.send(Stream::Stdout, line).await;
@@ -283,6 +318,7 @@ async fn read_stderr(
     mut reader: impl AsyncRead + Unpin,
     tx: mpsc::Sender<LogLine>,
     stop: CancellationToken,
+    mut redactor: StreamRedactor,
 ) {
     let mut sink = Sink::new(tx);
     let mut splitter = LineSplitter::default();
@@ -295,10 +331,14 @@ async fn read_stderr(
         if n == 0 {
             break;
         }
-        splitter.push(&buf[..n]);
+        splitter.push(&redactor.push(&buf[..n]));
         while let Some(line) = splitter.next_line() {
             sink.send(Stream::Stderr, line).await;
         }
+    }
+    splitter.push(&redactor.finish());
+    while let Some(line) = splitter.next_line() {
+        sink.send(Stream::Stderr, line).await;
     }
     if let Some(line) = splitter.finish() {
         sink.send(Stream::Stderr, line).await;
@@ -355,6 +395,7 @@ impl Drop for TaskDir {
     fn drop(&mut self) {
         // Read-only inputs would stop remove_dir_all; open them up first.
         let _ = make_writable(&self.path.join("in"));
+        let _ = make_writable(&self.path.join("secrets"));
         if let Err(e) = std::fs::remove_dir_all(&self.path) {
             tracing::warn!(dir = %self.path.display(), error = %e, "cannot remove task directory");
         }

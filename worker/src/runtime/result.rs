@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use super::TaskReport;
 
-/// Largest `result.json` accepted.
-pub const MAX_RESULT_FILE_BYTES: usize = 1024 * 1024;
+/// Largest `result.json` accepted. The report rides in the `task_finished`
+/// event, and NATS caps a message at 1 MiB by default; big data belongs in
+/// `/baton/out/` as artifacts.
+pub const MAX_RESULT_FILE_BYTES: usize = 256 * 1024;
 
 /// How much of an unparseable result is quoted in the error.
 pub const QUOTE_BYTES: usize = 200;
@@ -101,7 +103,7 @@ fn fail(report: Option<TaskReport>, error: String) -> Verdict {
 fn parse_file(bytes: &[u8]) -> Result<TaskReport, String> {
     if bytes.len() > MAX_RESULT_FILE_BYTES {
         return Err(format!(
-            "result.json is larger than {} KiB",
+            "result.json is larger than {} KiB — put large data in /baton/out/ as artifacts and keep outputs small",
             MAX_RESULT_FILE_BYTES / 1024
         ));
     }

@@ -4,12 +4,14 @@
 //! Always on: `cap_drop: [ALL]`, `no-new-privileges`, no `binds`, no mounts
 //! but those of [`super::docker_files`] (`/baton/out`, `/baton/in`, workspace),
 //! memory == memory+swap (no swap), CPU and pids limits, tmpfs `/tmp`.
+//! A dispatch's [`super::grant::Grant`] (checked against the worker's
+//! ceilings before) may lift `network_mode: none` and add bind mounts.
 //! Policy switches: user, `network_mode: none`, read-only root,
 //! tmpfs size, extra labels. Every field defaults to the strict setting.
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType};
 
 use super::docker_files::IN_DIR;
 
@@ -52,6 +54,25 @@ impl Default for SandboxPolicy {
             out_tmpfs_size: "64m".to_string(),
             extra_labels: Vec::new(),
         }
+    }
+}
+
+impl SandboxPolicy {
+    /// Refuses a policy that would run tasks as root: uid 0, gid 0, the
+    /// name `root`, or no user at all (the image's default, often root).
+    pub fn check(&self) -> Result<(), String> {
+        let (user, group) = match self.user.split_once(':') {
+            Some((u, g)) => (u.trim(), Some(g.trim())),
+            None => (self.user.trim(), None),
+        };
+        let is_root = |s: &str| s == "0" || s == "root";
+        if user.is_empty() || is_root(user) || group.is_some_and(|g| g.is_empty() || is_root(g)) {
+            return Err(format!(
+                "the sandbox user {:?} is root or unset — tasks never run as root; use a numeric uid:gid such as 10001:10001",
+                self.user
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -134,7 +155,14 @@ pub fn labels(spec: &TaskSpec, policy: &SandboxPolicy) -> HashMap<String, String
     labels
 }
 
-pub fn host_config(spec: &TaskSpec, policy: &SandboxPolicy, mounts: Vec<Mount>) -> HostConfig {
+pub fn host_config(spec: &TaskSpec, policy: &SandboxPolicy, mut mounts: Vec<Mount>) -> HostConfig {
+    mounts.extend(spec.grant.mounts.iter().map(|m| Mount {
+        typ: Some(MountType::BIND),
+        source: Some(m.host.display().to_string()),
+        target: Some(m.path.clone()),
+        read_only: Some(m.read_only),
+        ..Default::default()
+    }));
     let positive = |v: i64| (v > 0).then_some(v);
     let tmpfs = HashMap::from([("/tmp".to_string(), tmpfs_options(policy))]);
     // json-file explicitly: the runtime reads the output back through the
@@ -147,7 +175,7 @@ pub fn host_config(spec: &TaskSpec, policy: &SandboxPolicy, mounts: Vec<Mount>) 
         ])),
     };
     HostConfig {
-        network_mode: policy.network_none.then(|| "none".to_string()),
+        network_mode: (policy.network_none && !spec.grant.network).then(|| "none".to_string()),
         readonly_rootfs: Some(policy.read_only_root),
         cap_drop: Some(vec!["ALL".to_string()]),
         security_opt: Some(vec!["no-new-privileges".to_string()]),
@@ -173,8 +201,12 @@ pub fn container_body(
     mounts: Vec<Mount>,
 ) -> ContainerCreateBody {
     let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.extend(spec.secrets.env.iter().map(|(k, v)| format!("{k}={v}")));
     env.push(format!("BATON_OUT={OUT_DIR}"));
     env.push(format!("BATON_IN={IN_DIR}"));
+    if !spec.secrets.files.is_empty() {
+        env.push(format!("BATON_SECRETS={}", crate::secrets::SECRETS_DIR));
+    }
     if let Some(ws) = &spec.workspace {
         env.push(format!("BATON_WORKSPACE={}", ws.mount));
     }
@@ -212,6 +244,8 @@ mod tests {
             workspace: None,
             inputs: vec![],
             max_artifact_bytes: 0,
+            grant: Default::default(),
+            secrets: Default::default(),
         }
     }
 

@@ -61,6 +61,8 @@ pub fn spec(run_id: &str, script: &str) -> TaskSpec {
         workspace: None,
         inputs: vec![],
         max_artifact_bytes: 0,
+        grant: Default::default(),
+        secrets: Default::default(),
     }
 }
 

@@ -418,6 +418,7 @@ fn approval_gate_is_asked_again_after_a_decision() {
     assert_eq!(req.round, 2);
 }
 
+mod approvals;
 mod flow;
 mod lost;
 mod schema;

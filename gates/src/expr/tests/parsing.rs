@@ -250,3 +250,36 @@ fn exprs_are_comparable_and_cloneable() {
     assert_eq!(e.clone(), parse("a == 1").unwrap());
     assert_ne!(e, parse("a == 2").unwrap());
 }
+
+#[test]
+fn nesting_is_bounded_instead_of_overflowing_the_stack() {
+    let deep = |n: usize| format!("{}1{}", "(".repeat(n), ")".repeat(n));
+    assert_eq!(p(&deep(crate::expr::MAX_DEPTH)), "1");
+    let e = err(&deep(crate::expr::MAX_DEPTH + 1));
+    assert!(e.message.contains("deeper than 32 levels"), "{}", e.message);
+    assert_eq!(e.offset, crate::expr::MAX_DEPTH);
+    let e = err(&format!("{}true", "!".repeat(1000)));
+    assert!(e.message.contains("deeper than 32 levels"), "{}", e.message);
+    let e = err(&format!("{}1{}", "[".repeat(1000), "]".repeat(1000)));
+    assert!(e.message.contains("deeper than 32 levels"), "{}", e.message);
+}
+
+#[test]
+fn length_is_bounded() {
+    let long = vec!["a"; 3000].join(" && ");
+    let e = err(&long);
+    assert_eq!(
+        e.message,
+        format!(
+            "expression is {} bytes, more than the limit of 4096 — split it into several gates",
+            long.len()
+        )
+    );
+    // The longest chain that fits still parses and evaluates.
+    let fits = vec!["true"; 512].join("&&");
+    assert!(fits.len() <= crate::expr::MAX_EXPR_BYTES);
+    assert!(parse(&fits)
+        .unwrap()
+        .eval_bool(&serde_json::json!({}))
+        .unwrap());
+}
