@@ -210,7 +210,7 @@ async fn rejection_fails_the_task_and_rolls_back() {
     assert!(
         deploy
             .error
-            .contains("rejected by anonymous: not on a Friday"),
+            .contains(&format!("rejected by {ADMIN_NAME}: not on a Friday")),
         "{}",
         deploy.error
     );

@@ -271,6 +271,7 @@ async fn a_task_whose_worker_is_killed_runs_again_as_the_next_attempt_within_the
     // What `baton status` prints for it.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
         .args(["status", &run, "--server", &format!("http://{}", c.grpc[0])])
+        .env("BATON_TOKEN", c.token.expose())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

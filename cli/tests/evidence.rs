@@ -46,6 +46,15 @@ fn baton(args: &[&str]) -> Output {
         .expect("the baton binary runs")
 }
 
+/// `baton` as a client of the admin API, with its token in the environment.
+fn baton_as(token: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .env("BATON_TOKEN", token)
+        .output()
+        .expect("the baton binary runs")
+}
+
 fn text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -115,18 +124,21 @@ async fn wait_for_approval(admin: &baton::admin_client::Admin, run: &str) {
 }
 
 /// `baton evidence export`, polled: evidence is stored just after the end.
-fn export_when_stored(server: &str, run: &str, file: &Path) {
+fn export_when_stored(server: &str, token: &str, run: &str, file: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let o = baton(&[
-            "evidence",
-            "export",
-            run,
-            "-o",
-            file.to_str().unwrap(),
-            "--server",
-            server,
-        ]);
+        let o = baton_as(
+            token,
+            &[
+                "evidence",
+                "export",
+                run,
+                "-o",
+                file.to_str().unwrap(),
+                "--server",
+                server,
+            ],
+        );
         if o.status.success() {
             return;
         }
@@ -182,6 +194,7 @@ async fn a_run_with_an_approval_exports_evidence_that_verifies_offline_and_any_c
 
     let nats = NatsServer::start();
     let (local, admin) = start(&nats, &key).await;
+    let token = local.token.as_ref().expect("an admin token").expose();
     let server = format!("http://{}", local.grpc_addr);
     let run = admin
         .clone()
@@ -209,7 +222,7 @@ async fn a_run_with_an_approval_exports_evidence_that_verifies_offline_and_any_c
     assert_eq!(end.status, "succeeded", "{end:#?}");
 
     let file = dir.0.join("run.intoto.json");
-    export_when_stored(&server, &run, &file);
+    export_when_stored(&server, token, &run, &file);
     let o = baton(&[
         "evidence",
         "verify",
@@ -224,7 +237,7 @@ async fn a_run_with_an_approval_exports_evidence_that_verifies_offline_and_any_c
         "{out}"
     );
     assert!(
-        out.contains("approved by anonymous: diff reviewed"),
+        out.contains("approved by local-admin: diff reviewed"),
         "{out}"
     );
     // The head anchors the run's whole audit chain: its last record, `finished`.
@@ -291,7 +304,7 @@ async fn a_run_with_an_approval_exports_evidence_that_verifies_offline_and_any_c
     assert_eq!(p.approvals.len(), 1);
     assert!(p.approvals[0].approve);
     assert_eq!(
-        p.approvals[0].by, "anonymous",
+        p.approvals[0].by, "local-admin",
         "the caller, never the body's `by`"
     );
     assert_eq!(p.approvals[0].reason, "diff reviewed");
@@ -372,7 +385,7 @@ async fn a_run_with_an_approval_exports_evidence_that_verifies_offline_and_any_c
         .unwrap();
     assert!(!stored, "the first evidence stays");
     let again = dir.0.join("again.json");
-    export_when_stored(&server, &run, &again);
+    export_when_stored(&server, token, &run, &again);
     assert_eq!(std::fs::read(&again).unwrap(), bytes);
     interop_with_openssl(&bytes, &public, &key);
 }

@@ -323,6 +323,18 @@ phases:
     }
 
     #[test]
+    fn stop_when_without_phases_is_an_error_not_a_panic() {
+        // Found by `cargo fuzz run plan_parse`: indexing the last phase of none.
+        let e = load(
+            "p.yaml",
+            "name: x\nstop_when: \"tasks.a.status == 'failed'\"\n",
+        )
+        .unwrap_err();
+        let messages: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages, ["the plan has no `phases`"]);
+    }
+
+    #[test]
     fn empty_file_reports_missing_keys() {
         let e = load("p.yaml", "").unwrap_err();
         let messages: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();

@@ -118,8 +118,15 @@ pub(crate) fn expressions(refs: &mut Refs<'_>) {
         }
         windows(refs.sink, &phase.gates, &ps.gates);
     }
+    // With no phases there is nothing to read yet (the plan already fails for
+    // that); checking would index a phase that does not exist. Found by fuzzing.
     let last = plan.phases.len().saturating_sub(1);
-    for (s, at) in plan.stop_when.iter().zip(&spans.stop_when) {
+    let checked = if plan.phases.is_empty() {
+        0
+    } else {
+        plan.stop_when.len()
+    };
+    for (s, at) in plan.stop_when.iter().zip(&spans.stop_when).take(checked) {
         refs.expr(Reader::StopWhen { last }, s, *at);
     }
     // A loop's `until` and an environment's gates are asked with the last phase of their group.
