@@ -2,7 +2,8 @@
 # The flagship demo: real NATS, real containers. Starts `baton dev`, runs
 # examples/release-train-ga.yaml (P0–P8, dev → stage → prod, a prod canary
 # 10 → 50 → 100 %, the GA flip), approves prod's promotion the way a person
-# would, follows the run to its end, then stops everything.
+# would, follows the run to its end, verifies its audit trail and signed
+# evidence, then stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -35,3 +36,13 @@ echo "demo: \$ baton approve $run --reason \"stage is green, promote to prod\"" 
 "$B" approve "$run" --reason "stage is green, promote to prod" --by demo
 "$B" status "$run" --wait
 "$B" logs "$run"
+
+# What an auditor does afterwards: walk the run's hash-chained audit trail,
+# then export its signed evidence and verify it offline with the public key.
+"$B" audit verify --run "$run" --nats-url "nats://127.0.0.1:$nats_port"
+evidence="$(dirname "$log")/$run.intoto.json"
+for _ in $(seq 1 150); do
+  "$B" evidence export "$run" -o "$evidence" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+"$B" evidence verify "$evidence" --key .baton/evidence.key.pub
