@@ -7,6 +7,7 @@ mod auth_args;
 mod bench;
 mod chaos_cmd;
 mod client;
+mod dev;
 mod dev_roles;
 mod dev_token;
 mod evidence_cmd;
@@ -43,7 +44,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Everything in the foreground: nats-server (unless --nats-url), coordinator, gates and a worker for all roles.
-    Dev(services::DevArgs),
+    Dev(dev::DevArgs),
     /// Run a coordinator: folds run events, serves the admin API and triggers.
     Coordinator(services::CoordinatorArgs),
     /// Run a worker for some roles.
@@ -308,7 +309,7 @@ fn main() -> std::process::ExitCode {
     };
     let code = rt.block_on(async move {
         match cli.cmd {
-            Cmd::Dev(a) => services::dev(a).await,
+            Cmd::Dev(a) => dev::dev(a).await,
             Cmd::Coordinator(a) => services::coordinator(a).await,
             Cmd::Worker(a) => services::worker(a).await,
             Cmd::Gates(a) => services::gates(a).await,
