@@ -2,6 +2,8 @@
 //! gates and a Docker worker; a plan with an approval runs to its end, its
 //! evidence is exported and verified through the `baton` binary, offline.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -11,7 +13,6 @@ use baton_coordinator::evidence;
 use baton_proto::v1;
 use baton_test_support::NatsServer;
 use baton_worker::runtime::{DockerRuntime, SandboxPolicy};
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 const T: Duration = Duration::from_secs(90);
@@ -157,28 +158,6 @@ fn export_when_stored(server: &str, token: &str, run: &str, file: &Path) {
 }
 
 /// Each attempt's log lines as `baton logs` gives them.
-async fn log_lines(
-    admin: &baton::admin_client::Admin,
-    run: &str,
-    task: &str,
-) -> Vec<(u32, String)> {
-    let mut s = admin
-        .clone()
-        .logs(v1::LogsRequest {
-            run_id: run.into(),
-            task_id: task.into(),
-            follow: false,
-        })
-        .await
-        .expect("logs")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(Ok(l)) = s.next().await {
-        out.push((l.attempt, l.line));
-    }
-    out
-}
-
 fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
@@ -269,13 +248,13 @@ async fn a_run_with_an_approval_exports_evidence_that_verifies_offline_and_any_c
     assert_eq!(ids, ["compile", "test", "ship"]);
     for t in &p.tasks {
         assert_eq!(t.status, "succeeded", "{t:?}");
-        let lines = log_lines(&admin, &run, &t.task_id).await;
+        let lines = common::log_entries(&admin, &run, &t.task_id).await;
         assert!(!lines.is_empty(), "{} logged", t.task_id);
         for a in &t.attempts {
             let mine: Vec<&str> = lines
                 .iter()
-                .filter(|(n, _)| *n == a.attempt)
-                .map(|(_, l)| l.as_str())
+                .filter(|l| l.attempt == a.attempt)
+                .map(|l| l.line.as_str())
                 .collect();
             let mut hashed = String::new();
             for l in &mine {

@@ -6,6 +6,8 @@
 //! and the run's events and logs read back over the API — is searched for
 //! each secret in each form: there must be none.
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +17,6 @@ use base64::Engine;
 use baton_proto::v1;
 use baton_test_support::NatsServer;
 use baton_worker::runtime::{DockerRuntime, SandboxPolicy};
-use futures::StreamExt;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -134,42 +135,6 @@ fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-async fn events(admin: &baton::admin_client::Admin, run: &str) -> Vec<v1::Event> {
-    let mut s = admin
-        .clone()
-        .watch_run(v1::WatchRunRequest { run_id: run.into() })
-        .await
-        .expect("watch")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Ok(Some(Ok(e))) = tokio::time::timeout(Duration::from_secs(3), s.next()).await {
-        out.extend(e.event);
-    }
-    out
-}
-
-async fn logs(admin: &baton::admin_client::Admin, run: &str) -> Vec<v1::LogEntry> {
-    let mut s = admin
-        .clone()
-        .logs(v1::LogsRequest {
-            run_id: run.into(),
-            task_id: String::new(),
-            follow: false,
-        })
-        .await
-        .expect("logs")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(Ok(l)) = s.next().await {
-        out.push(l);
-    }
-    out
-}
-
-fn task<'a>(r: &'a v1::Run, id: &str) -> &'a v1::TaskView {
-    r.tasks.iter().find(|t| t.id == id).expect("task in run")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_secrets_are_stored_nowhere() {
     let captured = Captured::default();
@@ -232,13 +197,13 @@ async fn canary_secrets_are_stored_nowhere() {
         });
 
     // The secrets reached the tasks (else nothing was at risk of leaking).
-    assert_eq!(task(&run, "print").status, "succeeded", "{run:#?}");
-    assert_eq!(task(&run, "check").status, "succeeded", "{run:#?}");
-    assert_eq!(task(&run, "print").artifacts.len(), 3, "{run:#?}");
-    let fails = task(&run, "fails");
+    assert_eq!(common::task(&run, "print").status, "succeeded", "{run:#?}");
+    assert_eq!(common::task(&run, "check").status, "succeeded", "{run:#?}");
+    assert_eq!(common::task(&run, "print").artifacts.len(), 3, "{run:#?}");
+    let fails = common::task(&run, "fails");
     assert_eq!(fails.status, "failed");
     assert_eq!(fails.error, "deploy failed with token [REDACTED:S]");
-    let missing = task(&run, "missing");
+    let missing = common::task(&run, "missing");
     assert_eq!(missing.status, "failed");
     assert!(
         missing.error.starts_with(&format!(
@@ -248,7 +213,7 @@ async fn canary_secrets_are_stored_nowhere() {
         missing.error
     );
 
-    let logs = logs(&admin, &run_id).await;
+    let logs = common::log_entries(&admin, &run_id, "").await;
     let lines: Vec<&str> = logs
         .iter()
         .filter(|l| l.task_id == "print")
@@ -264,7 +229,7 @@ async fn canary_secrets_are_stored_nowhere() {
     for l in &logs {
         api_bytes.extend_from_slice(format!("{l:?}\n").as_bytes());
     }
-    for e in events(&admin, &run_id).await {
+    for e in common::events(&admin, &run_id).await {
         api_bytes.extend(e.encode_to_vec());
         api_bytes.extend_from_slice(format!("{e:?}\n").as_bytes());
     }

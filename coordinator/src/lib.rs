@@ -14,6 +14,7 @@
 //! - [`roles`]: the role registry (`baton role apply`), roles plans use without declaring.
 //! - [`submit`]: accepting a run, shared by gRPC and triggers.
 //! - [`incident`]: incidents out to `baton.incident.<run>` and the plan's webhook.
+//! - [`requests`]: the NATS request loop triggers and approvals share (queue group, JSON replies).
 //! - [`trigger`]: `baton.trigger.<plan>` requests.
 //! - [`hooks`]: HTTP webhook triggers (`POST /hooks/<plan>`): signatures, bodies, Alertmanager.
 //! - [`lease`]: run ownership across coordinators: leases renewed by compare-and-swap.
@@ -36,6 +37,7 @@ pub mod hooks;
 pub mod incident;
 pub mod lease;
 pub mod plan;
+pub mod requests;
 pub mod roles;
 pub mod run;
 pub mod service;

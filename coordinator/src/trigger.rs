@@ -3,61 +3,40 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::submit::{Submission, Submitter};
 use crate::Error;
-
-/// Coordinators share the subscription through a queue group, so each trigger starts one run.
-pub const QUEUE_GROUP: &str = "baton-coordinators";
 
 pub async fn run(
     client: async_nats::Client,
     submitter: Submitter,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
-    let mut sub = client
-        .queue_subscribe(baton_proto::subjects::TRIGGER_ALL, QUEUE_GROUP.into())
-        .await
-        .map_err(|e| Error::Bus(e.into()))?;
-    loop {
-        let msg = tokio::select! {
-            _ = cancel.cancelled() => break,
-            m = sub.next() => match m { Some(m) => m, None => break },
-        };
-        let plan = msg
-            .subject
-            .rsplit('.')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let reply = match parse_inputs(&msg.payload) {
-            Ok(inputs) => {
-                let s = Submission {
-                    plan_yaml: String::new(),
-                    plan_file: String::new(),
-                    plan_name: plan.clone(),
-                    inputs,
-                    submitted_by: "nats-trigger".into(),
-                    trigger: "nats".into(),
-                };
-                match submitter.submit(s).await {
-                    Ok(run_id) => serde_json::json!({ "run_id": run_id }),
-                    Err(e) => serde_json::json!({ "error": e.to_string() }),
-                }
+    let subject = baton_proto::subjects::TRIGGER_ALL;
+    crate::requests::serve(client, subject, "trigger", cancel, |subject, payload| {
+        let submitter = submitter.clone();
+        async move {
+            let plan = subject.rsplit('.').next().unwrap_or_default().to_string();
+            let inputs = match parse_inputs(&payload) {
+                Ok(inputs) => inputs,
+                Err(e) => return serde_json::json!({ "error": e }),
+            };
+            let s = Submission {
+                plan_yaml: String::new(),
+                plan_file: String::new(),
+                plan_name: plan,
+                inputs,
+                submitted_by: "nats-trigger".into(),
+                trigger: "nats".into(),
+            };
+            match submitter.submit(s).await {
+                Ok(run_id) => serde_json::json!({ "run_id": run_id }),
+                Err(e) => serde_json::json!({ "error": e.to_string() }),
             }
-            Err(e) => serde_json::json!({ "error": e }),
-        };
-        if let Some(to) = msg.reply {
-            if let Err(e) = client.publish(to, reply.to_string().into()).await {
-                tracing::warn!(plan, error = %e, "trigger reply not sent");
-            }
-        } else {
-            tracing::info!(plan, %reply, "trigger without a reply subject");
         }
-    }
-    Ok(())
+    })
+    .await
 }
 
 /// An empty body means no inputs; otherwise a JSON object whose scalar values become strings.

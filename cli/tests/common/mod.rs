@@ -333,9 +333,17 @@ pub async fn events(admin: &Admin, run: &str) -> Vec<v1::Event> {
 
 /// A task's log lines, every attempt, as `baton logs` would print them.
 pub async fn logs_of(c: &Cluster, run: &str, task: &str) -> Vec<String> {
+    log_entries(&c.admin, run, task)
+        .await
+        .into_iter()
+        .map(|l| l.line)
+        .collect()
+}
+
+/// The log entries of one task (every task when `task` is empty), in order.
+pub async fn log_entries(admin: &Admin, run: &str, task: &str) -> Vec<v1::LogEntry> {
     use futures::StreamExt;
-    let mut s = c
-        .admin
+    let mut s = admin
         .clone()
         .logs(v1::LogsRequest {
             run_id: run.into(),
@@ -347,7 +355,7 @@ pub async fn logs_of(c: &Cluster, run: &str, task: &str) -> Vec<String> {
         .into_inner();
     let mut out = Vec::new();
     while let Some(Ok(l)) = s.next().await {
-        out.push(l.line);
+        out.push(l);
     }
     out
 }

@@ -7,16 +7,12 @@
 //! `alice` may publish only on `baton.approve.alice.>` (see
 //! docs/security.md). A name in the body is refused, not trusted.
 
-use futures::StreamExt;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::DecisionInput;
 use crate::state_store::RunStore;
 use crate::Error;
-
-/// Shared with triggers: one coordinator answers each request.
-pub const QUEUE_GROUP: &str = crate::trigger::QUEUE_GROUP;
 
 /// The request body. Unknown keys (a `by`, say) are refused, so that nobody
 /// believes a name they wrote counts.
@@ -36,40 +32,25 @@ pub async fn run(
     store: RunStore,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
-    let mut sub = client
-        .queue_subscribe(baton_proto::subjects::APPROVALS_ALL, QUEUE_GROUP.into())
-        .await
-        .map_err(|e| Error::Bus(e.into()))?;
-    loop {
-        let msg = tokio::select! {
-            _ = cancel.cancelled() => break,
-            m = sub.next() => match m { Some(m) => m, None => break },
-        };
-        let reply = match parse(&msg.subject, &msg.payload) {
-            Ok(d) => {
-                let (run, by) = (d.run_id.clone(), d.by.clone());
-                match super::decide(&js, &store, d).await {
-                    Ok(()) => {
-                        tracing::info!(run, by, "decision over NATS");
-                        serde_json::json!({ "ok": true })
-                    }
-                    Err(e) => serde_json::json!({ "error": e.to_string() }),
+    let subject = baton_proto::subjects::APPROVALS_ALL;
+    crate::requests::serve(client, subject, "approval", cancel, |subject, payload| {
+        let (js, store) = (js.clone(), store.clone());
+        async move {
+            let d = match parse(&subject, &payload) {
+                Ok(d) => d,
+                Err(e) => return serde_json::json!({ "error": e }),
+            };
+            let (run, by) = (d.run_id.clone(), d.by.clone());
+            match super::decide(&js, &store, d).await {
+                Ok(()) => {
+                    tracing::info!(run, by, "decision over NATS");
+                    serde_json::json!({ "ok": true })
                 }
-            }
-            Err(e) => serde_json::json!({ "error": e }),
-        };
-        match msg.reply {
-            Some(to) => {
-                if let Err(e) = client.publish(to, reply.to_string().into()).await {
-                    tracing::warn!(subject = %msg.subject, error = %e, "approval reply not sent");
-                }
-            }
-            None => {
-                tracing::warn!(subject = %msg.subject, %reply, "approval without a reply subject")
+                Err(e) => serde_json::json!({ "error": e.to_string() }),
             }
         }
-    }
-    Ok(())
+    })
+    .await
 }
 
 /// The decision a request carries: identity and run from the subject, the
