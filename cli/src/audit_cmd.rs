@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig, stream::Stream};
 use baton_coordinator::audit::{self, Record};
+use baton_coordinator::run::RunState;
+use baton_proto::codec::Refused;
 use baton_proto::{codec, subjects, v1};
 use futures::StreamExt;
 
@@ -73,10 +75,16 @@ async fn verify_all(nats_url: &str, run: Option<&str>, chain_only: bool) -> anyh
 }
 
 /// Whether the event a record names would give exactly this record.
-fn backed(r: &Record, events: &HashMap<u64, v1::Event>) -> Result<(), String> {
+fn backed(r: &Record, events: &HashMap<u64, Backing>) -> Result<(), String> {
     let ev = events.get(&r.event_seq).ok_or_else(|| {
         format!(
             "event {} of the run is not on the EVENTS stream",
+            r.event_seq
+        )
+    })?;
+    let ev = ev.as_ref().map_err(|refused| {
+        format!(
+            "event {} is one the fold refuses ({refused}): no record may rest on it",
             r.event_seq
         )
     })?;
@@ -151,15 +159,37 @@ async fn read_chains(
     Ok(chains)
 }
 
-async fn run_events(events: &Stream, run: &str) -> anyhow::Result<HashMap<u64, v1::Event>> {
+/// The run's events by stream sequence, each as the fold judges it: bound
+/// to its subject, and (results, losses) to its attempt's claim. A record
+/// may rest only on an event the fold acted on.
+async fn run_events(events: &Stream, run: &str) -> anyhow::Result<HashMap<u64, Backing>> {
     let mut out = HashMap::new();
-    for (seq, _, b) in read_all(events, subjects::run_events(run)).await? {
-        if let Ok(ev) = codec::decode::<v1::Event>(&b) {
-            out.insert(seq, ev);
-        }
+    // The run as the fold saw it, rebuilt from the stream: which claim
+    // each attempt has is the fold's to say (it is pure, so this agrees
+    // with the coordinator that wrote the records).
+    let mut state: Option<RunState> = None;
+    for (seq, subject, b) in read_all(events, subjects::run_events(run)).await? {
+        let ev = codec::decode_event(&subject, &b).and_then(|ev| {
+            match (&mut state, &ev.body) {
+                (None, Some(v1::event::Body::RunSubmitted(sub))) => {
+                    state = RunState::submitted(run, sub, ev.time_ms)
+                        .ok()
+                        .map(|(st, _)| st);
+                }
+                (Some(st), _) => {
+                    st.admit(&ev)?;
+                    st.apply(&ev);
+                }
+                (None, _) => {}
+            }
+            Ok(ev)
+        });
+        out.insert(seq, ev);
     }
     Ok(out)
 }
+
+type Backing = Result<v1::Event, Refused>;
 
 async fn read_all(stream: &Stream, filter: String) -> anyhow::Result<Vec<Stored>> {
     let consumer = stream

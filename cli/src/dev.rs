@@ -39,6 +39,11 @@ pub struct DevArgs {
     pub runtime: RuntimeKind,
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Host directories (comma-separated) the dev worker may mount: a
+    /// plan's `host_path` workspace or a role's mount must lie under one,
+    /// as with `baton worker --allow-mounts`. Default: none.
+    #[arg(long, value_name = "DIR", value_delimiter = ',')]
+    pub allow_mounts: Vec<std::path::PathBuf>,
     /// Roles the dev worker serves (default: the roles of every plan in examples/, and common ones).
     #[arg(long, value_delimiter = ',', default_value = crate::dev_roles::DEV_ROLES)]
     pub roles: Vec<String>,
@@ -53,7 +58,15 @@ pub struct DevArgs {
     /// `<store-dir or .baton>/evidence.key`, made on first start).
     #[arg(long)]
     pub evidence_key: Option<std::path::PathBuf>,
+    /// Secrets the dev worker gives plans, besides `DEMO_SECRET_*` variables.
+    #[command(flatten)]
+    pub secrets: crate::sandbox_args::SecretArgs,
 }
+
+/// The variables `baton dev`'s worker gives plans as secrets without being
+/// told: enough to try secrets (`DEMO_SECRET_TOKEN=… baton dev`), and a
+/// prefix nothing else on a laptop uses.
+pub const DEV_SECRET_ENV: &str = "DEMO_SECRET_*";
 
 pub async fn dev(a: DevArgs) -> u8 {
     let tel = crate::telemetry::init("baton", "info");
@@ -74,19 +87,24 @@ pub async fn dev(a: DevArgs) -> u8 {
         Err(e) => return fail(e),
     };
     let nats_auth = a.nats_auth.auth();
-    let worker = baton_worker::Options {
-        nats_auth: nats_auth.clone(),
-        roles: a.roles.clone(),
-        concurrency: a.concurrency,
-        grace: Duration::from_secs(5),
-        ..Default::default()
-    };
     let evidence_key = match a.evidence_key.clone() {
         Some(k) => k,
         None => match dev_evidence_key(a.store_dir.as_deref()) {
             Ok(k) => k,
             Err(e) => return fail(e),
         },
+    };
+    let worker = baton_worker::Options {
+        nats_auth: nats_auth.clone(),
+        roles: a.roles.clone(),
+        concurrency: a.concurrency,
+        grace: Duration::from_secs(5),
+        ceiling: baton_worker::runtime::grant::Ceiling {
+            allow_mounts: a.allow_mounts.clone(),
+            ..Default::default()
+        },
+        secret_policy: dev_secret_policy(&a, &evidence_key),
+        ..Default::default()
     };
     let (auth, token) = if a.no_auth {
         (baton_coordinator::auth::Auth::Off, None)
@@ -159,6 +177,25 @@ pub async fn dev(a: DevArgs) -> u8 {
         a.runtime,
         a.concurrency
     );
+    let dirs: Vec<String> = a
+        .secrets
+        .allow_secret_dir
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    eprintln!(
+        "  secrets:   plans may name variables {DEV_SECRET_ENV}{} and files under {}",
+        a.secrets
+            .allow_secret_env
+            .iter()
+            .map(|p| format!(",{p}"))
+            .collect::<String>(),
+        if dirs.is_empty() {
+            "no folder (add --allow-secret-dir DIR)".into()
+        } else {
+            dirs.join(",")
+        }
+    );
     eprintln!(
         "  evidence:  signed with {}; verify with --key {}.pub",
         evidence_key.display(),
@@ -197,7 +234,7 @@ async fn auto_approve(
             _ = cancel.cancelled() => return Ok(()),
             m = sub.next() => match m { Some(m) => m, None => return Ok(()) },
         };
-        let Ok(ev) = baton_proto::codec::decode::<v1::Event>(&m.payload) else {
+        let Ok(ev) = baton_proto::codec::decode_event(&m.subject, &m.payload) else {
             continue;
         };
         let Some(Body::PhaseChanged(p)) = &ev.body else {
@@ -225,6 +262,29 @@ async fn auto_approve(
             tracing::info!(run = %ev.run_id, phase = %p.phase_id, "auto-approved");
         }
     }
+}
+
+/// `DEMO_SECRET_*` and whatever the flags add; all of dev's own files (in
+/// one process, the worker would otherwise see the coordinator's) are
+/// refused: the evidence key, the state and store folders, the folder of
+/// the admin tokens dev publishes, the webhook secrets.
+fn dev_secret_policy(
+    a: &DevArgs,
+    evidence_key: &std::path::Path,
+) -> baton_worker::secrets::SecretPolicy {
+    let mut policy = a.secrets.clone();
+    policy.allow_secret_env.insert(0, DEV_SECRET_ENV.into());
+    let tokens = baton::admin_client::dev_token_path("dev")
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf));
+    let own = [
+        Some(evidence_key.to_path_buf()),
+        Some(std::path::PathBuf::from(".baton")),
+        a.store_dir.clone(),
+        tokens,
+        a.hooks.hook_secret_file.clone(),
+        a.hooks.hook_token_file.clone(),
+    ];
+    policy.policy().protect(own.into_iter().flatten())
 }
 
 /// `baton dev`'s signing key, `<state>/evidence.key`, made on first start so

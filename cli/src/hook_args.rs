@@ -14,14 +14,15 @@ pub const SECRET_ENV: &str = "BATON_HOOK_SECRET";
 
 #[derive(Args)]
 pub struct HookArgs {
-    /// File holding the HMAC-SHA256 key webhook bodies are signed with
-    /// (`X-Baton-Signature: sha256=<hex>`); or set BATON_HOOK_SECRET.
+    /// File holding the HMAC-SHA256 key webhooks are signed with: over
+    /// "<X-Baton-Timestamp>.<path>.<body>", sent as
+    /// `X-Baton-Signature: sha256=<hex>`; or set BATON_HOOK_SECRET.
     /// Without one, `POST /hooks/<plan>` refuses every request.
     #[arg(long, value_name = "PATH")]
     pub hook_secret_file: Option<PathBuf>,
     /// File holding a bearer token accepted instead of a signature
-    /// (`Authorization: Bearer <token>`), for senders that cannot sign
-    /// bodies, such as Alertmanager.
+    /// (`Authorization: Bearer <token>`) for Alertmanager payloads only;
+    /// `<token> plan1,plan2` limits it to those plans (default: every plan).
     #[arg(long, value_name = "PATH")]
     pub hook_token_file: Option<PathBuf>,
 }

@@ -1,14 +1,53 @@
 //! `baton worker` flags that decide how far a role's `sandbox:` request may
-//! widen this worker's sandbox. Without them a worker widens nothing.
+//! widen this worker's sandbox, and which of this host's variables and files
+//! plans may name as secrets. Without them a worker widens nothing and gives
+//! no secret.
 
 use std::path::PathBuf;
 
 use baton_worker::runtime::grant::Ceiling;
 use baton_worker::runtime::Limits;
+use baton_worker::secrets::SecretPolicy;
 use clap::Args;
+
+/// What plans may take from this host as secrets. Baton's own variables
+/// (`BATON_*`, NATS and OTLP credentials) and files (its credentials and
+/// keys, /proc, /sys, /dev) are refused whatever these say.
+#[derive(Args, Debug, Default, Clone)]
+pub struct SecretArgs {
+    /// Variables plans may name as secrets (`from_env`): names, or prefixes
+    /// ending in `*` (DEPLOY_*); comma-separated, repeatable. Default: none.
+    #[arg(
+        long,
+        env = "BATON_ALLOW_SECRET_ENV",
+        value_name = "PATTERN",
+        value_delimiter = ',',
+        value_parser = baton_worker::secrets::env_pattern
+    )]
+    pub allow_secret_env: Vec<String>,
+    /// Host directories (absolute) whose files plans may name as secrets
+    /// (`from_file`), checked after following symbolic links; comma-separated,
+    /// repeatable. Default: none.
+    #[arg(
+        long,
+        env = "BATON_ALLOW_SECRET_DIR",
+        value_name = "DIR",
+        value_delimiter = ',',
+        value_parser = absolute
+    )]
+    pub allow_secret_dir: Vec<PathBuf>,
+}
+
+impl SecretArgs {
+    pub fn policy(&self) -> SecretPolicy {
+        SecretPolicy::new(self.allow_secret_env.clone(), self.allow_secret_dir.clone())
+    }
+}
 
 #[derive(Args, Debug, Default)]
 pub struct SandboxArgs {
+    #[command(flatten)]
+    pub secrets: SecretArgs,
     /// Let tasks whose role asks `sandbox: { network: true }` use a network
     /// (Docker's default bridge) instead of none.
     #[arg(long)]
@@ -91,5 +130,41 @@ mod tests {
     #[test]
     fn default_ceiling_widens_nothing() {
         assert_eq!(SandboxArgs::default().ceiling(), Ceiling::default());
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        secrets: SecretArgs,
+    }
+
+    #[test]
+    fn secret_flags_take_lists_and_repeat() {
+        use clap::Parser;
+        let c = Cli::try_parse_from([
+            "w",
+            "--allow-secret-env",
+            "DEPLOY_*,CI_TOKEN",
+            "--allow-secret-env",
+            "GH_TOKEN",
+            "--allow-secret-dir",
+            "/etc/deploy,/srv/keys",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.secrets.allow_secret_env,
+            ["DEPLOY_*", "CI_TOKEN", "GH_TOKEN"]
+        );
+        assert_eq!(
+            c.secrets.allow_secret_dir,
+            [PathBuf::from("/etc/deploy"), PathBuf::from("/srv/keys")]
+        );
+        for bad in [
+            ["--allow-secret-env", "DEPLOY*X"],
+            ["--allow-secret-dir", "etc/deploy"],
+        ] {
+            let e = Cli::try_parse_from(["w", bad[0], bad[1]]).err().unwrap();
+            assert!(e.to_string().contains(bad[1]), "{e}");
+        }
     }
 }

@@ -240,6 +240,7 @@ pub async fn worker(a: WorkerArgs) -> u8 {
         max_deliver: a.max_deliver,
         max_artifact_bytes: a.max_artifact_bytes,
         ceiling: a.sandbox.ceiling(),
+        secret_policy: a.sandbox.secrets.policy(),
         ..defaults
     };
     let w = match opts.build(runtime).await {

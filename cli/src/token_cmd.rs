@@ -67,7 +67,7 @@ fn create(a: &CreateArgs) -> u8 {
         a.tokens_file.display()
     );
     eprintln!(
-        "restart the coordinator to load it; clients read it from BATON_TOKEN or BATON_TOKEN_FILE"
+        "coordinators reading this file take it within a second (or at once on SIGHUP); clients read it from BATON_TOKEN or BATON_TOKEN_FILE"
     );
     0
 }

@@ -291,3 +291,167 @@ async fn a_coordinator_without_tokens_refuses_to_start() {
     let e = r.err().expect("no tokens, no start").to_string();
     assert!(e.contains("--tokens-file"), "{e}");
 }
+
+/// A coordinator whose tokens come from a file on disk, as `baton
+/// coordinator --tokens-file` has them; the file, and its admin client.
+struct FileBaton {
+    _nats: baton_test_support::NatsServer,
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    local: baton::local::LocalBaton,
+    admin: Admin,
+}
+
+async fn file_baton(lines: &[String]) -> FileBaton {
+    use baton_coordinator::auth::TokenStore;
+    let nats = baton_test_support::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens");
+    let admin_token = token::generate();
+    let mut text = format!("{}\n", token::file_line(&admin_token, "root", Role::Admin));
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    let store = TokenStore::load(&path).expect("the tokens file loads");
+    let opts = baton_coordinator::Options {
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        auth: Auth::Tokens(std::sync::Arc::new(store)),
+        ..Default::default()
+    };
+    let mut local = baton::local::LocalBaton::start_with(&nats.url(), opts, vec![])
+        .await
+        .expect("Baton starts");
+    local.token = Some(admin_token);
+    let admin = local.admin().await.expect("admin connects");
+    FileBaton {
+        _nats: nats,
+        _dir: dir,
+        path,
+        local,
+        admin,
+    }
+}
+
+impl FileBaton {
+    async fn client(&self, t: &baton_coordinator::hooks::Secret) -> Admin {
+        admin_client::connect(
+            &format!("http://{}", self.local.grpc_addr),
+            Some(t),
+            &ClientTls::default(),
+        )
+        .await
+        .expect("connects")
+    }
+
+    /// Replace the file's text at once (write aside, then rename), as
+    /// editors and config tools do.
+    fn rewrite(&self, text: &str, keep_mtime: bool) {
+        let old = std::fs::metadata(&self.path).unwrap().modified().unwrap();
+        let tmp = self.path.with_extension("new");
+        std::fs::write(&tmp, text).unwrap();
+        if keep_mtime {
+            let f = std::fs::File::options().write(true).open(&tmp).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        std::fs::rename(&tmp, &self.path).unwrap();
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.path).unwrap()
+    }
+}
+
+/// How long until `client` is refused as UNAUTHENTICATED; panics past `within`.
+async fn refused_within(client: &Admin, within: Duration, what: &str) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        match list(client).await {
+            Err(e) if e.code() == Code::Unauthenticated => return start.elapsed(),
+            Err(e) => panic!("{what}: expected UNAUTHENTICATED, got {e:?}"),
+            Ok(_) => {}
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what}: still accepted {:?} after it was revoked",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_removed_from_the_tokens_file_is_refused_within_2s() {
+    let (olga, vic, nick) = (token::generate(), token::generate(), token::generate());
+    let olga_line = token::file_line(&olga, "olga", Role::Operator);
+    let vic_line = token::file_line(&vic, "vic", Role::Viewer);
+    let b = file_baton(&[olga_line.clone(), vic_line.clone()]).await;
+    let (olga_c, vic_c) = (b.client(&olga).await, b.client(&vic).await);
+    assert_eq!(list(&olga_c).await.unwrap(), 0);
+    assert_eq!(list(&vic_c).await.unwrap(), 0);
+
+    // Revoke olga: remove her line while the coordinator runs.
+    b.rewrite(&b.text().replace(&format!("{olga_line}\n"), ""), false);
+    let took = refused_within(&olga_c, Duration::from_secs(2), "olga's revoked token").await;
+    eprintln!("revoked token refused after {took:?}");
+    assert_eq!(list(&b.admin).await.unwrap(), 0, "the others still work");
+    assert_eq!(list(&vic_c).await.unwrap(), 0);
+
+    // A file that does not parse changes nothing: the old tokens stay.
+    let good = b.text();
+    b.rewrite(&format!("{good}this is not a token line\n"), false);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(list(&vic_c).await.unwrap(), 0, "kept after a bad reload");
+    assert_eq!(list(&b.admin).await.unwrap(), 0);
+
+    // Fixed, and vic revoked and nick added in the same edit: the reloader
+    // still runs after the failure.
+    let nick_line = token::file_line(&nick, "nick", Role::Viewer);
+    b.rewrite(
+        &format!(
+            "{}{nick_line}\n",
+            good.replace(&format!("{vic_line}\n"), "")
+        ),
+        false,
+    );
+    refused_within(&vic_c, Duration::from_secs(2), "vic's revoked token").await;
+    assert_eq!(
+        list(&b.client(&nick).await).await.unwrap(),
+        0,
+        "a new token works at once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_tokens_file() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let vic = token::generate();
+    let vic_line = token::file_line(&vic, "vic", Role::Viewer);
+    let b = file_baton(std::slice::from_ref(&vic_line)).await;
+    let vic_c = b.client(&vic).await;
+    assert_eq!(list(&vic_c).await.unwrap(), 0);
+
+    // Comment vic's line out without changing the file's size or mtime, so
+    // that only the signal can tell the coordinator.
+    let silent = b.text().replace(&vic_line, &format!("#{}", &vic_line[1..]));
+    b.rewrite(&silent, true);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        list(&vic_c).await.unwrap(),
+        0,
+        "the silent edit went unnoticed, as meant"
+    );
+
+    // The test's own listener keeps SIGHUP from killing the test process
+    // whatever the coordinator does with it.
+    let mut own = signal(SignalKind::hangup()).unwrap();
+    let st = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    own.recv().await;
+    refused_within(&vic_c, Duration::from_secs(2), "vic's token after SIGHUP").await;
+    assert_eq!(list(&b.admin).await.unwrap(), 0);
+}

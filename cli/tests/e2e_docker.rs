@@ -260,3 +260,87 @@ phases:
     );
     assert!(t0.elapsed() < Duration::from_secs(30));
 }
+
+/// Whoever triggers this plan chooses the host path its read-write agent
+/// works in.
+const HOST_PATH_FROM_INPUT: &str = r#"
+name: hostpath-attack
+inputs:
+  repo: { description: "absolute host path of the repository" }
+  marker: { default: "none" }
+workspace:
+  host_path: "${{ inputs.repo }}"
+roles:
+  dev: { image: "baton/agent:local", workspace: rw }
+phases:
+  - id: only
+    tasks:
+      - id: patch
+        role: dev
+        retries: 2
+        env: { MARKER: "${{ inputs.marker }}" }
+        run: ["sh", "-c", "cat /workspace/etc/hostname && echo SAW-HOST-ROOT; echo pwned > /workspace/tmp/$MARKER && echo WROTE-HOST-ROOT; echo '{\"result\":\"ok\"}'"]
+"#;
+
+/// The attack end to end: a worker allowed one repository directory, a
+/// trigger over NATS with `repo=/` (and with a symlink to `/` planted in
+/// the allowed directory). The task fails at once, for good, with the
+/// refusal; nothing is read or written on the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_path_from_a_trigger_input_cannot_reach_the_host_root() {
+    let allowed = tempfile::tempdir().unwrap();
+    let planted = allowed.path().join("repo");
+    std::os::unix::fs::symlink("/", &planted).unwrap();
+    let ceiling = Ceiling {
+        allow_mounts: vec![allowed.path().to_path_buf()],
+        ..Default::default()
+    };
+    let c = Cluster::start_with_ceiling(Rt::Docker, Limits::default(), 4, ROLES, ceiling).await;
+    c.admin
+        .clone()
+        .apply_plan(baton_proto::v1::ApplyPlanRequest {
+            plan_yaml: HOST_PATH_FROM_INPUT.into(),
+            plan_file: "attack.yaml".into(),
+        })
+        .await
+        .expect("apply");
+    let nc = async_nats::connect(c.nats.url()).await.unwrap();
+    for repo in ["/".to_string(), planted.display().to_string()] {
+        let marker = format!("baton-attack-{:016x}", rand::random::<u64>());
+        let host_file = std::path::Path::new("/tmp").join(&marker);
+        let body = serde_json::json!({ "repo": repo, "marker": marker }).to_string();
+        let reply = nc
+            .request("baton.trigger.hostpath-attack", body.into())
+            .await
+            .expect("a coordinator answers the trigger");
+        let v: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+        let run = v["run_id"].as_str().unwrap_or_else(|| panic!("{v}"));
+        let r = c.wait_end(run, T).await;
+        let written = host_file.exists();
+        let _ = std::fs::remove_file(&host_file);
+        assert!(
+            !written,
+            "repo={repo}: the task wrote {}",
+            host_file.display()
+        );
+        let logs = logs_of(&c, run, "patch").await;
+        assert!(
+            !logs
+                .iter()
+                .any(|l| l.contains("SAW-HOST-ROOT") || l.contains("WROTE")),
+            "repo={repo}: {logs:?}"
+        );
+        assert_ne!(r.status, "succeeded", "{r:#?}");
+        let t = task(&r, "patch");
+        assert_eq!(t.status, "failed", "repo={repo}: {t:#?}");
+        assert_eq!(t.attempts, 1, "a refusal is permanent: no retries: {t:#?}");
+        assert!(
+            t.error.contains(&format!("workspace host path {repo}"))
+                && t.error.contains("root")
+                && t.error.contains("--allow-mounts"),
+            "repo={repo}: {}",
+            t.error
+        );
+        eprintln!("repo={repo}: {}", t.error);
+    }
+}

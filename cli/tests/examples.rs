@@ -18,9 +18,14 @@ fn example(name: &str) -> String {
 
 /// A cluster whose worker serves the example's roles.
 async fn cluster_for(yaml: &str) -> Cluster {
+    cluster_allowing(yaml, Ceiling::default()).await
+}
+
+/// [`cluster_for`], the worker started with `ceiling` (`--allow-mounts`, …).
+async fn cluster_allowing(yaml: &str, ceiling: Ceiling) -> Cluster {
     let plan = baton_coordinator::plan::load("example.yaml", yaml).expect("example is valid");
     let roles: Vec<&str> = plan.roles.keys().map(String::as_str).collect();
-    Cluster::start_serving(Rt::Docker, Limits::default(), 4, &roles).await
+    Cluster::start_with_ceiling(Rt::Docker, Limits::default(), 4, &roles, ceiling).await
 }
 
 fn phase<'a>(r: &'a v1::Run, id: &str) -> &'a v1::PhaseView {
@@ -265,7 +270,13 @@ async fn agent_dag_finds_the_planted_secret_and_patches_it_after_approval() {
     std::fs::set_permissions(&settings, std::fs::Permissions::from_mode(0o666)).unwrap();
 
     let yaml = example("agent-dag");
-    let c = cluster_for(&yaml).await;
+    // The host path comes from an input: the worker allows the repository
+    // only, as an operator would (`--allow-mounts`).
+    let allow = Ceiling {
+        allow_mounts: vec![repo.path().to_path_buf()],
+        ..Default::default()
+    };
+    let c = cluster_allowing(&yaml, allow).await;
     let run = c
         .submit(&yaml, &[("repo", repo.path().to_str().unwrap())])
         .await;

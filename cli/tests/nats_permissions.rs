@@ -40,6 +40,7 @@ const USERS: &[(&str, &str)] = &[
     ("COORDINATOR", "coordinator"),
     ("GATES", "gates"),
     ("WORKER", "worker"),
+    ("WORKER_BUILD", "worker-build"),
     ("ALICE", "approver-alice"),
     ("TRIGGER", "trigger"),
     ("VIEWER", "viewer"),
@@ -76,9 +77,12 @@ async fn client_with_errors(
 ) -> (async_nats::Client, Arc<Mutex<Vec<String>>>) {
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = errors.clone();
+    let user = auth.user.clone().unwrap_or_default();
     let client = auth
         .apply(async_nats::ConnectOptions::new())
         .unwrap()
+        // Each user may read its own inbox only.
+        .custom_inbox_prefix(bus::inbox_prefix(&user))
         .event_callback(move |ev| {
             let seen = seen.clone();
             async move {
@@ -95,6 +99,7 @@ async fn client_with_errors(
 
 struct Parts {
     admin: baton::admin_client::Admin,
+    handle: baton_coordinator::Handle,
     cancel: CancellationToken,
 }
 
@@ -155,7 +160,11 @@ async fn start_parts(url: &str) -> Parts {
     )
     .await
     .unwrap();
-    Parts { admin, cancel }
+    Parts {
+        admin,
+        handle,
+        cancel,
+    }
 }
 
 /// Every event of a run, read back from the events stream.
@@ -428,4 +437,336 @@ async fn tls_with_a_trusted_ca_and_an_nkey_user_connect() {
     .await
     .unwrap_err();
     assert!(matches!(err, AuthError::Refused { .. }), "{err:?}");
+}
+
+/// A four-eyes gate: two distinct people, never the submitter.
+const FOUR_EYES: &str = r#"
+name: four-eyes
+roles:
+  dev: { image: "unused-by-the-process-runtime" }
+phases:
+  - id: build
+    tasks:
+      - id: make
+        role: dev
+        run: ["sh", "-c", "echo '{\"result\":\"ok\"}'"]
+    gates:
+      - approval: { quorum: 2, allow_self_approval: false }
+  - id: ship
+    tasks:
+      - id: push
+        role: dev
+        run: ["sh", "-c", "echo '{\"result\":\"ok\"}'"]
+"#;
+
+async fn submit(parts: &Parts, yaml: &str, file: &str) -> String {
+    parts
+        .admin
+        .clone()
+        .submit_run(v1::SubmitRunRequest {
+            plan_yaml: yaml.into(),
+            plan_file: file.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .run_id
+}
+
+async fn get_run(parts: &Parts, run: &str) -> v1::Run {
+    parts
+        .admin
+        .clone()
+        .get_run(v1::GetRunRequest { run_id: run.into() })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The attack of the trust-boundary issue, exactly: the `worker` user
+/// publishes approvals by alice, bob and carol under `task_finished`, a
+/// subject its permissions allow. None of them may count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_a_worker_cannot_forge_approvals_under_its_own_subjects() {
+    let nats = deploy_server();
+    let parts = start_parts(&nats.url()).await;
+    let run = submit(&parts, FOUR_EYES, "four-eyes.yaml").await;
+    assert_eventually!(
+        T,
+        get_run(&parts, &run).await.phases[0].status == "gating",
+        "the build phase waits for its approvals: {:#?}",
+        get_run(&parts, &run).await
+    );
+
+    let (worker, _errors) = client_with_errors(&nats.url(), &as_user("worker")).await;
+    let wjs = jetstream::new(worker.clone());
+    for who in ["alice", "bob", "carol"] {
+        let ev = codec::event_now(
+            &run,
+            Body::Decision(v1::Decision {
+                approve: true,
+                by: who.into(),
+                reason: "forged".into(),
+                task_id: String::new(),
+            }),
+        );
+        let ack = bus::publish(
+            &wjs,
+            subjects::event(&run, "task_finished"),
+            &format!("forged-{who}"),
+            &ev,
+            "",
+        )
+        .await
+        .expect("the subject is a worker's");
+        ack.await
+            .expect("the stream stores what the worker may publish");
+    }
+    // The forgeries are on the stream; give the fold ample time to act on them.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = get_run(&parts, &run).await;
+    assert_eq!(
+        now.status, "running",
+        "forged approvals moved the run: {now:#?}"
+    );
+    assert_eq!(now.phases[0].status, "gating", "{now:#?}");
+    let approval = now.phases[0]
+        .gates
+        .iter()
+        .find(|g| g.kind == "approval")
+        .expect("the approval gate was asked");
+    assert_ne!(
+        approval.verdict, "pass",
+        "the approval gate passed on forged approvals: {now:#?}"
+    );
+    assert_eq!(
+        parts.handle.rejected_events(),
+        3,
+        "each forgery is counted as a dropped event"
+    );
+    let log = read_audit(&nats, &run).await;
+    assert!(
+        !log.contains("approved") && !log.contains("forged"),
+        "a forged approval reached the audit trail: {log}"
+    );
+}
+
+/// A worker that did not claim an attempt reports it, under the claiming
+/// worker's name: the result must not count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_a_result_from_a_worker_that_did_not_claim_the_attempt_is_dropped() {
+    let nats = deploy_server();
+    let parts = start_parts(&nats.url()).await;
+    let plan = r#"
+name: slow
+roles:
+  dev: { image: "unused-by-the-process-runtime" }
+phases:
+  - id: build
+    tasks:
+      - id: make
+        role: dev
+        run: ["sh", "-c", "sleep 3; echo '{\"result\":\"fail\"}'; exit 1"]
+"#;
+    let run = submit(&parts, plan, "slow.yaml").await;
+    assert_eventually!(
+        T,
+        get_run(&parts, &run).await.tasks[0].status == "running",
+        "the task runs: {:#?}",
+        get_run(&parts, &run).await
+    );
+    // The claim names its worker; anyone who reads the stream knows it.
+    let reader = bus::connect_with(&nats.url(), "test-reader", &as_user("coordinator"))
+        .await
+        .unwrap();
+    let claimer = run_events(&jetstream::new(reader), &run)
+        .await
+        .into_iter()
+        .find_map(|(_, e)| match e.body {
+            Some(Body::TaskStarted(s)) => Some(s.worker),
+            _ => None,
+        })
+        .expect("the attempt was claimed");
+
+    let (worker, _errors) = client_with_errors(&nats.url(), &as_user("worker")).await;
+    let wjs = jetstream::new(worker.clone());
+    let forged = Body::TaskFinished(v1::TaskFinished {
+        task_id: "make".into(),
+        attempt: 1,
+        ok: true,
+        report_json: r#"{"result":"ok","outputs":{"forged":true}}"#.into(),
+        worker: claimer.clone(),
+        ..Default::default()
+    });
+    let ack = bus::publish(
+        &wjs,
+        subjects::event(&run, "task_finished"),
+        &format!("forged-finish-{run}"),
+        &codec::event_now(&run, forged),
+        "",
+    )
+    .await
+    .unwrap();
+    ack.await.unwrap();
+
+    let ended = baton::local::wait_end(&parts.admin, &run, T).await.unwrap();
+    assert_eq!(
+        (ended.status.as_str(), ended.tasks[0].status.as_str()),
+        ("rolled_back", "failed"),
+        "the forged success counted instead of the real failure: {ended:#?}"
+    );
+    assert!(!format!("{ended:?}").contains("forged"), "{ended:#?}");
+    assert_eq!(parts.handle.refusals.by_reason()["unclaimed"], 1);
+}
+
+/// The run's audit records as text, read as the coordinator.
+async fn read_audit(nats: &NatsServer, run: &str) -> String {
+    let client = bus::connect_with(&nats.url(), "test-audit", &as_user("coordinator"))
+        .await
+        .unwrap();
+    let js = jetstream::new(client);
+    let stream = js.get_stream(subjects::AUDIT_STREAM).await.unwrap();
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: subjects::audit(run),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let pending = consumer.cached_info().num_pending;
+    let mut msgs = consumer.messages().await.unwrap();
+    let mut out = String::new();
+    for _ in 0..pending {
+        let m = tokio::time::timeout(T, msgs.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        out.push_str(&String::from_utf8_lossy(&m.payload));
+        out.push('\n');
+    }
+    out
+}
+
+/// Least privilege, completed: a worker reads no run snapshot, plan, audit
+/// record, evidence or submitted event, only claims; a role-limited worker
+/// pulls only its roles; no user reads another's inbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_workers_read_only_claims_pull_only_their_roles_and_inboxes_are_private() {
+    let nats = deploy_server();
+    let parts = start_parts(&nats.url()).await;
+    let run = submit(&parts, GATED, "gated.yaml").await;
+    let ended = baton::local::wait_end(&parts.admin, &run, T).await.unwrap();
+    assert_eq!(ended.status, "succeeded", "{ended:#?}");
+
+    let worker = bus::connect_with(&nats.url(), "hostile", &as_user("worker"))
+        .await
+        .unwrap();
+    // A refused request gets no answer: wait 1 s for one, not the default 5.
+    let wjs = jetstream::context::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(worker.clone());
+    // What only the coordinator reads: each refused (no answer comes back).
+    let runs = wjs.get_key_value(subjects::RUNS_BUCKET).await.unwrap();
+    assert!(
+        runs.get(&run).await.is_err(),
+        "a worker read the run's snapshot"
+    );
+    let plans = wjs.get_key_value(subjects::PLANS_BUCKET).await.unwrap();
+    assert!(plans.get("gated").await.is_err(), "a worker read a plan");
+    let audit = wjs.get_stream(subjects::AUDIT_STREAM).await.unwrap();
+    assert!(
+        audit
+            .get_last_raw_message_by_subject(&subjects::audit(&run))
+            .await
+            .is_err(),
+        "a worker read the audit trail"
+    );
+    let events = wjs.get_stream(subjects::EVENTS_STREAM).await.unwrap();
+    assert!(
+        events
+            .get_last_raw_message_by_subject(&subjects::event(&run, "submitted"))
+            .await
+            .is_err(),
+        "a worker read the submitted plan and inputs"
+    );
+    assert!(
+        events
+            .direct_get_last_for_subject(subjects::event(&run, "submitted"))
+            .await
+            .is_err(),
+        "a worker read the submitted plan with a direct get"
+    );
+    // A claim it may read back: that is how it learns who holds an attempt.
+    let claim = events
+        .direct_get_last_for_subject(subjects::task_claim(&run, "dev", "make", 1))
+        .await
+        .expect("a worker reads a claim");
+    assert!(codec::decode_event(&claim.subject, &claim.payload).is_ok());
+
+    // A worker limited to `build` pulls build tasks, and nothing else.
+    let builder = bus::connect_with(&nats.url(), "builder", &as_user("worker-build"))
+        .await
+        .unwrap();
+    let tasks = jetstream::context::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(builder)
+        .get_stream(subjects::TASKS_STREAM)
+        .await
+        .unwrap();
+    let config = |role: &str| jetstream::consumer::pull::Config {
+        durable_name: Some(subjects::role_consumer(role)),
+        filter_subject: subjects::role_tasks(role),
+        ..Default::default()
+    };
+    tasks
+        .get_or_create_consumer(&subjects::role_consumer("build"), config("build"))
+        .await
+        .expect("worker-build may pull role build");
+    assert!(
+        tasks
+            .get_or_create_consumer(&subjects::role_consumer("dev"), config("dev"))
+            .await
+            .is_err(),
+        "worker-build reached role dev's queue"
+    );
+
+    // Nor claim another role's attempt: the claim subject names the role.
+    let (builder, _) = client_with_errors(&nats.url(), &as_user("worker-build")).await;
+    builder
+        .publish(subjects::task_claim(&run, "dev", "push", 9), "claim".into())
+        .await
+        .unwrap();
+    builder.flush().await.unwrap();
+
+    // Inboxes: the viewer cannot listen to the worker's replies.
+    let (viewer, errors) = client_with_errors(&nats.url(), &as_user("viewer")).await;
+    let _sub = viewer.subscribe("_INBOX.worker.>").await.unwrap();
+    viewer.flush().await.unwrap();
+    assert_eventually!(
+        T,
+        errors
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.contains("Permissions Violation for Subscription to \"_INBOX.worker.>\"")),
+        "the viewer subscribed to the worker's inbox: {:?}",
+        errors.lock().unwrap()
+    );
+    let log = nats.log();
+    for (user, what) in [
+        ("worker", "KV_baton_runs"),
+        ("worker", "KV_baton_plans"),
+        ("worker", "BATON_AUDIT"),
+        ("worker-build", "role-dev"),
+        ("worker-build", "task_started.dev.push.9"),
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains(&format!("user:{user}\""))
+                && l.contains("Violation")
+                && l.contains(what)),
+            "no violation by {user} on {what} in the server log"
+        );
+    }
 }

@@ -144,7 +144,9 @@ impl Admin for AdminService {
                         }
                     };
                     let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-                    let Ok(event) = codec::decode::<v1::Event>(&m.payload) else {
+                    // Watchers see what the fold acts on: nothing under a
+                    // subject its body does not match.
+                    let Ok(event) = codec::decode_event(&m.subject, &m.payload) else {
                         continue;
                     };
                     let end = matches!(event.body, Some(Body::RunFinished(_)));

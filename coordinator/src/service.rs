@@ -30,8 +30,9 @@ pub struct Options {
     /// HMAC key that webhook bodies must be signed with. Without it (and
     /// without a token) the webhook endpoint refuses everything.
     pub hook_secret: Option<crate::hooks::Secret>,
-    /// Bearer token accepted instead of a signature, for senders that cannot
-    /// sign (Alertmanager).
+    /// The text of `--hook-token-file`: a bearer token accepted instead of a
+    /// signature for Alertmanager notifications (Alertmanager cannot sign),
+    /// `<token>` for every plan or `<token> <plan>,<plan>…` for only those.
     pub hook_bearer_token: Option<crate::hooks::Secret>,
     /// Tokens the admin API accepts. The default, tokens with none in it,
     /// refuses to start: an admin API is never open by accident.
@@ -92,6 +93,15 @@ pub struct Handle {
     pub grpc_addr: SocketAddr,
     /// Where webhook triggers are served, when they are.
     pub http_addr: Option<SocketAddr>,
+    /// Events the fold dropped as not bound to their subject or claim.
+    pub refusals: crate::engine::refusals::Refusals,
+}
+
+impl Handle {
+    /// How many events this coordinator refused to fold since it started.
+    pub fn rejected_events(&self) -> u64 {
+        self.refusals.total()
+    }
 }
 
 impl Options {
@@ -173,14 +183,16 @@ impl Options {
                 };
                 let l = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
                 let bound = l.local_addr().map_err(listen)?;
-                let hooks = crate::hooks::Hooks {
-                    submitter: submitter.clone(),
-                    secret: self.hook_secret.clone(),
-                    token: self.hook_bearer_token.clone(),
-                };
+                let hooks = crate::hooks::Hooks::new(
+                    submitter.clone(),
+                    self.hook_secret.clone(),
+                    self.hook_bearer_token.as_ref(),
+                    topo.hook_nonces.clone(),
+                )?;
                 (Some((l, hooks)), Some(bound))
             }
         };
+        let refusals = crate::engine::refusals::Refusals::default();
         let engine = Engine {
             js,
             topo,
@@ -188,6 +200,7 @@ impl Options {
             timers: timers.clone(),
             leases,
             evidence,
+            refusals: refusals.clone(),
         };
         Ok((
             Coordinator {
@@ -204,6 +217,7 @@ impl Options {
             Handle {
                 grpc_addr,
                 http_addr,
+                refusals,
             },
         ))
     }
@@ -253,8 +267,11 @@ impl Coordinator {
                 None => Ok(()),
             }
         };
+        // Revocations in the tokens file apply while serving, not at the next restart.
+        let tokens = crate::auth::reload::watch(self.auth.clone(), cancel.child_token());
         let engine = self.engine.run(feed, cancel.child_token());
-        let (g, t, e, d, h, a) = tokio::join!(grpc, trigger, engine, dlq, hooks, approvals);
+        let (g, t, e, d, h, a, ()) =
+            tokio::join!(grpc, trigger, engine, dlq, hooks, approvals, tokens);
         if let Err(e) = a {
             tracing::error!(error = %e, "NATS approvals listener stopped");
         }

@@ -885,3 +885,63 @@ fn render_inputs_and_outputs() {
     );
     assert!(plan::render("${{ bogus }}", &inputs, &outputs).is_err());
 }
+
+// ---------------------------------------------------------------- workspace host_path
+
+/// A workspace whose host path the plan's inputs choose, shared by a
+/// read-only and a read-write role and a role without the workspace.
+const TEMPLATED_HOST_PATH: &str = "\
+name: t
+inputs:
+  repo: {}
+workspace:
+  host_path: \"${{ inputs.repo }}\"
+roles:
+  reader: { image: img }
+  writer: { image: img, workspace: rw }
+  other: { image: img, workspace: none }
+phases:
+  - id: scan
+    tasks:
+      - id: check
+        role: reader
+        run: make check
+  - id: fix
+    tasks:
+      - id: patch
+        role: writer
+        run: make fix
+      - id: notify
+        role: other
+        run: echo done
+";
+
+#[test]
+fn templated_host_path_warns_naming_tasks_line_and_risk() {
+    let p = plan::load("p.yaml", TEMPLATED_HOST_PATH).unwrap_or_else(|e| panic!("{e}"));
+    let w = plan::sandbox_warnings(&p, "p.yaml");
+    assert_eq!(w.len(), 1, "{w:#?}");
+    let w = &w[0];
+    assert!(
+        w.starts_with("p.yaml:5:3: warning: workspace host_path `${{ inputs.repo }}` is templated from inputs: whoever triggers the plan chooses the host path"),
+        "{w}"
+    );
+    assert!(
+        w.contains("tasks `check` (phase `scan`), `patch` (phase `fix`, read-write) mount it"),
+        "{w}"
+    );
+    assert!(!w.contains("notify"), "{w}");
+    assert!(w.contains("--allow-mounts is what confines it"), "{w}");
+}
+
+#[test]
+fn fixed_host_path_and_volume_do_not_warn() {
+    for workspace in ["host_path: /srv/repos/app", "volume: true"] {
+        let src = TEMPLATED_HOST_PATH.replace("host_path: \"${{ inputs.repo }}\"", workspace);
+        let p = plan::load("p.yaml", &src).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            plan::sandbox_warnings(&p, "p.yaml").is_empty(),
+            "{workspace}"
+        );
+    }
+}

@@ -5,6 +5,8 @@
 #   -v  also delete the NATS volumes (all JetStream data: runs, events, ...)
 #
 # BATON_COMPOSE_PROJECT selects the project (default "baton"), as for up.sh.
+# The secrets (.secrets/, .env) are kept; deploy/README.md says how to rotate
+# them.
 set -eu
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -30,12 +32,15 @@ else
     fail "neither 'docker compose' nor 'docker-compose' is installed"
 fi
 
-# compose.yaml requires DOCKER_GID even to tear down; up.sh left it in .env,
-# and any value will do here if that file is gone.
-if [ -z "${DOCKER_GID:-}" ] && ! grep -qs '^DOCKER_GID=' "$HERE/.env"; then
-    DOCKER_GID=0
-    export DOCKER_GID
-fi
+# compose.yaml requires DOCKER_GID and the NATS passwords (`${VAR:?...}`)
+# even to tear down; up.sh left them in .env, and any value will do here for
+# one that is missing (nothing is started).
+for var in $(grep -o '\${[A-Za-z0-9_]*:?' "$HERE/compose.yaml" | sed 's/^\${//; s/:?$//' | sort -u); do
+    if eval "[ -z \"\${$var:-}\" ]" && ! grep -qs "^$var=" "$HERE/.env"; then
+        eval "$var=unused"
+        export "$var"
+    fi
+done
 
 # shellcheck disable=SC2086 # ARGS is a list of flags
 compose -p "$PROJECT" -f "$HERE/compose.yaml" down $ARGS

@@ -1,10 +1,14 @@
 #!/bin/sh
-# Bring up Baton with docker compose: build the three local images
-# (baton/agent, baton/nats, baton/baton; all FROM scratch, nothing is pulled),
-# then `up -d` the 3 NATS nodes, 2 coordinators, the gates and 3 workers.
+# Bring up Baton with docker compose: generate the secrets once (secrets.sh:
+# NATS passwords, the NATS CA and certificate, the admin token), build the
+# three local images (baton/agent, baton/nats, baton/baton; all FROM scratch,
+# nothing is pulled), then `up -d` the 3 NATS nodes, 2 coordinators, the
+# gates and 3 workers. NATS requires a user and TLS of every client; each
+# Baton service connects as its own user (deploy/nats/auth/baton-auth.conf).
 #
-# Usage: deploy/compose/up.sh [--no-build] [SERVICE...]
-#   --no-build  do not run cargo; package the baton binary already built
+# Usage: deploy/compose/up.sh [--no-build | --secrets-only] [SERVICE...]
+#   --no-build      do not run cargo; package the baton binary already built
+#   --secrets-only  only make the secrets and .env (no Docker needed), then stop
 #   SERVICE...  start only these services (default: all); with only nats-*
 #               services the baton image is not built
 #
@@ -24,9 +28,57 @@ fail() {
 }
 
 BUILD_FLAG=""
-if [ "${1:-}" = "--no-build" ]; then
-    BUILD_FLAG="--no-build"
-    shift
+SECRETS_ONLY=0
+case "${1:-}" in
+    --no-build)
+        BUILD_FLAG="--no-build"
+        shift
+        ;;
+    --secrets-only)
+        SECRETS_ONLY=1
+        shift
+        ;;
+esac
+
+# The workers get the socket's group, not root.
+DOCKER_SOCKET="${DOCKER_SOCKET:-/var/run/docker.sock}"
+if [ -S "$DOCKER_SOCKET" ]; then
+    DOCKER_GID="$(stat -c %g "$DOCKER_SOCKET")"
+    export DOCKER_SOCKET DOCKER_GID
+elif [ "$SECRETS_ONLY" = 0 ]; then
+    fail "$DOCKER_SOCKET is not a socket — start Docker or set DOCKER_SOCKET"
+fi
+
+# Secrets, made on the first run and kept (git-ignored, 0700/0600): the NATS
+# passwords, the NATS CA and certificate, the admin token.
+secrets="$HERE/.secrets"
+"$HERE/secrets.sh" "$secrets" || fail "secrets.sh failed"
+
+# Compose reads .env next to compose.yaml, so later `compose logs`, `ps`, ...
+# by hand see the same values. It holds the NATS passwords, hence 0600 (and
+# git-ignored); compose gives each service only its own.
+(
+    umask 077
+    {
+        echo "# Written by up.sh on every run (0600, git-ignored): Docker settings and the"
+        echo "# NATS passwords of .secrets/nats.env."
+        if [ -n "${DOCKER_GID:-}" ]; then
+            printf 'DOCKER_SOCKET=%s\nDOCKER_GID=%s\n' "$DOCKER_SOCKET" "$DOCKER_GID"
+        fi
+        cat "$secrets/nats.env"
+    } >"$HERE/.env.tmp"
+    mv "$HERE/.env.tmp" "$HERE/.env"
+)
+chmod 600 "$HERE/.env"
+# A variable of the same name in this shell would win over .env: drop it, so
+# nats-server and the services always get the pair from .secrets/nats.env.
+for var in $(sed -n 's/^\([A-Z0-9_]*\)=.*/\1/p' "$secrets/nats.env"); do
+    unset "$var"
+done
+
+if [ "$SECRETS_ONLY" = 1 ]; then
+    echo "up.sh: secrets in $secrets, NATS passwords in $HERE/.env; nothing started" >&2
+    exit 0
 fi
 
 # `docker compose` (v2 plugin) if there is one, else `docker-compose` (v1).
@@ -39,15 +91,6 @@ else
 fi
 # shellcheck disable=SC2086 # COMPOSE is one or two words
 compose() { $COMPOSE "$@"; }
-
-# The workers get the socket's group, not root.
-DOCKER_SOCKET="${DOCKER_SOCKET:-/var/run/docker.sock}"
-[ -S "$DOCKER_SOCKET" ] || fail "$DOCKER_SOCKET is not a socket — start Docker or set DOCKER_SOCKET"
-DOCKER_GID="$(stat -c %g "$DOCKER_SOCKET")"
-export DOCKER_SOCKET DOCKER_GID
-# Compose reads .env next to compose.yaml, so later `compose logs`, `ps`, ...
-# by hand see the same values (the file is git-ignored).
-printf '# Written by up.sh.\nDOCKER_SOCKET=%s\nDOCKER_GID=%s\n' "$DOCKER_SOCKET" "$DOCKER_GID" >"$HERE/.env"
 
 # The baton image only when a Baton service is to start (`up.sh nats-1 nats-2
 # nats-3` brings up the NATS cluster alone, without cargo).
@@ -68,16 +111,14 @@ if [ "$NEED_BATON" = 1 ]; then
     "$ROOT/deploy/images/baton/build.sh" $BUILD_FLAG
 fi
 
-# The coordinators' tokens file holds only a hash (readable by the
-# containers' user); the admin token itself stays in .secrets/admin-token, 0600.
-secrets="$HERE/.secrets"
-if [ ! -s "$secrets/tokens" ]; then
-    mkdir -p "$secrets" && chmod 700 "$secrets"
-    tok="baton_$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    (umask 077 && printf '%s\n' "$tok" >"$secrets/admin-token")
-    printf 'sha256:%s compose-admin admin\n' "$(printf '%s' "$tok" | sha256sum | cut -d' ' -f1)" >"$secrets/tokens"
-    chmod 755 "$secrets" && chmod 644 "$secrets/tokens"
-fi
+# nats-server runs as uid 10002 and must read the TLS key, which stays 0400
+# (in a 0700 folder no other user of this host can enter): give it to that
+# uid, as root inside a throwaway container of the agent image (busybox).
+docker run --rm --network none --user 0:0 --cap-drop ALL \
+    --cap-add CHOWN --cap-add DAC_OVERRIDE --cap-add FOWNER \
+    -v "$secrets/nats-tls:/tls" baton/agent:local \
+    /bin/sh -c 'chown 10002:10002 /tls/server.key && chmod 0400 /tls/server.key' ||
+    fail "could not hand $secrets/nats-tls/server.key to uid 10002 (the NATS containers' user)"
 
 compose -p "$PROJECT" -f "$HERE/compose.yaml" up -d "$@"
 compose -p "$PROJECT" -f "$HERE/compose.yaml" ps
@@ -87,8 +128,10 @@ cat <<MSG
 
 Baton is up (project $PROJECT${*:+, services: $*}).
   admin gRPC:  http://$bind:7233 (coordinator-1), http://$bind:7234 (coordinator-2)
-               e.g. BATON_TOKEN_FILE=$secrets/admin-token baton --server http://$bind:7233 runs
-  NATS:        monitoring on http://127.0.0.1:8222, :8223, :8224 (/routez, /jsz)
+               e.g. BATON_TOKEN_FILE=$secrets/admin-token baton runs --server http://$bind:7233
+  NATS:        monitoring on http://127.0.0.1:8222, :8223, :8224 (/routez, /jsz);
+               clients (inside the compose network only) need TLS with the CA
+               $secrets/nats-tls/ca.crt and a user from $secrets/nats.env
   logs:        $COMPOSE -p $PROJECT -f $HERE/compose.yaml logs -f coordinator-1
   stop:        BATON_COMPOSE_PROJECT=$PROJECT $HERE/down.sh  (add -v to delete the JetStream data)
 MSG

@@ -191,8 +191,11 @@ fn options(
     last_error: Arc<Mutex<Option<String>>>,
 ) -> Result<async_nats::ConnectOptions, AuthError> {
     let who = auth.who();
-    Ok(auth
-        .apply(async_nats::ConnectOptions::new())?
+    let mut opts = auth.apply(async_nats::ConnectOptions::new())?;
+    if let Some(user) = &auth.user {
+        opts = opts.custom_inbox_prefix(inbox_prefix(user));
+    }
+    Ok(opts
         .name(name)
         .connection_timeout(std::time::Duration::from_secs(5))
         .event_callback(move |ev| {
@@ -210,6 +213,14 @@ fn options(
                 }
             }
         }))
+}
+
+/// Where a user's replies arrive: `_INBOX.<user>`. Each NATS user may
+/// subscribe to its own inbox only (`deploy/nats/auth/baton-auth.conf`), so
+/// no credential reads another's replies (a coordinator's KV reads, an
+/// approver's answers).
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX.{user}")
 }
 
 /// Errors that retrying will not mend: wrong credentials, a TLS mismatch.

@@ -4,7 +4,7 @@
 //! - `baton/v1/bus.proto` → [`v1`]: events, task dispatches and gate requests on NATS JetStream.
 //! - `baton/v1/admin.proto` → [`v1::admin_client`], [`v1::admin_server`]: the gRPC admin service.
 //! - [`subjects`]: stream, consumer and subject names, and the `Nats-Msg-Id` of every publish.
-//! - [`codec`]: encoding helpers and the event kind names used in subjects.
+//! - [`codec`]: encoding helpers, the event kind names used in subjects, and [`codec::decode_event`], which binds an event to its subject.
 //! - [`bus`]: connecting, and publishing with message ids and trace context.
 //! - [`nats_auth`]: credentials and TLS, turned into `async_nats::ConnectOptions`.
 //! - [`trace`]: the W3C `traceparent` that makes one run one trace.

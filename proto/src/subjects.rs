@@ -39,13 +39,18 @@ pub const GATES_CONSUMER: &str = "gates";
 
 /// Header carrying the W3C trace context, so one run is one trace across processes.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
+/// Signatures of webhook requests already accepted, keyed by the signature's
+/// hex: a key is created once, so a replay fails at every coordinator.
+pub const HOOK_NONCES_BUCKET: &str = "baton_hook_nonces";
 
 pub fn event(run: &str, kind: &str) -> String {
     format!("baton.evt.{run}.{kind}")
 }
 /// Where an attempt is claimed: one subject per attempt (see `TaskStarted`).
-pub fn task_claim(run: &str, task: &str, attempt: u32) -> String {
-    format!("baton.evt.{run}.task_started.{task}.{attempt}")
+/// The role is in it so that NATS permissions can confine a worker user to
+/// claiming its own roles' attempts (`worker-build`).
+pub fn task_claim(run: &str, role: &str, task: &str, attempt: u32) -> String {
+    format!("baton.evt.{run}.task_started.{role}.{task}.{attempt}")
 }
 pub fn run_events(run: &str) -> String {
     format!("baton.evt.{run}.>")

@@ -50,6 +50,37 @@ pub struct Topology {
     pub audit: stream::Stream,
     /// Signed evidence of ended runs, `<run>.intoto.json`.
     pub evidence: jetstream::object_store::ObjectStore,
+    /// Webhook signatures already accepted, each kept [`HOOK_NONCE_TTL`].
+    pub hook_nonces: kv::Store,
+}
+
+/// How long a webhook signature is remembered: twice the ±5 minutes a
+/// request's timestamp may be off, so it outlives the request's validity,
+/// and a minute for the clocks of coordinators and NATS to differ.
+pub const HOOK_NONCE_TTL: Duration = Duration::from_secs(11 * 60);
+
+/// Streams made before direct gets were needed get them: by the one user
+/// who may update streams (the coordinator); others go on without.
+async fn allow_direct(js: &jetstream::Context, mut s: stream::Stream) -> stream::Stream {
+    let config = s.cached_info().config.clone();
+    if config.allow_direct {
+        return s;
+    }
+    match js
+        .update_stream(stream::Config {
+            allow_direct: true,
+            ..config
+        })
+        .await
+    {
+        Ok(_) => {
+            if let Ok(updated) = js.get_stream(&s.cached_info().config.name).await {
+                s = updated;
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "stream not updated for direct gets"),
+    }
+    s
 }
 
 pub async fn ensure(
@@ -68,9 +99,14 @@ pub async fn ensure(
             description: Some(
                 "Everything that happens to a run, in order: the source of truth".into(),
             ),
+            // Workers read back one claim subject; a direct get is a request
+            // on a subject that names it, so NATS permissions can confine
+            // them to claims (see deploy/nats/auth/baton-auth.conf).
+            allow_direct: true,
             ..Default::default()
         })
         .await?;
+    let events = allow_direct(js, events).await;
     let tasks = js
         .get_or_create_stream(stream::Config {
             name: TASKS_STREAM.into(),
@@ -191,7 +227,16 @@ pub async fn ensure(
         opts,
     )
     .await?;
+    let hook_nonces = kv_bucket(
+        js,
+        HOOK_NONCES_BUCKET,
+        "Webhook signatures already accepted: each request starts at most one run",
+        opts,
+        Some(HOOK_NONCE_TTL),
+    )
+    .await?;
     Ok(Topology {
+        hook_nonces,
         audit,
         evidence,
         roles,

@@ -7,18 +7,40 @@
 //! the attempt's `TaskStarted` event, published on a subject of its own with
 //! `Nats-Expected-Last-Subject-Sequence: 0`, so the stream stores it for one
 //! worker only. A worker that loses the claim does not run the attempt.
+//!
+//! The claim carries the SHA-256 of a secret only this handling holds
+//! ([`Proof`]); the attempt's result reveals it, so the coordinator counts
+//! a result only from the worker that claimed the attempt, whatever name a
+//! result says it comes from.
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
 use baton_proto::v1::{self, event::Body};
 use baton_proto::{codec, subjects};
+use sha2::{Digest, Sha256};
 
 use crate::task::Ctx;
 
+/// The secret behind a claim's `claim_digest`, revealed with the result.
+pub struct Proof(String);
+
+impl Proof {
+    fn new() -> (Proof, String) {
+        let secret: [u8; 32] = rand::random();
+        let digest = hex::encode(Sha256::digest(secret));
+        (Proof(hex::encode(secret)), digest)
+    }
+
+    /// Hex, as `TaskFinished.claim_proof` carries it.
+    pub fn reveal(&self) -> String {
+        self.0.clone()
+    }
+}
+
 pub enum Claim {
     /// Ours, claimed just now: nobody started this attempt before.
-    Won,
+    Won(Proof),
     /// Claimed by this very handling, whose publish ack was lost.
-    WonEarlier,
+    WonEarlier(Proof),
     /// Claimed from this message by an earlier handling under this worker's
     /// id (this worker before the server forgot its delivery, or a
     /// predecessor under the same id).
@@ -39,13 +61,16 @@ pub async fn claim(
 ) -> Result<Claim, async_nats::Error> {
     let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
     let claim_id = format!("{:016x}", rand::random::<u64>());
-    let subject = subjects::task_claim(&d.run_id, &d.task_id, d.attempt);
+    let (proof, claim_digest) = Proof::new();
+    let subject = subjects::task_claim(&d.run_id, &d.role, &d.task_id, d.attempt);
     let started = Body::TaskStarted(v1::TaskStarted {
         task_id: d.task_id.clone(),
         attempt: d.attempt,
         worker: ctx.worker_id.clone(),
         queue_seq: seq,
         claim_id: claim_id.clone(),
+        claim_digest,
+        role: d.role.clone(),
     });
     let mut p = PublishMessage::build()
         .payload(codec::encode(&codec::event_now(&d.run_id, started)))
@@ -62,7 +87,7 @@ pub async fn claim(
         };
         match r {
             // A duplicate ack means an earlier claim with the same id stands.
-            Ok(ack) if !ack.duplicate => return Ok(Claim::Won),
+            Ok(ack) if !ack.duplicate => return Ok(Claim::Won(proof)),
             Ok(_) => break,
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => break,
             Err(e) => {
@@ -75,13 +100,16 @@ pub async fn claim(
         }
     }
     // Claimed already: by whom, and from which message?
-    let raw = ctx.events.get_last_raw_message_by_subject(&subject).await?;
-    let ev = codec::decode::<v1::Event>(&raw.payload)?;
+    // A direct get of the claim subject alone: worker credentials may read
+    // claims, not the rest of the events (plans, inputs).
+    let raw = ctx.events.direct_get_last_for_subject(&subject).await?;
+    let ev = codec::decode_event(&subject, &raw.payload)
+        .map_err(|e| format!("claim subject {subject} holds something else: {e}"))?;
     let Some(Body::TaskStarted(s)) = ev.body else {
         return Err(format!("claim subject {subject} holds something else").into());
     };
     Ok(if s.claim_id == claim_id {
-        Claim::WonEarlier
+        Claim::WonEarlier(proof)
     } else if s.worker == ctx.worker_id && s.queue_seq == seq {
         Claim::ClaimedBefore
     } else if s.queue_seq != seq {

@@ -4,55 +4,83 @@
 //! value is searched in its *forms*: the raw bytes, standard and URL-safe
 //! base64 (padded and not), the base64 of the value at the two other byte
 //! alignments (so a secret inside a longer base64 text, e.g. `user:TOKEN` in
-//! a basic-auth header, is caught too), percent-encoding (upper and lower
-//! case hex, `+` for spaces as forms do) and the JSON string escape. Every
-//! occurrence becomes `[REDACTED:<name>]`.
+//! a basic-auth header, is caught too), lower- and upper-case hex,
+//! percent-encoding (upper and lower case hex, `+` for spaces as forms do)
+//! and JSON string escapes (plain, `\/`, `\uXXXX` for non-ASCII, for `<>&`,
+//! or for every character, in either case). A multi-line value is also
+//! searched line by line: each line longer than 8 bytes, in every form
+//! ([`forms::parts_of`]). Every occurrence becomes `[REDACTED:<name>]`.
+//!
+//! All forms go into one Aho-Corasick automaton ([`automaton`]): a pass
+//! over the output costs one transition per byte however many forms there
+//! are; the widest of the matches starting leftmost wins.
 //!
 //! Output arrives in chunks, and a value may straddle two of them:
 //! [`StreamRedactor`] holds back the longest end of what it has seen that is
-//! still the beginning of some form (at most the longest form − 1 bytes) and
+//! still the beginning of some form (at most the longest form − 1 bytes, or
+//! a whole form while a longer one starting there may still complete) and
 //! emits it with the next chunk or at [`StreamRedactor::finish`].
+//!
+//! Artifact names pass [`Redactor::str`] too (`artifacts::names`).
+
+mod automaton;
+mod forms;
 
 use std::sync::Arc;
 
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use base64::Engine;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use automaton::{Automaton, Cursor};
+
+pub use forms::MAX_UNREDACTED_LINE_BYTES;
 
 /// Shorter values are refused: redacting them would garble ordinary output.
 pub const MIN_SECRET_BYTES: usize = 4;
 
-/// Characters left alone by `encodeURIComponent`-style encoders.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// The forms of every secret of one attempt, longest first.
+/// The forms of every secret of one attempt.
 #[derive(Debug, Default)]
 pub struct Redactor {
-    /// (form, replacement); longest form first so the widest match wins.
-    forms: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Every form, longest first.
+    forms: Vec<Vec<u8>>,
+    /// For each form, its index in `replacements`.
+    names: Vec<u32>,
+    /// `[REDACTED:<name>]` per secret.
+    replacements: Vec<Vec<u8>>,
+    automaton: Automaton,
 }
 
 impl Redactor {
     /// `secrets`: (name, value). Values shorter than [`MIN_SECRET_BYTES`]
-    /// are the caller's to refuse; here they are ignored.
+    /// are the caller's to refuse; here they are ignored. A form shared by
+    /// two secrets is named after the first.
     pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Self {
-        let mut forms = Vec::new();
+        let mut replacements = Vec::new();
+        let mut all: Vec<(Vec<u8>, u32)> = Vec::new();
         for (name, value) in secrets {
             if value.len() < MIN_SECRET_BYTES {
                 continue;
             }
-            let replacement = format!("[REDACTED:{name}]").into_bytes();
-            for form in forms_of(value) {
-                forms.push((form, replacement.clone()));
+            let id = replacements.len() as u32;
+            replacements.push(format!("[REDACTED:{name}]").into_bytes());
+            for part in forms::parts_of(value) {
+                all.extend(forms::forms_of(part).into_iter().map(|f| (f, id)));
             }
         }
-        forms.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        forms.dedup_by(|a, b| a.0 == b.0);
-        Self { forms }
+        // Longest first, then by bytes, then by secret: dedup keeps the
+        // first secret's name.
+        all.sort_by(|a, b| {
+            b.0.len()
+                .cmp(&a.0.len())
+                .then_with(|| a.0.cmp(&b.0))
+                .then_with(|| a.1.cmp(&b.1))
+        });
+        all.dedup_by(|a, b| a.0 == b.0);
+        let (forms, names): (Vec<_>, Vec<_>) = all.into_iter().unzip();
+        let automaton = Automaton::new(forms.iter().map(Vec::as_slice));
+        Self {
+            forms,
+            names,
+            replacements,
+            automaton,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -61,17 +89,25 @@ impl Redactor {
 
     /// The longest form, in bytes (0 without secrets).
     pub fn longest(&self) -> usize {
-        self.forms.first().map_or(0, |f| f.0.len())
+        self.forms.first().map_or(0, Vec::len)
     }
 
     /// Every form, for tests that search stored bytes.
     pub fn forms(&self) -> impl Iterator<Item = &[u8]> {
-        self.forms.iter().map(|f| f.0.as_slice())
+        self.forms.iter().map(Vec::as_slice)
+    }
+
+    /// States of the automaton (about 21 bytes each), for sizing.
+    pub fn states(&self) -> usize {
+        self.automaton.states()
     }
 
     pub fn bytes(&self, input: &[u8]) -> Vec<u8> {
+        if self.is_empty() {
+            return input.to_vec();
+        }
         let mut out = Vec::with_capacity(input.len());
-        self.scan(input, &mut out, false);
+        self.scan(input, &mut Cursor::default(), true, &mut out);
         out
     }
 
@@ -82,27 +118,19 @@ impl Redactor {
         String::from_utf8_lossy(&self.bytes(input.as_bytes())).into_owned()
     }
 
-    /// Appends `input` to `out` with every form replaced; when `hold`, stops
-    /// at the first position whose rest may still become a form and returns
-    /// it. Returns where it stopped.
-    fn scan(&self, input: &[u8], out: &mut Vec<u8>, hold: bool) -> usize {
-        let mut i = 0;
-        'outer: while i < input.len() {
-            let rest = &input[i..];
-            for (form, replacement) in &self.forms {
-                if rest.starts_with(form) {
-                    out.extend_from_slice(replacement);
-                    i += form.len();
-                    continue 'outer;
-                }
-            }
-            if hold && self.forms.iter().any(|(f, _)| f.starts_with(rest)) {
-                return i;
-            }
-            out.push(input[i]);
-            i += 1;
-        }
-        i
+    /// Appends `buf` to `out` with every final match replaced; without
+    /// `end`, stops where a match may still begin or grow. Returns how much
+    /// of `buf` is done with.
+    fn scan(&self, buf: &[u8], cursor: &mut Cursor, end: bool, out: &mut Vec<u8>) -> usize {
+        let mut copied = 0;
+        let stop = self.automaton.scan(buf, cursor, end, |m| {
+            out.extend_from_slice(&buf[copied..m.start]);
+            out.extend_from_slice(&self.replacements[self.names[m.pattern as usize] as usize]);
+            copied = m.end;
+        });
+        let upto = if end { buf.len() } else { stop };
+        out.extend_from_slice(&buf[copied..upto]);
+        upto
     }
 }
 
@@ -110,7 +138,9 @@ impl Redactor {
 #[derive(Debug)]
 pub struct StreamRedactor {
     redactor: Arc<Redactor>,
+    /// What may still be (part of) a form, and where the scan of it stands.
     pending: Vec<u8>,
+    cursor: Cursor,
 }
 
 impl StreamRedactor {
@@ -118,6 +148,7 @@ impl StreamRedactor {
         Self {
             redactor,
             pending: Vec::new(),
+            cursor: Cursor::default(),
         }
     }
 
@@ -128,70 +159,22 @@ impl StreamRedactor {
         }
         self.pending.extend_from_slice(chunk);
         let mut out = Vec::with_capacity(self.pending.len());
-        let stop = self.redactor.scan(&self.pending, &mut out, true);
-        self.pending.drain(..stop);
+        let done = self
+            .redactor
+            .scan(&self.pending, &mut self.cursor, false, &mut out);
+        self.pending.drain(..done);
+        self.cursor.shift(done);
         out
     }
 
     /// The end of the stream: what was held back, redacted.
     pub fn finish(&mut self) -> Vec<u8> {
         let rest = std::mem::take(&mut self.pending);
-        self.redactor.bytes(&rest)
+        let mut cursor = std::mem::take(&mut self.cursor);
+        let mut out = Vec::with_capacity(rest.len());
+        self.redactor.scan(&rest, &mut cursor, true, &mut out);
+        out
     }
-}
-
-/// The forms of one value that differ from each other.
-fn forms_of(value: &[u8]) -> Vec<Vec<u8>> {
-    let mut forms = vec![value.to_vec()];
-    for engine in [&STANDARD, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-        forms.push(engine.encode(value).into_bytes());
-    }
-    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-        for shift in 0..=2usize {
-            forms.push(shifted_base64(engine, value, shift));
-        }
-    }
-    if let Ok(text) = std::str::from_utf8(value) {
-        let upper = utf8_percent_encode(text, COMPONENT).to_string();
-        forms.push(lower_hex(&upper).into_bytes());
-        forms.push(upper.replace("%20", "+").into_bytes());
-        forms.push(upper.into_bytes());
-        let all = utf8_percent_encode(text, NON_ALPHANUMERIC).to_string();
-        forms.push(all.into_bytes());
-        if let Ok(json) = serde_json::to_string(text) {
-            forms.push(json.as_bytes()[1..json.len() - 1].to_vec());
-        }
-    }
-    forms.retain(|f| f.len() >= MIN_SECRET_BYTES);
-    forms
-}
-
-/// The base64 characters that depend only on `value` when it starts
-/// `shift` bytes into a longer base64-encoded text.
-fn shifted_base64(engine: &impl Engine, value: &[u8], shift: usize) -> Vec<u8> {
-    let mut padded = vec![0u8; shift];
-    padded.extend_from_slice(value);
-    let text = engine.encode(&padded).into_bytes();
-    let start = (shift * 8).div_ceil(6);
-    let end = (padded.len() * 8) / 6;
-    text[start.min(end)..end].to_vec()
-}
-
-fn lower_hex(encoded: &str) -> String {
-    let mut out = String::with_capacity(encoded.len());
-    let mut after_percent = 0;
-    for c in encoded.chars() {
-        if c == '%' {
-            after_percent = 2;
-            out.push(c);
-        } else if after_percent > 0 {
-            after_percent -= 1;
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

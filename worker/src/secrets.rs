@@ -2,10 +2,14 @@
 //!
 //! A dispatch names secrets only (`from_env: VAR` of the worker's
 //! environment, `from_file: /abs/path` on its host). They are read when the
-//! attempt starts, handed to the runtime as [`Secrets`], and every value
-//! seeds the attempt's [`Redactor`]. A problem is a [`SecretError`] naming
-//! the reference, never the value; no other attempt can fix it, so the task
-//! fails permanently.
+//! attempt starts, only if this worker's [`SecretPolicy`] allows them, handed
+//! to the runtime as [`Secrets`], and every value seeds the attempt's
+//! [`Redactor`]. A problem is a [`SecretError`] naming the reference, never
+//! the value; no other attempt can fix it, so the task fails permanently.
+
+mod policy;
+
+pub use policy::{env_pattern, SecretPolicy};
 
 use std::fmt;
 use std::sync::Arc;
@@ -56,31 +60,61 @@ pub enum SecretError {
     NotText { name: String },
     #[error("secret `{name}` names neither `from_env` nor `from_file` — the dispatch is damaged; submit the plan again")]
     NoSource { name: String },
+    #[error("secret `{name}`: from_env {var} is {what} and is never given to tasks, whatever --allow-secret-env says — give the task a variable of its own")]
+    ReservedEnv {
+        name: String,
+        var: String,
+        what: &'static str,
+    },
+    #[error("secret `{name}`: from_env {var} is not allowed on worker {worker} — start the worker with --allow-secret-env {var} (or a prefix such as DEPLOY_*)")]
+    EnvNotAllowed {
+        name: String,
+        var: String,
+        worker: String,
+    },
+    #[error("secret `{name}`: from_file {path} {why}; such files are never given to tasks, whatever --allow-secret-dir says — give the task a file of its own")]
+    ReservedFile {
+        name: String,
+        path: String,
+        why: String,
+    },
+    #[error("secret `{name}`: from_file {path} is not allowed on worker {worker} — start the worker with --allow-secret-dir {dir}")]
+    FileNotAllowed {
+        name: String,
+        path: String,
+        worker: String,
+        dir: String,
+    },
+    #[error("secret `{name}`: from_file {path} leads through a symbolic link outside every --allow-secret-dir of worker {worker} — keep the file itself in an allowed directory")]
+    LinkOutside {
+        name: String,
+        path: String,
+        worker: String,
+    },
+    #[error("secret `{name}`: from_file {path} is not a regular file — name a file (not a directory, device, FIFO or socket)")]
+    NotAFile { name: String, path: String },
+    #[error("secret `{name}`: {reference} holds the same value as one of Baton's own credentials, which is never given to tasks — give the task a credential of its own")]
+    OwnValue { name: String, reference: String },
+    /// The worker's own `--allow-secret-*` settings are wrong.
+    #[error("{0}")]
+    BadPolicy(String),
 }
 
-/// Read every reference; `lookup` reads the worker's environment.
+/// Read every reference that `policy` allows, failing at the first it does
+/// not; `lookup` reads the worker's environment.
 pub fn resolve(
     refs: &[v1::SecretRef],
     worker: &str,
+    policy: &SecretPolicy,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Secrets, SecretError> {
     let mut secrets = Secrets::default();
     let mut values: Vec<(String, Vec<u8>)> = Vec::new();
     for r in refs {
         let raw = if !r.from_env.is_empty() {
-            lookup(&r.from_env)
-                .ok_or_else(|| SecretError::MissingEnv {
-                    name: r.name.clone(),
-                    var: r.from_env.clone(),
-                })?
-                .into_bytes()
+            policy.env(&r.name, &r.from_env, worker, &lookup)?
         } else if !r.from_file.is_empty() {
-            std::fs::read(&r.from_file).map_err(|e| SecretError::Unreadable {
-                name: r.name.clone(),
-                path: r.from_file.clone(),
-                worker: worker.to_string(),
-                reason: e.kind().to_string(),
-            })?
+            policy.file(&r.name, &r.from_file, worker)?
         } else {
             return Err(SecretError::NoSource {
                 name: r.name.clone(),
@@ -139,7 +173,8 @@ mod tests {
             r("TOKEN", "CI_TOKEN", "", false),
             r("key", "", path.to_str().unwrap(), true),
         ];
-        let s = resolve(&refs, "w1", |v| {
+        let policy = SecretPolicy::new(["CI_*"], [dir.path()]);
+        let s = resolve(&refs, "w1", &policy, |v| {
             (v == "CI_TOKEN").then(|| "env-secret-1".into())
         })
         .unwrap();
@@ -154,14 +189,18 @@ mod tests {
 
     #[test]
     fn problems_name_the_reference_never_the_value() {
-        let e = resolve(&[r("T", "NOPE", "", false)], "w1", |_| None).unwrap_err();
+        let policy = SecretPolicy::new(["NOPE", "SHORT"], ["/nonexistent"]);
+        let e = resolve(&[r("T", "NOPE", "", false)], "w1", &policy, |_| None).unwrap_err();
         assert_eq!(
             e.to_string(),
             "secret `T`: the worker has no environment variable NOPE — set it where the worker starts (the plan's `from_env` names the worker's variable)"
         );
-        let e = resolve(&[r("k", "", "/nonexistent/baton/key", true)], "w1", |_| {
-            None
-        })
+        let e = resolve(
+            &[r("k", "", "/nonexistent/baton/key", true)],
+            "w1",
+            &policy,
+            |_| None,
+        )
         .unwrap_err();
         assert!(
             e.to_string().starts_with(
@@ -169,7 +208,7 @@ mod tests {
             ),
             "{e}"
         );
-        let e = resolve(&[r("T", "SHORT", "", false)], "w1", |_| {
+        let e = resolve(&[r("T", "SHORT", "", false)], "w1", &policy, |_| {
             Some("abc\n".into())
         })
         .unwrap_err();

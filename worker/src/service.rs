@@ -44,6 +44,9 @@ pub struct Options {
     pub max_deliver: i64,
     /// Total size of `/baton/out/` kept per attempt when the dispatch says 0.
     pub max_artifact_bytes: u64,
+    /// Which of this host's variables and files plans may name as secrets;
+    /// the default allows none. Baton's own are refused whatever it says.
+    pub secret_policy: crate::secrets::SecretPolicy,
 }
 
 impl Default for Options {
@@ -61,6 +64,7 @@ impl Default for Options {
             topology: TopologyOptions::default(),
             max_deliver: 5,
             max_artifact_bytes: crate::artifacts::DEFAULT_MAX_ARTIFACT_BYTES,
+            secret_policy: Default::default(),
         }
     }
 }
@@ -104,6 +108,17 @@ impl Options {
                 return Err(Error::BadRole(r.clone()));
             }
         }
+        // Learned before connecting, from the same settings and environment
+        // the connection uses: those are what a plan must never get.
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let secret_policy = self
+            .secret_policy
+            .clone()
+            .prepare(&self.nats_auth, env)
+            .map_err(|e| Error::Runtime(e.into()))?;
+        let (allow_env, allow_dirs) = secret_policy.allowed();
+        tracing::info!(worker = %self.worker_id, ?allow_env, ?allow_dirs, "secrets tasks may name (Baton's own never)");
         let client = baton_proto::bus::connect_with(
             &self.nats_url,
             &format!("baton-worker {}", self.worker_id),
@@ -164,6 +179,7 @@ impl Options {
             heartbeat: self.ack_wait / 3,
             limits: self.limits.clone(),
             ceiling: self.ceiling.clone(),
+            secret_policy,
             max_artifact_bytes: crate::artifacts::limit(self.max_artifact_bytes),
             cancels: CancelRegistry::default(),
             shutdown: CancellationToken::new(),

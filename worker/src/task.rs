@@ -22,6 +22,8 @@ pub struct Ctx {
     pub limits: Limits,
     /// What a dispatch's sandbox request may widen, at most.
     pub ceiling: Ceiling,
+    /// Which secret references this worker resolves.
+    pub secret_policy: crate::secrets::SecretPolicy,
     /// For dispatches whose `max_artifact_bytes` is 0.
     pub max_artifact_bytes: u64,
     pub cancels: CancelRegistry,
@@ -74,15 +76,15 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
     // not folded. Delivered before but never started: simply run it.
     let deliveries = msg.info().map(|i| i.delivered).unwrap_or(1).max(1) as u32;
     let redelivered = deliveries > 1;
-    match crate::claim::claim(ctx, &msg, &d).await {
-        Ok(Claim::Won) => {}
+    let proof = match crate::claim::claim(ctx, &msg, &d).await {
+        Ok(Claim::Won(proof)) => proof,
         Ok(Claim::ClaimedBefore | Claim::HeldElsewhere { .. }) if redelivered => {
             report_lost(ctx, &msg, &d, deliveries).await;
             span.end();
             return;
         }
         // Our own claim, whose ack was lost on the way back.
-        Ok(Claim::WonEarlier) => {}
+        Ok(Claim::WonEarlier(proof)) => proof,
         Ok(Claim::DuplicateMessage { holder }) => {
             tracing::warn!(run = %d.run_id, task = %d.task_id, attempt = d.attempt, %holder, "a second copy of a claimed attempt; dropped");
             let _ = msg.double_ack().await;
@@ -110,11 +112,17 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             span.end();
             return;
         }
-    }
+    };
 
-    // A sandbox this worker will not grant fails the task for good: another
-    // attempt would meet the same request.
-    let (limits, granted) = match grant::grant(d.sandbox.as_ref(), &ctx.limits, &ctx.ceiling) {
+    // A sandbox or host path this worker will not grant fails the task for
+    // good: another attempt would meet the same request.
+    let granted = grant::grant(
+        d.sandbox.as_ref(),
+        d.workspace.as_ref(),
+        &ctx.limits,
+        &ctx.ceiling,
+    );
+    let (limits, granted, workspace) = match granted {
         Ok(g) => g,
         Err(reason) => {
             tracing::warn!(run = %d.run_id, task = %d.task_id, role = %d.role, %reason, "sandbox request refused");
@@ -128,7 +136,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
                 permanent: true,
                 ..Default::default()
             };
-            finish(ctx, &msg, &d, refused).await;
+            finish(ctx, &msg, &d, &proof, refused).await;
             span.end();
             return;
         }
@@ -149,8 +157,9 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
 
     // Resolved on this host, now: a missing secret fails the attempt
     // permanently below, with a message naming the reference only.
-    let secrets =
-        crate::secrets::resolve(&d.secrets, &ctx.worker_id, |var| std::env::var(var).ok());
+    let secrets = crate::secrets::resolve(&d.secrets, &ctx.worker_id, &ctx.secret_policy, |var| {
+        std::env::var(var).ok()
+    });
     let redactor = secrets
         .as_ref()
         .map(|s| s.redactor.clone())
@@ -197,7 +206,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         timeout: Duration::from_millis(d.timeout_ms.max(1)),
         limits,
         grant: granted,
-        workspace: d.workspace.clone().filter(|w| !w.kind.is_empty()),
+        workspace,
         inputs: d.inputs.clone(),
         max_artifact_bytes: match d.max_artifact_bytes {
             0 => ctx.max_artifact_bytes,
@@ -247,6 +256,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
             trace_id: trace_id.clone(),
             permanent: false,
             artifacts: o.artifacts,
+            claim_proof: String::new(),
         },
         Err(e) if e.is_permanent() => v1::TaskFinished {
             task_id: d.task_id.clone(),
@@ -274,7 +284,7 @@ pub async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         span.set_status(opentelemetry::trace::Status::error(finished.error.clone()));
     }
     tracing::info!(run = %d.run_id, task = %d.task_id, attempt = d.attempt, ok = finished.ok, error = %finished.error, "task finished");
-    finish(ctx, &msg, &d, finished).await;
+    finish(ctx, &msg, &d, &proof, finished).await;
     span.end();
 }
 
@@ -314,7 +324,18 @@ async fn forward_logs(
 
 /// Publish a task's outcome and then acknowledge its message; on a
 /// restart the same ids make both idempotent.
-async fn finish(ctx: &Ctx, msg: &jetstream::Message, d: &v1::TaskDispatch, f: v1::TaskFinished) {
+/// The result carries the claim's secret: it counts only from this worker.
+async fn finish(
+    ctx: &Ctx,
+    msg: &jetstream::Message,
+    d: &v1::TaskDispatch,
+    proof: &crate::claim::Proof,
+    f: v1::TaskFinished,
+) {
+    let f = v1::TaskFinished {
+        claim_proof: proof.reveal(),
+        ..f
+    };
     let id = subjects::msg_id::finished(&d.run_id, &d.task_id, d.attempt);
     match bus::publish_event(
         &ctx.js,
@@ -347,6 +368,8 @@ async fn report_lost(ctx: &Ctx, msg: &jetstream::Message, d: &v1::TaskDispatch, 
         attempt: d.attempt,
         deliveries,
         worker: ctx.worker_id.clone(),
+        // The claim names this message: it binds the loss to the attempt.
+        queue_seq: msg.info().map(|i| i.stream_sequence).unwrap_or(0),
     });
     let id = subjects::msg_id::lost(&d.run_id, &d.task_id, d.attempt);
     match bus::publish_event(&ctx.js, &d.run_id, &id, body, &d.traceparent).await {

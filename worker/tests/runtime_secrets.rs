@@ -30,7 +30,8 @@ async fn process_gets_secrets_and_its_output_is_redacted() {
         },
     ];
     let lookup = |v: &str| (v == "HOST_TOKEN").then(|| env_value.clone());
-    let resolved = secrets::resolve(&refs, "w", lookup).unwrap();
+    let policy = secrets::SecretPolicy::new(["HOST_TOKEN"], [dir.path()]);
+    let resolved = secrets::resolve(&refs, "w", &policy, lookup).unwrap();
     // Half the value, a pause long enough for separate reads, the other half.
     let half = env_value.len() / 2;
     let script = format!(

@@ -2,14 +2,19 @@
 //! and must fail *inside* its container, in the way the control promises.
 //! docs/security.md (Sandbox) maps each test to its CIS Docker Benchmark item.
 //!
-//! Needs Docker and the agent image (busybox, no compilers): these tests fail,
-//! never skip, when the engine is unreachable.
+//! Needs Docker and the agent image (busybox, no compilers), and nats-server
+//! for the host workspace tests, which go through a real worker: these tests
+//! fail, never skip, when either is missing.
 
 mod docker_common;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use baton_test_support::LabelledContainers;
+use baton_proto::v1::{self, event::Body};
+use baton_proto::{bus, codec, subjects};
+use baton_test_support::{LabelledContainers, NatsServer};
+use baton_worker::runtime::grant::Ceiling;
 use baton_worker::runtime::{
     DockerRuntime, LogLine, Outcome, Runtime, RuntimeError, SandboxPolicy, Stream, TaskSpec,
 };
@@ -259,4 +264,215 @@ async fn a_root_sandbox_policy_is_refused() {
             Ok(_) => panic!("a worker running tasks as {user:?} must be refused"),
         }
     }
+}
+
+// ------------------------------------------------- host workspaces
+//
+// A plan's `workspace: { host_path: "${{ inputs.repo }}" }` lets whoever
+// triggers it choose a host path. These go the way a trigger does: a task
+// message on NATS to a real worker, whose `--allow-mounts` is `allow`.
+
+/// How one dispatch with a host workspace ended, and what its task logged.
+struct Dispatched {
+    finished: v1::TaskFinished,
+    logs: Vec<String>,
+}
+
+/// Sends one task whose workspace is the host path `source` to a real
+/// worker (Docker runtime) started with `--allow-mounts allow`.
+async fn dispatch_host_workspace(
+    source: &str,
+    read_only: bool,
+    allow: Vec<PathBuf>,
+    script: &str,
+) -> Dispatched {
+    use futures::StreamExt;
+    let nats = NatsServer::start();
+    let run_id = unique("hostpath");
+    let leftovers = LabelledContainers::new("org.baton.run", &run_id);
+    let worker = baton_worker::Options {
+        nats_url: nats.url(),
+        roles: vec!["repo".into()],
+        ceiling: Ceiling {
+            allow_mounts: allow,
+            ..Default::default()
+        },
+        grace: Duration::from_secs(1),
+        ..Default::default()
+    }
+    .build(Runtime::Docker(docker().await))
+    .await
+    .expect("the worker starts");
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+    let nc = async_nats::connect(nats.url()).await.unwrap();
+    let mut events = nc.subscribe(subjects::run_events(&run_id)).await.unwrap();
+    let mut logs = nc.subscribe(subjects::run_logs(&run_id)).await.unwrap();
+    nc.flush().await.unwrap();
+    let dispatch = v1::TaskDispatch {
+        run_id: run_id.clone(),
+        task_id: "t1".into(),
+        attempt: 1,
+        role: "repo".into(),
+        image: IMAGE.into(),
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        timeout_ms: 20_000,
+        workspace: Some(v1::Workspace {
+            kind: "host".into(),
+            source: source.into(),
+            mount: "/workspace".into(),
+            read_only,
+        }),
+        ..Default::default()
+    };
+    let js = async_nats::jetstream::new(nc.clone());
+    bus::publish_acked(
+        &js,
+        subjects::task("repo", &run_id, "t1"),
+        &subjects::msg_id::dispatch(&run_id, "t1", 1),
+        &dispatch,
+        "",
+    )
+    .await
+    .expect("dispatch published");
+    let finished = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(m) = events.next().await {
+            let ev = codec::decode::<v1::Event>(&m.payload).expect("an event");
+            if let Some(Body::TaskFinished(f)) = ev.body {
+                return f;
+            }
+        }
+        panic!("the event subscription ended")
+    })
+    .await
+    .expect("the task finishes within 60 s");
+    let mut lines = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), logs.next()).await {
+        lines.push(String::from_utf8_lossy(&m.payload).into_owned());
+    }
+    stop.cancel();
+    let _ = running.await;
+    assert_eq!(leftovers.count().await, 0, "container of {run_id} left");
+    Dispatched {
+        finished,
+        logs: lines,
+    }
+}
+
+/// A file the hostile task tries to create on the host; removed on drop,
+/// so that a run against a vulnerable worker leaves nothing behind.
+struct HostMarker(PathBuf);
+
+impl HostMarker {
+    fn new() -> Self {
+        HostMarker(PathBuf::from(format!(
+            "/tmp/baton-hostile-{:016x}",
+            rand::random::<u64>()
+        )))
+    }
+    fn name(&self) -> String {
+        self.0.file_name().unwrap().to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for HostMarker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[track_caller]
+fn assert_refused(d: &Dispatched, path: &str, why: &str) {
+    let f = &d.finished;
+    assert!(!f.ok && f.permanent, "refused for good: {f:?}");
+    assert!(
+        f.error.contains(&format!("workspace host path {path}")) && f.error.contains(why),
+        "the refusal names the path and why: {}",
+        f.error
+    );
+    assert!(
+        f.error.contains("--allow-mounts"),
+        "the refusal names the flag: {}",
+        f.error
+    );
+    assert!(d.logs.is_empty(), "nothing ran: {:?}", d.logs);
+    eprintln!("refused: {}", f.error);
+}
+
+/// The attack: `repo=/`, read-write. Refused whatever the worker allows,
+/// even `--allow-mounts /`; nothing of the host root reaches a container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_root_workspace_is_refused_even_when_everything_is_allowed() {
+    for allow in [vec![], vec![PathBuf::from("/")]] {
+        let marker = HostMarker::new();
+        let script = format!(
+            "cat /workspace/etc/hostname && echo SAW-HOST-ROOT; \
+             echo pwned > /workspace/tmp/{m} && echo WROTE-HOST-ROOT; echo '{{\"result\":\"ok\"}}'",
+            m = marker.name()
+        );
+        let d = dispatch_host_workspace("/", false, allow.clone(), &script).await;
+        assert!(
+            !marker.0.exists(),
+            "the task wrote {} on the host",
+            marker.0.display()
+        );
+        let output = d.logs.join("\n");
+        assert!(!output.contains("SAW-HOST-ROOT"), "{allow:?}: {output}");
+        assert_refused(&d, "/", "root");
+    }
+}
+
+/// `/var/run` holds the engine's socket: root on the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_socket_directory_workspace_is_refused() {
+    let script = "ls -la /workspace; [ -S /workspace/docker.sock ] && echo SOCKET; echo '{\"result\":\"ok\"}'";
+    let d = dispatch_host_workspace("/var/run", true, vec!["/".into()], script).await;
+    assert!(!d.logs.join("\n").contains("SOCKET"), "{:?}", d.logs);
+    assert_refused(&d, "/var/run", "socket");
+}
+
+/// A symlink inside an allowed directory is resolved before the check: it
+/// cannot smuggle `/etc` in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlink_out_of_the_allowed_root_is_refused() {
+    let allowed = tempfile::tempdir().unwrap();
+    let link = allowed.path().join("repo");
+    std::os::unix::fs::symlink("/etc", &link).unwrap();
+    let script = "cat /workspace/passwd && echo SAW-HOST-ETC; echo '{\"result\":\"ok\"}'";
+    let d = dispatch_host_workspace(
+        link.to_str().unwrap(),
+        true,
+        vec![allowed.path().to_path_buf()],
+        script,
+    )
+    .await;
+    assert!(!d.logs.join("\n").contains("SAW-HOST-ETC"), "{:?}", d.logs);
+    assert_refused(&d, &link.display().to_string(), "/etc");
+}
+
+/// What `--allow-mounts` allows works, read-write, and only there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_workspace_inside_the_allowed_root_works() {
+    use std::os::unix::fs::PermissionsExt;
+    let allowed = tempfile::tempdir().unwrap();
+    let repo = allowed.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::write(repo.join("seed"), "from the host").unwrap();
+    // The task runs as 10001: let it write, so only the mount decides.
+    std::fs::set_permissions(&repo, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let script =
+        "cat /workspace/seed; echo; echo patched > /workspace/new; echo '{\"result\":\"ok\"}'";
+    let d = dispatch_host_workspace(
+        repo.to_str().unwrap(),
+        false,
+        vec![allowed.path().to_path_buf()],
+        script,
+    )
+    .await;
+    assert!(d.finished.ok, "{:?} {:?}", d.finished, d.logs);
+    assert!(d.logs.iter().any(|l| l == "from the host"), "{:?}", d.logs);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("new")).unwrap(),
+        "patched\n"
+    );
 }

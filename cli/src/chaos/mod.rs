@@ -386,7 +386,7 @@ async fn read_events(
             _ => return Err("reading the EVENTS stream back stalled".into()),
         };
         pending -= 1;
-        if let Ok(ev) = baton_proto::codec::decode::<v1::Event>(&m.payload) {
+        if let Ok(ev) = baton_proto::codec::decode_event(&m.subject, &m.payload) {
             out.entry(ev.run_id.clone()).or_default().push(check::Seen {
                 time_ms: ev.time_ms,
                 event: ev,

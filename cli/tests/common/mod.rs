@@ -15,6 +15,7 @@ use baton_coordinator::auth::{token, Auth, Identity, TokenStore};
 use baton_coordinator::hooks::Secret;
 use baton_proto::v1;
 use baton_test_support::NatsServer;
+pub use baton_worker::runtime::grant::Ceiling;
 use baton_worker::runtime::{
     DockerRuntime, Limits, NoopRuntime, ProcessRuntime, Runtime, SandboxPolicy,
 };
@@ -147,12 +148,25 @@ impl Cluster {
         concurrency: usize,
         roles: &[&str],
     ) -> Cluster {
+        Self::start_with_ceiling(rt, limits, concurrency, roles, Ceiling::default()).await
+    }
+
+    /// [`Cluster::start_serving`] with a worker started with `ceiling`
+    /// (`--allow-mounts`, `--allow-network`, `--max-*`).
+    pub async fn start_with_ceiling(
+        rt: Rt,
+        limits: Limits,
+        concurrency: usize,
+        roles: &[&str],
+        ceiling: Ceiling,
+    ) -> Cluster {
         let nats = NatsServer::start();
         let worker = baton::local::WorkerSpec {
             options: baton_worker::Options {
                 roles: roles.iter().map(|s| s.to_string()).collect(),
                 concurrency,
                 limits,
+                ceiling,
                 grace: Duration::from_secs(2),
                 ..Default::default()
             },

@@ -5,6 +5,7 @@
 //!   identity the authentication layer attached to a request.
 //! - [`token`]: making tokens, and the hash the server keeps of them.
 //! - [`store`]: [`TokenStore`], the tokens file: hashes, names and roles.
+//! - [`reload`]: following the tokens file while serving (poll and SIGHUP).
 //! - [`table`]: the least role each gRPC method needs.
 //! - [`check`]: [`Auth`] (on or off), and [`authorize`]: one request's verdict.
 //! - [`layer`]: [`AuthLayer`], the tower layer that applies it on the server.
@@ -13,6 +14,7 @@
 pub mod check;
 pub mod identity;
 pub mod layer;
+pub mod reload;
 pub mod store;
 pub mod table;
 pub mod tls;

@@ -130,7 +130,7 @@ impl Engine {
                 published.insert(id.to_string());
             }
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-            if let Ok(ev) = codec::decode::<v1::Event>(&m.payload) {
+            if let Some(ev) = self.bind(&m.subject, &m.payload) {
                 self.fold(own, ev, seq, &mut discard, &mut dirty);
                 replayed += 1;
             }

@@ -105,7 +105,20 @@ impl Engine {
                     let subject = subjects::event(&run_id, codec::event_kind(&body));
                     let ev = codec::event_now(&run_id, body);
                     if let Some(Body::Incident(i)) = &ev.body {
-                        crate::incident::deliver(self.js.client(), i.clone());
+                        // The URL stays out of the event (it may carry a
+                        // token, and viewers read events): the plan has it.
+                        let webhook = own
+                            .runs
+                            .get(&run_id)
+                            .and_then(|st| st.plan.incident_webhook.clone())
+                            .unwrap_or_default();
+                        crate::incident::deliver(
+                            self.js.client(),
+                            v1::Incident {
+                                webhook,
+                                ..i.clone()
+                            },
+                        );
                     }
                     if matches!(ev.body, Some(Body::RunFinished(_))) {
                         finishes.push((subject, msg_id, ev, tp));

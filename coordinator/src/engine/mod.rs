@@ -7,6 +7,8 @@
 //! - `execute`: publishing commands and writing fenced snapshots.
 //! - `adopt`: taking a run over from a coordinator that is gone.
 //! - `audit`: appending the runs' audit records, exactly once.
+//! - [`refusals`]: events dropped because their subject or their claim does
+//!   not bind them (see `baton_proto::codec::decode_event` and `run::claims`).
 //!
 //! Every coordinator reads the whole EVENTS stream through its own ordered
 //! consumer and skips the runs it does not hold; nothing is acknowledged, so
@@ -17,6 +19,7 @@
 mod adopt;
 mod audit;
 mod execute;
+pub mod refusals;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,6 +48,7 @@ pub struct Engine {
     pub leases: Arc<Leases>,
     /// Signs ended runs' evidence; `None` without a key.
     pub evidence: Option<crate::evidence::Sealer>,
+    pub refusals: refusals::Refusals,
 }
 
 /// Every run's events, from when [`Engine::subscribe`] was called.
@@ -146,12 +150,9 @@ impl Engine {
                     }
                 };
                 let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-                match codec::decode::<v1::Event>(&m.payload) {
-                    Ok(ev) => self.fold(&mut own, ev, seq, &mut commands, &mut dirty),
-                    // Bad input never stops the loop: log it and move on.
-                    Err(e) => {
-                        tracing::error!(subject = %m.subject, error = %e, "undecodable event skipped")
-                    }
+                // Bad input never stops the loop: it is counted and skipped.
+                if let Some(ev) = self.bind(&m.subject, &m.payload) {
+                    self.fold(&mut own, ev, seq, &mut commands, &mut dirty);
                 }
             }
             dirty.sort_unstable();
@@ -219,6 +220,21 @@ impl Engine {
         Ok(())
     }
 
+    /// The event on `subject`, if its body is what the subject says.
+    fn bind(&self, subject: &str, payload: &[u8]) -> Option<v1::Event> {
+        match codec::decode_event(subject, payload) {
+            Ok(ev) => Some(ev),
+            Err(refused) => {
+                let kind = codec::decode::<v1::Event>(payload)
+                    .ok()
+                    .and_then(|e| e.body.as_ref().map(codec::event_kind))
+                    .unwrap_or("none");
+                self.refusals.record(subject, kind, &refused);
+                None
+            }
+        }
+    }
+
     fn fold(
         &self,
         own: &mut Owned,
@@ -247,6 +263,23 @@ impl Engine {
                     tracing::error!(run = %run_id, error = %e, "submitted plan no longer loads; run ignored")
                 }
             }
+            return;
+        }
+        // A result or a loss must match its attempt's claim. Asked before
+        // the audit sees the event, so that a refused one is never audited;
+        // claims never change, so the answer holds for a replayed event too.
+        if let Some(st) = runs.get(&run_id) {
+            if let Err(refused) = st.admit(&ev) {
+                if seq > st.last_seq {
+                    let kind = ev.body.as_ref().map(codec::event_kind).unwrap_or("none");
+                    self.refusals
+                        .record(&subjects::event(&run_id, kind), kind, &refused);
+                }
+                return;
+            }
+        } else if matches!(ev.body, Some(Body::TaskFinished(_) | Body::TaskLost(_))) {
+            // No claims to check against (another's run, or one that just
+            // ended): a worker's report is not audited here.
             return;
         }
         // Before the state's own check: the audit may lag the snapshot

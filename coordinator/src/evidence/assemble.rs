@@ -69,7 +69,10 @@ pub fn assemble(
     let mut gates = Vec::new();
     let mut approvals = Vec::new();
     let mut decisions = Vec::new();
-    for ev in events {
+    // Only what the fold acted on: a result from a worker that did not
+    // claim the attempt is no evidence of anything (the caller has bound
+    // each event to its subject already).
+    for ev in events.iter().filter(|e| st.admit(e).is_ok()) {
         let t = ev.time_ms;
         match &ev.body {
             // The first result of an attempt is the one the fold took.

@@ -52,7 +52,7 @@ pub async fn run_events(events: &Stream, run: &str) -> Result<Vec<v1::Event>, Er
     let msgs = read_all(events, subjects::run_events(run)).await?;
     Ok(msgs
         .iter()
-        .filter_map(|m| codec::decode::<v1::Event>(&m.payload).ok())
+        .filter_map(|m| codec::decode_event(&m.subject, &m.payload).ok())
         .collect())
 }
 

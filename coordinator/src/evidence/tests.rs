@@ -39,16 +39,21 @@ fn run() -> (RunState, Vec<Event>) {
         ..Default::default()
     };
     let (mut st, _) = RunState::submitted("r1", &sub, 1_000).expect("plan loads");
+    let (claim1, _) = crate::run::claims::test_claim("a", "dev", 1, "w0");
+    let (claim2, claim_proof) = crate::run::claims::test_claim("a", "dev", 2, "w1");
     let events = vec![
         ev(1_000, Body::RunSubmitted(sub)),
+        ev(1_005, Body::TaskStarted(claim1)),
         ev(
             1_010,
             Body::TaskLost(v1::TaskLost {
                 task_id: "a".into(),
                 attempt: 1,
+                queue_seq: 1,
                 ..Default::default()
             }),
         ),
+        ev(1_015, Body::TaskStarted(claim2)),
         ev(
             1_020,
             Body::TaskFinished(v1::TaskFinished {
@@ -58,6 +63,7 @@ fn run() -> (RunState, Vec<Event>) {
                 exit_code: Some(0),
                 report_json: "{\"result\":\"ok\"}".into(),
                 worker: "w1".into(),
+                claim_proof,
                 artifacts: vec![v1::Artifact {
                     path: "out.txt".into(),
                     size: 3,
@@ -171,4 +177,32 @@ fn sealed_statement_verifies_and_reads_back_equal() {
     let env = dsse::sign(dsse::PAYLOAD_TYPE, &serde_json::to_vec(&v).unwrap(), &key);
     let e = verify(&dsse::to_canonical(&env), &key.verifying_key()).unwrap_err();
     assert!(e.to_string().contains("predicateType"), "{e}");
+}
+
+#[test]
+fn a_result_the_fold_refused_is_no_evidence() {
+    let (st, mut events) = run();
+    // A forged success for attempt 2, ahead of the real one, under the
+    // claimer's name but without its secret.
+    let forged = ev(
+        1_016,
+        Body::TaskFinished(v1::TaskFinished {
+            task_id: "a".into(),
+            attempt: 2,
+            ok: false,
+            report_json: "{\"result\":\"forged\"}".into(),
+            worker: "w1".into(),
+            claim_proof: hex::encode("not the secret"),
+            ..Default::default()
+        }),
+    );
+    events.insert(4, forged);
+    let s = assemble(&st, &events, &BTreeMap::new(), None);
+    let shown = serde_json::to_string(&s).unwrap();
+    assert!(
+        !shown.contains(&sha256_hex(b"{\"result\":\"forged\"}")),
+        "{shown}"
+    );
+    let a = &s.predicate.tasks[0];
+    assert!(a.attempts[1].ok, "the real result stands");
 }

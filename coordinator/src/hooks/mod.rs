@@ -5,13 +5,18 @@
 //! - `202 {"run_id":..}`: the run was accepted.
 //! - `200 {"ignored":"resolved"}`: an Alertmanager "resolved" notification.
 //! - `400`: bad JSON (with line and column) or inputs the plan refuses.
-//! - `401`: missing, malformed or mismatched signature or token.
-//! - `404`: no such registered plan. `413`: body over 1 MiB.
+//! - `401`: missing, malformed or mismatched signature or token; a missing,
+//!   malformed or out-of-window timestamp.
+//! - `403`: a bearer token used for another plan, or for anything but an
+//!   Alertmanager notification.
+//! - `404`: no such registered plan. `409`: a signed request seen before
+//!   (by any coordinator). `413`: body over 1 MiB.
 //! - `503`: no hook secret configured, or the bus is unreachable.
 //!
 //! `GET /healthz` answers `ok`.
 
 pub mod body;
+pub mod nonces;
 pub mod signature;
 
 use std::sync::Arc;
@@ -26,7 +31,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-pub use signature::Secret;
+pub use signature::{BearerToken, Secret};
 
 use crate::submit::{Submission, Submitter};
 use crate::Error;
@@ -39,7 +44,34 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct Hooks {
     pub submitter: Submitter,
     pub secret: Option<Secret>,
-    pub token: Option<Secret>,
+    pub token: Option<BearerToken>,
+    /// Signatures already accepted, shared by every coordinator.
+    pub nonces: async_nats::jetstream::kv::Store,
+}
+
+impl Hooks {
+    /// `token_file` is the text of `--hook-token-file`: `<token>` or
+    /// `<token> <plan>,<plan>…`.
+    pub fn new(
+        submitter: Submitter,
+        secret: Option<Secret>,
+        token_file: Option<&Secret>,
+        nonces: async_nats::jetstream::kv::Store,
+    ) -> Result<Self, Error> {
+        let token = token_file
+            .map(BearerToken::parse)
+            .transpose()
+            .map_err(Error::Config)?;
+        if let Some(t) = &token {
+            tracing::info!(plans = %t.scope(), "webhook bearer token accepted for Alertmanager notifications");
+        }
+        Ok(Self {
+            submitter,
+            secret,
+            token,
+            nonces,
+        })
+    }
 }
 
 pub fn router(hooks: Hooks) -> Router {
@@ -71,6 +103,13 @@ fn refuse(status: StatusCode, msg: impl Into<String>) -> Response {
     answer(status, json!({ "error": msg.into() }))
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 async fn hook(
     State(h): State<Arc<Hooks>>,
     Path(plan): Path<String>,
@@ -87,11 +126,48 @@ async fn hook(
         }
         Err(r) => return refuse(r.status(), r.body_text()),
     };
-    if let Err(r) = signature::verify(&headers, &body, h.secret.as_ref(), h.token.as_ref()) {
-        tracing::info!(plan, status = %r.status, reason = %r.message, "webhook refused");
-        return refuse(r.status, r.message);
+    // No registered plan has another shape, and a name without `.` keeps the
+    // signed string unambiguous.
+    if !signature::valid_plan_name(&plan) {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            Error::UnknownPlan(plan.chars().take(64).collect()).to_string(),
+        );
     }
-    let (mut inputs, from_alert) = match body::parse(&body) {
+    let caller = match signature::verify(
+        &headers,
+        &plan,
+        &body,
+        h.secret.as_ref(),
+        h.token.as_ref(),
+        unix_now(),
+    ) {
+        Ok(c) => c,
+        Err(r) => {
+            tracing::info!(plan, status = %r.status, reason = %r.message, "webhook refused");
+            return refuse(r.status, r.message);
+        }
+    };
+    // Recorded before anything else happens, so that of two deliveries racing
+    // at two coordinators only one gets further. Never forgotten, not even
+    // when the start fails below: a request that might have started a run
+    // must not be good twice.
+    if let signature::Caller::Signed { nonce } = &caller {
+        let ts = headers
+            .get(signature::TIMESTAMP_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if let Err(r) = nonces::record(&h.nonces, nonce, ts).await {
+            tracing::warn!(plan, status = %r.status, reason = %r.message, "webhook refused");
+            return refuse(r.status, r.message);
+        }
+    }
+    start(&h, &plan, &body, &caller).await
+}
+
+/// What an authenticated request asks for, done.
+async fn start(h: &Hooks, plan: &str, body: &[u8], caller: &signature::Caller) -> Response {
+    let (mut inputs, from_alert) = match body::parse(body) {
         Ok(body::Request::Start { inputs, from_alert }) => (inputs, from_alert),
         Ok(body::Request::Resolved) => {
             tracing::info!(plan, "resolved alert notification ignored");
@@ -99,8 +175,18 @@ async fn hook(
         }
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
+    // The bearer token sits in an alerting system's config, and is not bound
+    // to a body or a time: it may only relay alerts.
+    if *caller == signature::Caller::Bearer && !from_alert {
+        let msg = format!(
+            "a bearer token delivers only Alertmanager notifications (a body with `alerts`) — sign other bodies with the hook secret instead: {}",
+            signature::how_to_sign(plan)
+        );
+        tracing::info!(plan, reason = %msg, "webhook refused");
+        return refuse(StatusCode::FORBIDDEN, msg);
+    }
     if from_alert {
-        let declared = match h.submitter.declared_inputs(&plan).await {
+        let declared = match h.submitter.declared_inputs(plan).await {
             Ok(d) => d,
             Err(e) => return error_response(e),
         };
@@ -116,7 +202,7 @@ async fn hook(
     let s = Submission {
         plan_yaml: String::new(),
         plan_file: String::new(),
-        plan_name: plan.clone(),
+        plan_name: plan.to_string(),
         inputs,
         submitted_by: if from_alert {
             "alertmanager"

@@ -213,6 +213,7 @@ fn workspace(cx: &mut Cx, f: Field<'_>) -> Option<WorkspaceSpec> {
     let fs = cx.fields(f.node, f.pos(), "`workspace`", WORKSPACE_KEYS)?;
     let volume = fs.get("volume");
     let host = fs.get("host_path");
+    let at = host.map_or((0, 0), |h| (h.key.line, h.key.col));
     let source = match (volume, host) {
         (Some(v), None) => {
             if !matches!(v.node, Node::Scalar(s) if s.as_str() == "true") {
@@ -247,7 +248,7 @@ fn workspace(cx: &mut Cx, f: Field<'_>) -> Option<WorkspaceSpec> {
             mount = text;
         }
     }
-    Some(WorkspaceSpec { source, mount })
+    Some(WorkspaceSpec { source, mount, at })
 }
 
 /// Phase keys: `when`, `per_environment`, `canary`.

@@ -85,6 +85,9 @@ pub enum WorkspaceSource {
 pub struct WorkspaceSpec {
     pub source: WorkspaceSource,
     pub mount: String,
+    /// Where `host_path` is written (line, column), for warnings.
+    #[serde(skip)]
+    pub at: (usize, usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

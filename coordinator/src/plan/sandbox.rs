@@ -1,6 +1,7 @@
 //! A role's `sandbox:`: what its tasks ask beyond the strict default
 //! sandbox (network, host mounts, more memory, CPU or pids), and the
-//! warnings each widening earns at validation.
+//! warnings each widening earns at validation; so does a workspace
+//! `host_path` that the plan's inputs choose.
 //!
 //! The plan only *asks*: the worker grants a request within its own allow
 //! flags and ceilings, or fails the task (see `baton_worker::runtime::grant`).
@@ -277,7 +278,8 @@ pub(crate) fn to_yaml(s: &RoleSandbox, out: &mut String) {
     }
 }
 
-/// Every widening of every role, as `file:line:col: warning: …` lines.
+/// Every widening of every role, and a host path whose trigger chooses it,
+/// as `file:line:col: warning: …` lines.
 pub fn warnings(plan: &super::Plan, file: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (id, role) in &plan.roles {
@@ -286,5 +288,48 @@ pub fn warnings(plan: &super::Plan, file: &str) -> Vec<String> {
             out.push(format!("{file}:{line}:{col}: warning: role `{id}` {w}"));
         }
     }
+    out.extend(templated_host_path(plan, file));
     out
+}
+
+/// Tasks named in one warning before the rest are counted.
+const NAMED_TASKS: usize = 6;
+
+/// `host_path: "${{ inputs.repo }}"` lets whoever triggers the plan (a
+/// webhook caller, `nats request baton.trigger.…`) choose a host directory,
+/// `/` included: only the worker's `--allow-mounts` stands in the way.
+fn templated_host_path(plan: &super::Plan, file: &str) -> Option<String> {
+    use super::{WorkspaceAccess, WorkspaceSource};
+    let ws = plan.workspace.as_ref()?;
+    let WorkspaceSource::HostPath(path) = &ws.source else {
+        return None;
+    };
+    if !path.contains("${{") {
+        return None;
+    }
+    let mut tasks = Vec::new();
+    for phase in &plan.phases {
+        for t in phase.tasks.iter().chain(&phase.rollback) {
+            let access = plan.roles.get(&t.role).map(|r| r.workspace);
+            let mode = match access {
+                Some(WorkspaceAccess::ReadWrite) => ", read-write",
+                Some(WorkspaceAccess::ReadOnly) => "",
+                _ => continue,
+            };
+            tasks.push(format!("`{}` (phase `{}`{mode})", t.id, phase.id));
+        }
+    }
+    let who = match tasks.len() {
+        0 => "no task mounts it yet".to_string(),
+        n if n > NAMED_TASKS => format!(
+            "tasks {} and {} more mount it",
+            tasks[..NAMED_TASKS].join(", "),
+            n - NAMED_TASKS
+        ),
+        _ => format!("tasks {} mount it", tasks.join(", ")),
+    };
+    let (line, col) = ws.at;
+    Some(format!(
+        "{file}:{line}:{col}: warning: workspace host_path `{path}` is templated from inputs: whoever triggers the plan chooses the host path, `/` included, and {who}; the worker's --allow-mounts is what confines it — start workers with --allow-mounts set to the directories such paths may be in, or use `volume: true`"
+    ))
 }

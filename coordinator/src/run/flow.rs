@@ -195,7 +195,8 @@ impl RunState {
                 plan: self.plan.name.clone(),
                 phase_id: phase,
                 reasons,
-                webhook: self.plan.incident_webhook.clone().unwrap_or_default(),
+                // Never in the event: the engine takes it from the plan.
+                webhook: String::new(),
                 time_ms: now,
                 stop,
             }),

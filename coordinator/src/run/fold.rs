@@ -130,8 +130,14 @@ impl RunState {
         if self.status.is_terminal() {
             return out;
         }
+        // The engine logs and counts a refusal before it gets here; the
+        // fold on its own must not act on one either.
+        if self.admit(ev).is_err() {
+            return out;
+        }
         match body {
             Body::TaskStarted(s) => {
+                self.claimed(s);
                 if let Some(t) = self.tasks.get_mut(&s.task_id) {
                     if t.attempt == s.attempt && t.status == TaskStatus::Queued {
                         t.status = TaskStatus::Running;
@@ -296,6 +302,7 @@ pub(super) fn new_task(t: &Task, phase: &str, rollback: bool) -> TaskState {
         by_condition: false,
         base_attempt: 0,
         artifacts: Vec::new(),
+        claims: Default::default(),
     }
 }
 

@@ -8,11 +8,13 @@
 //! - `flow`: between stages: skips, timers, loop iterations, `stop_when`, incidents, rollback start.
 //! - `expiry`: approvals that expire (`fail` or `halt`), and the stage timers a takeover re-arms.
 //! - `rollback`: rollback steps, newest phase first.
+//! - `claims`: who may report an attempt: the worker that claimed it (results and losses are checked against the claim).
 //! - `lost`: attempts lost with their worker, dead-lettered, or answering late.
 //! - `schema_check`: a successful result against its role's declared outputs.
 //! - `dispatch`: one attempt of a task, with its templates rendered.
 //! - `view`: the admin API's `Run`, the gate context, "what it waits for".
 
+pub(crate) mod claims;
 mod dispatch;
 mod expiry;
 mod flow;
@@ -28,6 +30,7 @@ pub mod view;
 #[cfg(test)]
 mod tests;
 
+pub use claims::{digest_of, ClaimRecord};
 pub use fold::{backoff_ms, Command};
 pub use phase::gate_kind;
 pub use state::*;

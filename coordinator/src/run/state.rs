@@ -259,6 +259,10 @@ pub struct TaskState {
     pub base_attempt: u32,
     #[serde(default)]
     pub artifacts: Vec<ArtifactRecord>,
+    /// Who claimed each attempt (the first claim on the stream wins):
+    /// results and losses count only when they match it.
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<u32, super::claims::ClaimRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,8 +4,9 @@
 //!
 //! Both walks apply the same rules: only regular files count; `result.json`
 //! at the top is the task's report, not an artifact; symlinks, hard links,
-//! devices and paths with `..` or a root are skipped with a warning and
-//! never followed. Once the running total passes the limit, files are only
+//! devices and paths with `..` or a root are skipped and never followed
+//! (listed in [`Collected::skipped`], for a warning once their names are
+//! redacted: a name may hold a secret). Once the running total passes the limit, files are only
 //! counted (not hashed or written), so that the error can say how much the
 //! task left without the worker storing it.
 
@@ -37,7 +38,21 @@ pub struct Collected {
     pub files: Vec<OutFile>,
     /// Bytes of all regular artifact files, including those past the limit.
     pub total_bytes: u64,
+    /// Entries not kept, and why; names as the task wrote them (not yet
+    /// redacted).
+    pub skipped: Vec<Skipped>,
 }
+
+/// An entry of the out directory that is not an artifact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: String,
+    pub why: &'static str,
+}
+
+const UNUSABLE_NAME: &str = "artifact with an unusable name skipped";
+const NOT_REGULAR: &str =
+    "artifact that is not a regular file (symlink, hard link, device, …) skipped";
 
 impl Collected {
     /// The attempt's error when the task left more than `limit` bytes.
@@ -118,7 +133,10 @@ fn walk(root: &Path, dir: &Path, limit: u64, out: &mut Collected) -> std::io::Re
         let meta = std::fs::symlink_metadata(&full)?;
         let rel = full.strip_prefix(root).ok().and_then(safe_rel_path);
         let Some(rel) = rel else {
-            tracing::warn!(path = %full.display(), "artifact with an unusable name skipped");
+            out.skipped.push(Skipped {
+                path: full.display().to_string(),
+                why: UNUSABLE_NAME,
+            });
             continue;
         };
         if meta.is_dir() {
@@ -139,7 +157,10 @@ fn walk(root: &Path, dir: &Path, limit: u64, out: &mut Collected) -> std::io::Re
                 });
             }
         } else {
-            tracing::warn!(path = %rel, "artifact that is not a regular file (symlink, device, …) skipped");
+            out.skipped.push(Skipped {
+                path: rel,
+                why: NOT_REGULAR,
+            });
         }
     }
     Ok(())
@@ -160,11 +181,17 @@ pub fn extract_tar(reader: impl Read, dest: &Path, limit: u64) -> std::io::Resul
             continue;
         }
         let Some(rel) = safe_rel_path(&inner) else {
-            tracing::warn!(path = %raw.display(), "artifact with an unusable name skipped");
+            collected.skipped.push(Skipped {
+                path: raw.display().to_string(),
+                why: UNUSABLE_NAME,
+            });
             continue;
         };
         if !(kind.is_file() || kind == tar::EntryType::Continuous) {
-            tracing::warn!(path = %rel, kind = ?kind, "artifact that is not a regular file (symlink, hard link, device, …) skipped");
+            collected.skipped.push(Skipped {
+                path: rel,
+                why: NOT_REGULAR,
+            });
             continue;
         }
         if rel == RESULT_FILE {
@@ -252,6 +279,11 @@ mod tests {
         let paths: Vec<_> = c.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, vec!["b.txt", "sub/a.txt"]);
         assert_eq!(c.total_bytes, 8);
+        let skipped: Vec<_> = c.skipped.iter().map(|s| (s.path.as_str(), s.why)).collect();
+        assert_eq!(
+            skipped,
+            vec![("out/../evil", UNUSABLE_NAME), ("link", NOT_REGULAR)]
+        );
         assert_eq!(
             c.files[1].sha256,
             "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"

@@ -10,11 +10,14 @@
 //! - Limit: the total is checked before anything is uploaded
 //!   ([`Collected::over_limit`]); 0 in the dispatch means the worker default.
 //! - Secrets: each file's content passes the attempt's redactor before it
-//!   is stored; size and SHA-256 describe what was stored.
+//!   is stored; size and SHA-256 describe what was stored. So does each
+//!   file's path, kept unique ([`names`]), and the name of each entry
+//!   skipped, before it is logged.
 //! - Inputs: fetched to the worker's disk and checked against size and
 //!   SHA-256 before any task sees them ([`fetch_inputs`]).
 
 pub mod local;
+pub mod names;
 
 use std::path::Path;
 
@@ -48,6 +51,10 @@ pub(crate) async fn settle(
     collected: &mut Collected,
     outcome: &mut Outcome,
 ) -> Result<(), RuntimeError> {
+    for s in &collected.skipped {
+        let path = spec.secrets.redactor.str(&s.path);
+        tracing::warn!(task = %spec.task_id, path = %path, "{}", s.why);
+    }
     if let Some(e) = collected.over_limit(limit(spec.max_artifact_bytes)) {
         outcome.ok = false;
         outcome.error = Some(match outcome.error.take() {
@@ -69,11 +76,13 @@ pub(crate) async fn settle(
 }
 
 /// Rewrites each collected file (the worker's own copy) with the attempt's
-/// secrets redacted, and records its new size and SHA-256.
+/// secrets redacted, and records its new size and SHA-256; redacts each
+/// path (the local copy keeps its name).
 async fn redact_files(redactor: &Redactor, collected: &mut Collected) -> std::io::Result<()> {
     if redactor.is_empty() {
         return Ok(());
     }
+    names::redact_paths(redactor, &mut collected.files);
     for f in &mut collected.files {
         let content = tokio::fs::read(&f.local).await?;
         let clean = redactor.bytes(&content);

@@ -1,13 +1,20 @@
 //! What a dispatch may widen in the sandbox, and what this worker grants
-//! (pure).
+//! (pure but for resolving host paths).
 //!
 //! A role can ask for a network, host mounts and more memory, CPU or pids
-//! (`v1::SandboxRequest`). The worker grants nothing it was not started to
-//! allow: network only with `--allow-network`, a mount only under one of
-//! its `--allow-mounts` prefixes, resources only up to its ceilings. A
-//! request beyond that is refused as a whole, never silently shrunk, so
-//! that a task does not run in a sandbox other than the one its plan
-//! promised; the error names the flag that would allow it.
+//! (`v1::SandboxRequest`); a plan's `host_path` workspace asks for a host
+//! directory too. The worker grants nothing it was not started to allow:
+//! network only with `--allow-network`, a host path (role mount or
+//! workspace) only under one of its `--allow-mounts` directories, resources
+//! only up to its ceilings. A request beyond that is refused as a whole,
+//! never silently shrunk, so that a task does not run in a sandbox other
+//! than the one its plan promised; the error names the flag that would
+//! allow it.
+//!
+//! Host paths are resolved (symlinks, `..`) before they are checked, and the
+//! resolved path is what gets mounted: a link planted inside an allowed
+//! directory cannot point the task elsewhere. Some host paths are never
+//! mounted whatever the allow list says ([`never_mounted`]).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -16,8 +23,8 @@ use baton_proto::v1;
 use super::result::format_mib;
 use super::Limits;
 
-/// Host paths never mounted, whatever the allow list says: the engine's
-/// sockets hand out root on the host.
+/// Path components never mounted, wherever they are: an engine's socket
+/// hands out root on the host.
 const NEVER_MOUNT: &[&str] = &["docker.sock", "containerd.sock", "podman.sock"];
 
 /// Where engines put their sockets: a mount of any directory above one of
@@ -30,6 +37,30 @@ const SOCKET_PATHS: &[&str] = &[
     "/run/podman/podman.sock",
 ];
 
+/// Host trees never mounted, whatever `--allow-mounts` says: the tree, all
+/// under it, and any directory holding it. A task given one of these
+/// owns the host.
+const NEVER_HOST: &[(&str, &str)] = &[
+    ("/proc", "the host's processes and kernel interfaces"),
+    ("/sys", "the host's kernel settings"),
+    ("/dev", "the host's devices"),
+    ("/run", "the host's runtime state and its engine sockets"),
+    (
+        "/var/run",
+        "the host's runtime state and its engine sockets",
+    ),
+    ("/etc", "the host's configuration and credentials"),
+    ("/boot", "the host's kernel and boot loader"),
+    (
+        "/var/lib/docker",
+        "the container engine's images and containers",
+    ),
+    (
+        "/var/lib/containerd",
+        "the container engine's images and containers",
+    ),
+];
+
 /// Container paths a mount may not cover: the runtime's own files and the
 /// kernel interfaces.
 const RESERVED: &[&str] = &["/baton", "/proc", "/sys", "/dev", "/tmp", "/bin", "/etc"];
@@ -38,7 +69,8 @@ const RESERVED: &[&str] = &["/baton", "/proc", "/sys", "/dev", "/tmp", "/bin", "
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ceiling {
     pub allow_network: bool,
-    /// Host directories under which mounts are allowed (absolute).
+    /// Host directories (absolute) under which role mounts and host
+    /// workspaces are allowed (`--allow-mounts`); empty: no host path.
     pub allow_mounts: Vec<PathBuf>,
     /// The most a task may get (`<= 0`: no ceiling on that resource).
     pub max: Limits,
@@ -70,14 +102,18 @@ pub struct Grant {
     pub mounts: Vec<BindMount>,
 }
 
-/// The limits and widenings of one attempt, or why the worker refuses it.
+/// The limits, widenings and workspace of one attempt, or why the worker
+/// refuses it. The workspace is the dispatch's (`None` for an empty kind),
+/// with a host path resolved: the path to mount.
 pub fn grant(
     req: Option<&v1::SandboxRequest>,
+    ws: Option<&v1::Workspace>,
     defaults: &Limits,
     ceiling: &Ceiling,
-) -> Result<(Limits, Grant), String> {
+) -> Result<(Limits, Grant, Option<v1::Workspace>), String> {
+    let ws = workspace(ws, ceiling)?;
     let Some(req) = req else {
-        return Ok((defaults.clone(), Grant::default()));
+        return Ok((defaults.clone(), Grant::default(), ws));
     };
     if req.network && !ceiling.allow_network {
         return Err("the role asks for network access, which this worker does not allow — start the worker with --allow-network, or remove `sandbox.network` from the role".into());
@@ -116,7 +152,34 @@ pub fn grant(
         network: req.network,
         mounts,
     };
-    Ok((limits, grant))
+    Ok((limits, grant, ws))
+}
+
+/// A host workspace goes through the same check as a role's mount: whoever
+/// triggers a plan may have chosen its path (`${{ inputs.repo }}`).
+fn workspace(
+    ws: Option<&v1::Workspace>,
+    ceiling: &Ceiling,
+) -> Result<Option<v1::Workspace>, String> {
+    let Some(ws) = ws.filter(|w| !w.kind.is_empty()) else {
+        return Ok(None);
+    };
+    if ws.kind != "host" {
+        return Ok(Some(ws.clone()));
+    }
+    let fix = "or point the plan's workspace.host_path (or the input that fills it) there";
+    let host = host_path("workspace host path", &ws.source, ceiling, fix)?;
+    let Some(source) = host.to_str() else {
+        return Err(format!(
+            "workspace host path {} resolves to {}, which is not UTF-8 — use a path of plain characters",
+            ws.source,
+            host.display()
+        ));
+    };
+    Ok(Some(v1::Workspace {
+        source: source.to_string(),
+        ..ws.clone()
+    }))
 }
 
 /// `asked` (0: the default) if it is within `max`.
@@ -153,40 +216,6 @@ fn resource(
 }
 
 fn mount(m: &v1::SandboxMount, ceiling: &Ceiling) -> Result<BindMount, String> {
-    let host = Path::new(&m.host);
-    if !host.is_absolute() || host.components().any(|c| c == Component::ParentDir) {
-        return Err(format!(
-            "mount host path {:?} must be absolute and without `..`",
-            m.host
-        ));
-    }
-    let socket_inside = SOCKET_PATHS.iter().any(|s| Path::new(s).starts_with(host));
-    if socket_inside
-        || NEVER_MOUNT
-            .iter()
-            .any(|s| host.components().any(|c| c.as_os_str() == *s))
-    {
-        return Err(format!(
-            "mount host path {} is or holds a container engine socket, which would give the task root on the host — never mounted",
-            m.host
-        ));
-    }
-    if !ceiling.allow_mounts.iter().any(|p| host.starts_with(p)) {
-        let allowed = if ceiling.allow_mounts.is_empty() {
-            "none".to_string()
-        } else {
-            ceiling
-                .allow_mounts
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        return Err(format!(
-            "the role asks to mount host path {}, which this worker does not allow (allowed: {allowed}) — start the worker with --allow-mounts {}, or remove the mount from the role",
-            m.host, m.host
-        ));
-    }
     let path = Path::new(&m.path);
     let reserved = RESERVED
         .iter()
@@ -198,160 +227,133 @@ fn mount(m: &v1::SandboxMount, ceiling: &Ceiling) -> Result<BindMount, String> {
             RESERVED.join(", ")
         ));
     }
+    let fix = "or remove the mount from the role";
     Ok(BindMount {
-        host: host.to_path_buf(),
+        host: host_path("mount host path", &m.host, ceiling, fix)?,
         path: m.path.clone(),
         read_only: m.read_only,
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GIB: i64 = 1024 * 1024 * 1024;
-
-    fn req() -> v1::SandboxRequest {
-        v1::SandboxRequest::default()
+/// The one check of a host path a dispatch asks for (`what` names it in
+/// errors; `fix` is the other way out): absolute, not [`never_mounted`],
+/// resolved on this host, and under one of `--allow-mounts`. Returns the
+/// resolved path, which is what must be mounted.
+pub fn host_path(what: &str, given: &str, ceiling: &Ceiling, fix: &str) -> Result<PathBuf, String> {
+    let lexical = Path::new(given);
+    if !lexical.is_absolute() || lexical.components().any(|c| c == Component::ParentDir) {
+        return Err(format!(
+            "{what} {given:?} must be absolute and without `..` — give the full path on the worker's host"
+        ));
     }
+    if let Some(why) = never_mounted(lexical) {
+        return Err(never(what, given, None, &why));
+    }
+    if ceiling.allow_mounts.is_empty() {
+        return Err(outside(what, given, None, ceiling, fix));
+    }
+    let resolved = std::fs::canonicalize(lexical).map_err(|e| {
+        format!(
+            "{what} {given} cannot be resolved on this worker ({e}) — create it under one of the worker's --allow-mounts DIR, {fix}"
+        )
+    })?;
+    let shown = (resolved != lexical).then_some(resolved.as_path());
+    if let Some(why) = never_mounted(&resolved).or_else(|| socket_file(&resolved)) {
+        return Err(never(what, given, shown, &why));
+    }
+    let allowed = ceiling
+        .allow_mounts
+        .iter()
+        .any(|root| resolved.starts_with(std::fs::canonicalize(root).unwrap_or(root.clone())));
+    if !allowed {
+        return Err(outside(what, given, shown, ceiling, fix));
+    }
+    Ok(resolved)
+}
 
-    fn cache_mount() -> v1::SandboxMount {
-        v1::SandboxMount {
-            host: "/srv/cache".into(),
-            path: "/cache".into(),
-            read_only: true,
+/// Why the host path `p` (absolute, normalized) is never mounted, whatever
+/// `--allow-mounts` says; `None` if it may be.
+pub fn never_mounted(p: &Path) -> Option<String> {
+    if p.parent().is_none() {
+        return Some("it is the host's root filesystem".into());
+    }
+    let engine = std::env::var("DOCKER_HOST").ok();
+    let engine = engine.as_deref().and_then(|h| h.strip_prefix("unix://"));
+    if let Some(socket) = SOCKET_PATHS
+        .iter()
+        .copied()
+        .chain(engine)
+        .find(|s| Path::new(s).starts_with(p))
+    {
+        return Some(format!(
+            "it is or holds the container engine socket {socket}, which gives root on the host"
+        ));
+    }
+    if NEVER_MOUNT
+        .iter()
+        .any(|s| p.components().any(|c| c.as_os_str() == *s))
+    {
+        return Some("it is a container engine socket, which gives root on the host".into());
+    }
+    NEVER_HOST.iter().find_map(|(tree, what)| {
+        if p.starts_with(tree) {
+            Some(format!("{tree} holds {what}"))
+        } else if Path::new(tree).starts_with(p) {
+            Some(format!("it holds {tree} ({what})"))
+        } else {
+            None
         }
-    }
+    })
+}
 
-    #[test]
-    fn no_request_keeps_the_defaults() {
-        let d = Limits::default();
-        let (limits, grant) = super::grant(None, &d, &Ceiling::default()).unwrap();
-        assert_eq!((limits, grant), (d.clone(), Grant::default()));
-        let (limits, _) = super::grant(Some(&req()), &d, &Ceiling::default()).unwrap();
-        assert_eq!(limits, d);
-    }
+/// A socket of any program: a door into whatever serves it.
+fn socket_file(p: &Path) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(p).ok()?;
+    meta.file_type()
+        .is_socket()
+        .then(|| "it is a socket, a door into the program serving it".to_string())
+}
 
-    #[test]
-    fn network_needs_the_allow_flag() {
-        let r = v1::SandboxRequest {
-            network: true,
-            ..req()
-        };
-        let e = super::grant(Some(&r), &Limits::default(), &Ceiling::default()).unwrap_err();
-        assert!(e.contains("--allow-network"), "{e}");
-        let open = Ceiling {
-            allow_network: true,
-            ..Default::default()
-        };
-        let (_, g) = super::grant(Some(&r), &Limits::default(), &open).unwrap();
-        assert!(g.network);
-    }
-
-    #[test]
-    fn mounts_only_under_allowed_prefixes() {
-        let r = v1::SandboxRequest {
-            mounts: vec![cache_mount()],
-            ..req()
-        };
-        let e = super::grant(Some(&r), &Limits::default(), &Ceiling::default()).unwrap_err();
-        assert!(e.contains("--allow-mounts /srv/cache"), "{e}");
-        let srv = Ceiling {
-            allow_mounts: vec!["/srv".into()],
-            ..Default::default()
-        };
-        let (_, g) = super::grant(Some(&r), &Limits::default(), &srv).unwrap();
-        assert_eq!(g.mounts[0].host, PathBuf::from("/srv/cache"));
-        assert!(g.mounts[0].read_only);
-        // Prefixes are path components, not strings.
-        let other = v1::SandboxRequest {
-            mounts: vec![v1::SandboxMount {
-                host: "/srv2/x".into(),
-                ..cache_mount()
-            }],
-            ..req()
-        };
-        assert!(super::grant(Some(&other), &Limits::default(), &srv).is_err());
-    }
-
-    #[test]
-    fn dangerous_mounts_are_refused_even_when_allowed() {
-        let all = Ceiling {
-            allow_mounts: vec!["/".into()],
-            ..Default::default()
-        };
-        for (host, path) in [
-            ("/var/run/docker.sock", "/x"),
-            ("/run/containerd/containerd.sock", "/x"),
-            ("/var/run", "/x"),
-            ("/run", "/x"),
-            ("/", "/x"),
-            ("/srv/../etc", "/x"),
-            ("srv", "/x"),
-            ("/srv", "/baton/out"),
-            ("/srv", "/"),
-            ("/srv", "/proc/1"),
-            ("/srv", "cache"),
-        ] {
-            let r = v1::SandboxRequest {
-                mounts: vec![v1::SandboxMount {
-                    host: host.into(),
-                    path: path.into(),
-                    read_only: true,
-                }],
-                ..req()
-            };
-            assert!(
-                super::grant(Some(&r), &Limits::default(), &all).is_err(),
-                "{host} -> {path}"
-            );
-        }
-    }
-
-    #[test]
-    fn resources_within_the_ceiling_or_refused() {
-        let ceiling = Ceiling {
-            max: Limits {
-                memory_bytes: 2 * GIB,
-                nano_cpus: 2_000_000_000,
-                pids: 512,
-            },
-            ..Default::default()
-        };
-        let r = v1::SandboxRequest {
-            memory_bytes: 2 * GIB,
-            nano_cpus: 2_000_000_000,
-            pids: 512,
-            ..req()
-        };
-        let (limits, _) = super::grant(Some(&r), &Limits::default(), &ceiling).unwrap();
-        assert_eq!(limits, ceiling.max);
-        let more = v1::SandboxRequest {
-            memory_bytes: 3 * GIB,
-            ..req()
-        };
-        let e = super::grant(Some(&more), &Limits::default(), &ceiling).unwrap_err();
-        assert!(
-            e.contains("memory 3072 MiB") && e.contains("2048 MiB"),
-            "{e}"
-        );
-        assert!(e.contains("--max-memory"), "{e}");
-        let cpus = v1::SandboxRequest {
-            nano_cpus: 4_000_000_000,
-            ..req()
-        };
-        let e = super::grant(Some(&cpus), &Limits::default(), &ceiling).unwrap_err();
-        assert!(e.contains("--max-cpus 4"), "{e}");
-        // The default ceiling is the default limits: nothing above them.
-        let e = super::grant(Some(&r), &Limits::default(), &Ceiling::default()).unwrap_err();
-        assert!(e.contains("ceiling"), "{e}");
-        // ... unless the worker's own limits are higher: those are never refused.
-        let roomy = Limits {
-            memory_bytes: 4 * GIB,
-            nano_cpus: 4_000_000_000,
-            pids: 1024,
-        };
-        let (limits, _) = super::grant(Some(&r), &roomy, &Ceiling::default()).unwrap();
-        assert_eq!(limits, ceiling.max);
+/// `given`, and what it resolves to when that differs.
+fn show(given: &str, resolved: Option<&Path>) -> String {
+    match resolved {
+        Some(r) => format!("{given} (resolves to {})", r.display()),
+        None => given.to_string(),
     }
 }
+
+fn never(what: &str, given: &str, resolved: Option<&Path>, why: &str) -> String {
+    format!(
+        "{what} {} is refused: {why}; it is never mounted, whatever --allow-mounts says — use a directory of its own (e.g. /srv/baton/<name>) under one of the worker's --allow-mounts DIR",
+        show(given, resolved)
+    )
+}
+
+fn outside(
+    what: &str,
+    given: &str,
+    resolved: Option<&Path>,
+    ceiling: &Ceiling,
+    fix: &str,
+) -> String {
+    let allowed = if ceiling.allow_mounts.is_empty() {
+        "none".to_string()
+    } else {
+        ceiling
+            .allow_mounts
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let dir = resolved.map_or(given.to_string(), |r| r.display().to_string());
+    format!(
+        "{what} {} is outside what this worker allows (--allow-mounts: {allowed}) — start the worker with --allow-mounts DIR for a directory holding it (e.g. --allow-mounts {dir}), {fix}",
+        show(given, resolved)
+    )
+}
+
+#[cfg(test)]
+#[path = "grant_tests.rs"]
+mod tests;

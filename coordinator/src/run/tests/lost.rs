@@ -3,11 +3,14 @@
 use super::*;
 
 fn lost(sim: &mut Sim, task: &str, attempt: u32) -> Vec<Command> {
+    sim.claim(task, attempt);
     sim.apply(Body::TaskLost(v1::TaskLost {
         task_id: task.into(),
         attempt,
         deliveries: 2,
         worker: "w2".into(),
+        // The message the claim names (see `claims::test_claim`).
+        queue_seq: u64::from(attempt),
     }))
 }
 

@@ -30,8 +30,23 @@ impl Sim {
             body: Some(body),
         })
     }
+    /// The worker's claim of an attempt, as the stream would hold it before
+    /// its result; at the same time (claims do not move the clock).
+    fn claim(&mut self, task: &str, attempt: u32) -> String {
+        let role = self.st.tasks[task].role.clone();
+        let (started, proof) = super::claims::test_claim(task, &role, attempt, "w1");
+        self.st.apply(&Event {
+            run_id: "r1".into(),
+            time_ms: self.t,
+            body: Some(Body::TaskStarted(started)),
+        });
+        proof
+    }
     fn finish(&mut self, task: &str, attempt: u32, ok: bool, report: &str) -> Vec<Command> {
+        let claim_proof = self.claim(task, attempt);
         self.apply(Body::TaskFinished(v1::TaskFinished {
+            claim_proof,
+            worker: "w1".into(),
             task_id: task.into(),
             attempt,
             ok,
@@ -419,6 +434,7 @@ fn approval_gate_is_asked_again_after_a_decision() {
 }
 
 mod approvals;
+mod claims;
 mod flow;
 mod lost;
 mod schema;

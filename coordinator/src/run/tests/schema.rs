@@ -87,6 +87,12 @@ fn registered_roles_of_the_submission_are_used_on_replay() {
         ..Default::default()
     };
     let (mut st, _) = RunState::submitted("r1", &sub, 1_000).expect("plan loads");
+    let (claim, claim_proof) = crate::run::claims::test_claim("a", "qa", 1, "w1");
+    st.apply(&Event {
+        run_id: "r1".into(),
+        time_ms: 1_005,
+        body: Some(Body::TaskStarted(claim)),
+    });
     st.apply(&Event {
         run_id: "r1".into(),
         time_ms: 1_010,
@@ -95,6 +101,8 @@ fn registered_roles_of_the_submission_are_used_on_replay() {
             attempt: 1,
             ok: true,
             report_json: r#"{"outputs":{}}"#.into(),
+            worker: "w1".into(),
+            claim_proof,
             ..Default::default()
         })),
     });
