@@ -167,12 +167,16 @@ async fn start_parts(url: &str) -> Parts {
     }
 }
 
-/// Every event of a run, read back from the events stream.
-async fn run_events(js: &jetstream::Context, run: &str) -> Vec<(String, v1::Event)> {
-    let stream = js.get_stream(subjects::EVENTS_STREAM).await.unwrap();
+/// Every message on `filter` in `stream`, in order: (subject, payload).
+async fn read_stream(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: String,
+) -> Vec<(String, Vec<u8>)> {
+    let stream = js.get_stream(stream).await.unwrap();
     let consumer = stream
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: subjects::run_events(run),
+            filter_subject: filter,
             ..Default::default()
         })
         .await
@@ -183,12 +187,21 @@ async fn run_events(js: &jetstream::Context, run: &str) -> Vec<(String, v1::Even
     while (out.len() as u64) < pending {
         let m = tokio::time::timeout(T, msgs.next())
             .await
-            .expect("events within the deadline")
+            .expect("messages within the deadline")
             .unwrap()
             .unwrap();
-        out.push((m.subject.to_string(), codec::decode(&m.payload).unwrap()));
+        out.push((m.subject.to_string(), m.payload.to_vec()));
     }
     out
+}
+
+/// Every event of a run, read back from the events stream.
+async fn run_events(js: &jetstream::Context, run: &str) -> Vec<(String, v1::Event)> {
+    read_stream(js, subjects::EVENTS_STREAM, subjects::run_events(run))
+        .await
+        .into_iter()
+        .map(|(subject, payload)| (subject, codec::decode(&payload).unwrap()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -625,28 +638,15 @@ async fn read_audit(nats: &NatsServer, run: &str) -> String {
     let client = bus::connect_with(&nats.url(), "test-audit", &as_user("coordinator"))
         .await
         .unwrap();
-    let js = jetstream::new(client);
-    let stream = js.get_stream(subjects::AUDIT_STREAM).await.unwrap();
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            filter_subject: subjects::audit(run),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let pending = consumer.cached_info().num_pending;
-    let mut msgs = consumer.messages().await.unwrap();
-    let mut out = String::new();
-    for _ in 0..pending {
-        let m = tokio::time::timeout(T, msgs.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        out.push_str(&String::from_utf8_lossy(&m.payload));
-        out.push('\n');
-    }
-    out
+    read_stream(
+        &jetstream::new(client),
+        subjects::AUDIT_STREAM,
+        subjects::audit(run),
+    )
+    .await
+    .into_iter()
+    .map(|(_, payload)| String::from_utf8_lossy(&payload).into_owned() + "\n")
+    .collect()
 }
 
 /// Least privilege, completed: a worker reads no run snapshot, plan, audit

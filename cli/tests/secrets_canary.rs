@@ -183,6 +183,105 @@ fn captured_logs() -> Captured {
         .clone()
 }
 
+/// A Baton in this process, with one Docker worker that allows `CANARY_*`
+/// and files under `dir`, runs `plan` to its end.
+async fn run_canary_plan(
+    nats: &NatsServer,
+    dir: &std::path::Path,
+    plan: String,
+    file: &str,
+    captured: &Captured,
+) -> (
+    baton::local::LocalBaton,
+    baton::admin_client::Admin,
+    String,
+    v1::Run,
+) {
+    let runtime = DockerRuntime::connect(SandboxPolicy::default())
+        .await
+        .expect("Docker must be reachable for this test (it is never skipped)");
+    let worker = baton::local::WorkerSpec {
+        options: baton_worker::Options {
+            roles: vec!["dev".into()],
+            concurrency: 4,
+            grace: Duration::from_secs(2),
+            secret_policy: SecretPolicy::new(["CANARY_*"], [dir]),
+            ..Default::default()
+        },
+        runtime: runtime.into(),
+    };
+    let local =
+        baton::local::LocalBaton::start(&nats.url(), "127.0.0.1:0".parse().unwrap(), vec![worker])
+            .await
+            .expect("Baton starts");
+    let admin = local.admin().await.expect("admin connects");
+    let run_id = admin
+        .clone()
+        .submit_run(v1::SubmitRunRequest {
+            plan_yaml: plan,
+            plan_file: file.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("plan is accepted")
+        .into_inner()
+        .run_id;
+    let run = baton::local::wait_end(&admin, &run_id, Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|e| {
+            let logs = captured.0.lock().unwrap().clone();
+            panic!("{e}\nservice logs:\n{}", String::from_utf8_lossy(&logs))
+        });
+    (local, admin, run_id, run)
+}
+
+/// Every byte the run left anywhere: the API's answers (logs, events, the
+/// run), then, with everything stopped so that the store is complete and
+/// quiet, every file of the NATS store and the services' log output.
+async fn everything_stored(
+    mut nats: NatsServer,
+    mut local: baton::local::LocalBaton,
+    admin: &baton::admin_client::Admin,
+    run: &v1::Run,
+    logs: &[v1::LogEntry],
+    captured: &Captured,
+) -> Vec<(String, Vec<u8>)> {
+    let mut api_bytes: Vec<u8> = Vec::new();
+    for l in logs {
+        api_bytes.extend_from_slice(format!("{l:?}\n").as_bytes());
+    }
+    for e in common::events(admin, &run.run_id).await {
+        api_bytes.extend(e.encode_to_vec());
+        api_bytes.extend_from_slice(format!("{e:?}\n").as_bytes());
+    }
+    api_bytes.extend_from_slice(format!("{run:?}").as_bytes());
+    local.cancel.cancel();
+    for part in std::mem::take(&mut local.parts) {
+        let _ = tokio::time::timeout(Duration::from_secs(10), part).await;
+    }
+    nats.kill();
+
+    let mut files = Vec::new();
+    files_under(nats.store_dir(), &mut files);
+    let mut stored: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
+        .collect();
+    stored.push(("service logs".into(), captured.0.lock().unwrap().clone()));
+    stored.push(("events, logs and run via the API".into(), api_bytes));
+    let total: usize = stored.iter().map(|(_, b)| b.len()).sum();
+    let redacted: usize = stored.iter().map(|(_, b)| count(b, b"[REDACTED:")).sum();
+    println!(
+        "searched {total} bytes in {} store files, the service logs and the API answers; {redacted} redaction markers",
+        files.len()
+    );
+    assert!(
+        redacted > 0,
+        "nothing redacted was stored: the search proves nothing"
+    );
+    stored
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_secrets_are_stored_nowhere() {
     let captured = captured_logs();
@@ -218,42 +317,9 @@ async fn canary_secrets_are_stored_nowhere() {
         .replace("SHA_S", &sha(env_secret.as_bytes()))
         .replace("SHA_K", &sha(format!("{file_secret}\n").as_bytes()));
 
-    let mut nats = NatsServer::start();
-    let runtime = DockerRuntime::connect(SandboxPolicy::default())
-        .await
-        .expect("Docker must be reachable for this test (it is never skipped)");
-    let worker = baton::local::WorkerSpec {
-        options: baton_worker::Options {
-            roles: vec!["dev".into()],
-            concurrency: 4,
-            grace: Duration::from_secs(2),
-            secret_policy: SecretPolicy::new(["CANARY_*"], [dir.path()]),
-            ..Default::default()
-        },
-        runtime: runtime.into(),
-    };
-    let local =
-        baton::local::LocalBaton::start(&nats.url(), "127.0.0.1:0".parse().unwrap(), vec![worker])
-            .await
-            .expect("Baton starts");
-    let admin = local.admin().await.expect("admin connects");
-    let run_id = admin
-        .clone()
-        .submit_run(v1::SubmitRunRequest {
-            plan_yaml: plan,
-            plan_file: "canary.yaml".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("plan is accepted")
-        .into_inner()
-        .run_id;
-    let run = baton::local::wait_end(&admin, &run_id, Duration::from_secs(120))
-        .await
-        .unwrap_or_else(|e| {
-            let logs = captured.0.lock().unwrap().clone();
-            panic!("{e}\nservice logs:\n{}", String::from_utf8_lossy(&logs))
-        });
+    let nats = NatsServer::start();
+    let (local, admin, run_id, run) =
+        run_canary_plan(&nats, dir.path(), plan, "canary.yaml", &captured).await;
 
     // The secrets reached the tasks (else nothing was at risk of leaking).
     assert_eq!(common::task(&run, "print").status, "succeeded", "{run:#?}");
@@ -325,15 +391,6 @@ async fn canary_secrets_are_stored_nowhere() {
     assert!(lines.contains(&"file [REDACTED:key]"), "{lines:#?}");
     assert!(lines.contains(&"split [REDACTED:S]"), "{lines:#?}");
     assert!(lines.contains(&"split [REDACTED:key]"), "{lines:#?}");
-    let mut api_bytes: Vec<u8> = Vec::new();
-    for l in &logs {
-        api_bytes.extend_from_slice(format!("{l:?}\n").as_bytes());
-    }
-    for e in common::events(&admin, &run_id).await {
-        api_bytes.extend(e.encode_to_vec());
-        api_bytes.extend_from_slice(format!("{e:?}\n").as_bytes());
-    }
-    api_bytes.extend_from_slice(format!("{run:?}").as_bytes());
 
     // The secret volume went with the attempt.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -354,32 +411,7 @@ async fn canary_secrets_are_stored_nowhere() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Stop everything, so that the store is complete and quiet.
-    local.cancel.cancel();
-    let mut local = local;
-    for part in std::mem::take(&mut local.parts) {
-        let _ = tokio::time::timeout(Duration::from_secs(10), part).await;
-    }
-    nats.kill();
-
-    let mut files = Vec::new();
-    files_under(nats.store_dir(), &mut files);
-    let mut stored: Vec<(String, Vec<u8>)> = files
-        .iter()
-        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
-        .collect();
-    stored.push(("service logs".into(), captured.0.lock().unwrap().clone()));
-    stored.push(("events, logs and run via the API".into(), api_bytes));
-    let total: usize = stored.iter().map(|(_, b)| b.len()).sum();
-    let redacted: usize = stored.iter().map(|(_, b)| count(b, b"[REDACTED:")).sum();
-    println!(
-        "searched {total} bytes in {} store files, the service logs and the API answers; {redacted} redaction markers",
-        files.len()
-    );
-    assert!(
-        redacted > 0,
-        "nothing redacted was stored: the search proves nothing"
-    );
+    let stored = everything_stored(nats, local, &admin, &run, &logs, &captured).await;
 
     let mut found = Vec::new();
     for (label, secret) in [
@@ -1001,42 +1033,15 @@ async fn redaction_run(captured: Captured) {
         .replace("ENV_VAR", &env_var)
         .replace("ML_PATH", ml_path.to_str().unwrap());
 
-    let mut nats = NatsServer::start();
-    let runtime = DockerRuntime::connect(SandboxPolicy::default())
-        .await
-        .expect("Docker must be reachable for this test (it is never skipped)");
-    let worker = baton::local::WorkerSpec {
-        options: baton_worker::Options {
-            roles: vec!["dev".into()],
-            concurrency: 4,
-            grace: Duration::from_secs(2),
-            secret_policy: SecretPolicy::new(["CANARY_*"], [dir.path()]),
-            ..Default::default()
-        },
-        runtime: runtime.into(),
-    };
-    let local =
-        baton::local::LocalBaton::start(&nats.url(), "127.0.0.1:0".parse().unwrap(), vec![worker])
-            .await
-            .expect("Baton starts");
-    let admin = local.admin().await.expect("admin connects");
-    let run_id = admin
-        .clone()
-        .submit_run(v1::SubmitRunRequest {
-            plan_yaml: plan,
-            plan_file: "canary-names-lines.yaml".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("plan is accepted")
-        .into_inner()
-        .run_id;
-    let run = baton::local::wait_end(&admin, &run_id, Duration::from_secs(120))
-        .await
-        .unwrap_or_else(|e| {
-            let logs = captured.0.lock().unwrap().clone();
-            panic!("{e}\nservice logs:\n{}", String::from_utf8_lossy(&logs))
-        });
+    let nats = NatsServer::start();
+    let (local, admin, run_id, run) = run_canary_plan(
+        &nats,
+        dir.path(),
+        plan,
+        "canary-names-lines.yaml",
+        &captured,
+    )
+    .await;
 
     for t in ["named", "reader", "encoded", "lines"] {
         assert_eq!(common::task(&run, t).status, "succeeded", "{t}: {run:#?}");
@@ -1084,38 +1089,7 @@ async fn redaction_run(captured: Captured) {
         wrong.push(format!("lines logged {markers} markers, not 9: {ml:?}"));
     }
 
-    let mut api_bytes: Vec<u8> = Vec::new();
-    for l in &logs {
-        api_bytes.extend_from_slice(format!("{l:?}\n").as_bytes());
-    }
-    for e in common::events(&admin, &run_id).await {
-        api_bytes.extend(e.encode_to_vec());
-        api_bytes.extend_from_slice(format!("{e:?}\n").as_bytes());
-    }
-    api_bytes.extend_from_slice(format!("{run:?}").as_bytes());
-
-    local.cancel.cancel();
-    let mut local = local;
-    for part in std::mem::take(&mut local.parts) {
-        let _ = tokio::time::timeout(Duration::from_secs(10), part).await;
-    }
-    nats.kill();
-
-    let mut files = Vec::new();
-    files_under(nats.store_dir(), &mut files);
-    let mut stored: Vec<(String, Vec<u8>)> = files
-        .iter()
-        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
-        .collect();
-    stored.push(("service logs".into(), captured.0.lock().unwrap().clone()));
-    stored.push(("events, logs and run via the API".into(), api_bytes));
-    let total: usize = stored.iter().map(|(_, b)| b.len()).sum();
-    let redacted: usize = stored.iter().map(|(_, b)| count(b, b"[REDACTED:")).sum();
-    println!(
-        "searched {total} bytes in {} store files, the service logs and the API answers; {redacted} redaction markers",
-        files.len()
-    );
-    assert!(redacted > 0, "nothing redacted was stored");
+    let stored = everything_stored(nats, local, &admin, &run, &logs, &captured).await;
 
     let mut secrets: Vec<(String, String)> = vec![("file-name secret".into(), name_secret)];
     for (i, l) in lines.iter().enumerate() {
