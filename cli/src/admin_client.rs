@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use baton_coordinator::hooks::Secret;
+use baton_proto::secret::Secret;
 use baton_proto::v1::admin_client::AdminClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;

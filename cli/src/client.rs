@@ -79,13 +79,13 @@ pub fn plan_validate(file: &Path, roles: &[std::path::PathBuf]) -> u8 {
         Ok(r) => r,
         Err(c) => return c,
     };
-    match baton_coordinator::plan::load_with_roles(&file.display().to_string(), &yaml, &registry) {
+    match baton_plan::load_with_roles(&file.display().to_string(), &yaml, &registry) {
         Ok(plan) => {
             // Warnings do not fail validation: a widened sandbox is allowed, but said out loud.
-            for w in baton_coordinator::plan::sandbox_warnings(&plan, &file.display().to_string()) {
+            for w in baton_plan::sandbox_warnings(&plan, &file.display().to_string()) {
                 eprintln!("{w}");
             }
-            println!("{}", baton_coordinator::plan::summary(&plan));
+            println!("{}", baton_plan::summary(&plan));
             0
         }
         Err(e) => {
@@ -127,7 +127,7 @@ pub async fn run(a: RunArgs) -> u8 {
         Err(c) => return c,
     };
     // Validate locally first: the same messages, without a round trip.
-    if let Err(e) = baton_coordinator::plan::load(&a.file.display().to_string(), &yaml) {
+    if let Err(e) = baton_plan::load(&a.file.display().to_string(), &yaml) {
         for d in &e.diagnostics {
             eprintln!("{d}");
         }

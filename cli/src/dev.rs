@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use baton_proto::supervise::Supervisor;
 use baton_proto::v1::{self, event::Body};
 use clap::Args;
 use futures::StreamExt;
@@ -139,17 +140,27 @@ pub async fn dev(a: DevArgs) -> u8 {
     };
     let cancel = local.cancel.clone();
     let grpc_addr = local.grpc_addr;
-    let mut parts = std::mem::take(&mut local.parts);
+    let mut parts = Supervisor::new("baton dev", &cancel).with_grace(Duration::from_secs(15));
+    // Whatever stops dev (a signal, or a part ending) stops the local Baton.
+    let (dev_stop, local_stop) = (parts.token(), cancel.clone());
+    tokio::spawn(async move {
+        dev_stop.cancelled().await;
+        local_stop.cancel();
+    });
+    for whole in std::mem::take(&mut local.parts) {
+        // Supervised by LocalBaton itself: this is its outcome.
+        parts.spawn("coordinator, gates and worker", async move {
+            whole.await.map_err(|e| e.to_string())?
+        });
+    }
     if a.auto_approve {
         eprintln!(
             "warning: --auto-approve approves every approval at once; never use it outside a demo"
         );
-        let t = cancel.child_token();
+        let t = parts.token();
         let url = nats_url.clone();
         let auth = nats_auth.clone();
-        parts.push(tokio::spawn(
-            async move { auto_approve(url, auth, t).await },
-        ));
+        parts.spawn("auto-approve", auto_approve(url, auth, t));
     }
     let token_file = match crate::dev_token::publish(token.as_ref(), grpc_addr) {
         Ok(f) => f,
@@ -204,7 +215,7 @@ pub async fn dev(a: DevArgs) -> u8 {
     eprintln!(
         "  try:       baton run examples/release-train.yaml --wait   (Ctrl-C stops everything)"
     );
-    let code = serve(parts, cancel, Duration::from_secs(15)).await;
+    let code = serve(parts, cancel).await;
     if let Some(f) = token_file {
         // The token dies with this process; a stale file would only mislead.
         let _ = std::fs::remove_file(f);

@@ -17,7 +17,7 @@ mod tests {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let yaml = std::fs::read_to_string(&path).unwrap();
-            let plan = baton_coordinator::plan::load("example.yaml", &yaml).unwrap();
+            let plan = baton_plan::load("example.yaml", &yaml).unwrap();
             for role in plan.roles.keys() {
                 assert!(
                     served.contains(&role.as_str()),

@@ -6,7 +6,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use baton::admin_client::dev_token_path;
-use baton_coordinator::hooks::Secret;
+use baton_proto::secret::Secret;
 
 /// Write `token` 0600 for clients of `addr`; with auth off, remove any
 /// earlier one. Returns the file written.

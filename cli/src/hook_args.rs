@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use baton_coordinator::hooks::Secret;
 use baton_coordinator::Options;
+use baton_proto::secret::Secret;
 use clap::Args;
 
 pub const SECRET_ENV: &str = "BATON_HOOK_SECRET";

@@ -7,13 +7,17 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use baton_coordinator::auth::{token, Auth, Role, TokenStore};
-use baton_coordinator::hooks::Secret;
+use baton_proto::secret::Secret;
+use baton_proto::supervise::Supervisor;
 use baton_proto::v1;
 use baton_worker::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin_client::{Admin, ClientTls};
+
+/// How much longer than the workers' grace the parts may take to stop.
+const STOP_MARGIN: Duration = Duration::from_secs(10);
 
 /// One worker to run in the process.
 pub struct WorkerSpec {
@@ -27,6 +31,9 @@ pub struct LocalBaton {
     /// Where webhook triggers are served, when the coordinator options ask for it.
     pub http_addr: Option<SocketAddr>,
     pub cancel: CancellationToken,
+    /// One task: the coordinator, the gates and the workers under one
+    /// [`Supervisor`] (the rule every component follows): when any of them
+    /// ends by itself, the others are stopped and this ends with its error.
     pub parts: Vec<JoinHandle<Result<(), String>>>,
     /// The admin token [`LocalBaton::admin`] sends: the one made at start
     /// when the coordinator options carried no tokens; None with auth off
@@ -100,33 +107,40 @@ impl LocalBaton {
         .await
         .map_err(|e| e.to_string())?;
         let mut built = Vec::new();
+        let mut grace = Duration::ZERO;
         for w in workers {
             let opts = baton_worker::Options {
                 nats_url: nats_url.to_string(),
                 ..w.options
             };
-            built.push(
+            grace = grace.max(opts.grace);
+            let id = opts.worker_id.clone();
+            built.push((
+                id,
                 Box::pin(opts.build(w.runtime))
                     .await
                     .map_err(|e| e.to_string())?,
-            );
+            ));
         }
         let cancel = CancellationToken::new();
-        let mut parts = Vec::new();
-        let t = cancel.child_token();
-        parts.push(tokio::spawn(async move {
+        // Past the workers' grace, as `baton worker` allows.
+        let mut supervisor =
+            Supervisor::new("local baton", &cancel).with_grace(grace + STOP_MARGIN);
+        let t = supervisor.token();
+        supervisor.spawn("coordinator", async move {
             coord.run(t).await.map_err(|e| e.to_string())
-        }));
-        let t = cancel.child_token();
-        parts.push(tokio::spawn(async move {
+        });
+        let t = supervisor.token();
+        supervisor.spawn("gates", async move {
             gates.run(t).await.map_err(|e| e.to_string())
-        }));
-        for w in built {
-            let t = cancel.child_token();
-            parts.push(tokio::spawn(async move {
+        });
+        for (id, w) in built {
+            let t = supervisor.token();
+            supervisor.spawn(format!("worker {id}"), async move {
                 w.run(t).await.map_err(|e| e.to_string())
-            }));
+            });
         }
+        let parts = vec![tokio::spawn(supervisor.run())];
         Ok(LocalBaton {
             grpc_addr: handle.grpc_addr,
             http_addr: handle.http_addr,

@@ -76,7 +76,7 @@ enum Cmd {
     /// Issue admin API tokens.
     #[command(subcommand)]
     Token(token_cmd::TokenCmd),
-    /// Measure orchestration overhead, throughput and container cost; writes bench-results.json.
+    /// Measure orchestration overhead, throughput and container cost; writes target/bench-results.json (or --out).
     Bench(bench::BenchArgs),
     /// Run many runs on separate local processes while killing, freezing and
     /// cutting off parts; check nothing was lost or done twice.

@@ -6,7 +6,8 @@
 
 use std::path::PathBuf;
 
-use baton_proto::nats_auth::{NatsAuth, Secret};
+use baton_proto::nats_auth::NatsAuth;
+use baton_proto::secret::Secret;
 use clap::Args;
 
 pub const PASSWORD_ENV: &str = "BATON_NATS_PASSWORD";

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use baton_coordinator::plan;
+use baton_plan as plan;
 use baton_proto::v1;
 
 use crate::client::{connect, read_plan, status_code, BAD_INPUT};

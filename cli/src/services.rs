@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use baton_proto::supervise::Supervisor;
 use baton_worker::runtime::{DockerRuntime, NoopRuntime, ProcessRuntime, Runtime, SandboxPolicy};
 use clap::Args;
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::hook_args::HookArgs;
@@ -137,49 +137,50 @@ pub(crate) fn fail(e: impl std::fmt::Display) -> u8 {
     1
 }
 
-fn report(r: Result<Result<(), String>, tokio::task::JoinError>) -> u8 {
+/// Run `parts` until a signal or until one of them ends, under the rule
+/// every component follows ([`baton_proto::supervise`]): the first part to
+/// end stops the rest, its error is logged then and returned, and the rest
+/// get the supervisor's grace to stop. `cancel` is the token `parts` was made
+/// from; a signal cancels it. Exit code 0 only when a signal stopped
+/// everything in time.
+pub(crate) async fn serve(parts: Supervisor<String>, cancel: CancellationToken) -> u8 {
+    let on_signal = tokio::spawn(async move {
+        signal().await;
+        eprintln!("stopping…");
+        cancel.cancel();
+    });
+    let r = parts.run().await;
+    on_signal.abort();
     match r {
-        Ok(Ok(())) => 0,
-        Ok(Err(e)) => fail(e),
+        Ok(()) => 0,
         Err(e) => fail(e),
     }
 }
 
-/// Run until a signal, then cancel and give the parts `grace` to stop.
-pub(crate) async fn serve(
-    parts: Vec<tokio::task::JoinHandle<Result<(), String>>>,
-    cancel: CancellationToken,
+/// How long `baton coordinator|gates` give the component to stop (the
+/// worker: its `--grace-secs` more). Longer than the components' own bound,
+/// so that a part that hangs is named by the component.
+const COMPONENT_GRACE: Duration = Duration::from_secs(10);
+
+/// `baton coordinator|worker|gates`: one component, run by `run(token)`,
+/// until a signal or until it ends by itself; the exit code as [`serve`].
+async fn serve_one<F>(
+    process: &str,
+    component: &str,
     grace: Duration,
-) -> u8 {
-    let mut parts: futures::stream::FuturesUnordered<_> = parts.into_iter().collect();
-    let mut code = 0;
-    tokio::select! {
-        _ = signal() => eprintln!("stopping…"),
-        Some(r) = parts.next() => {
-            // A part that ends on its own takes the whole down.
-            code = report(r).max(1);
-        }
-    }
-    cancel.cancel();
-    let drain = async {
-        let mut c = 0;
-        while let Some(r) = parts.next().await {
-            c = c.max(report(r));
-        }
-        c
-    };
-    match tokio::time::timeout(grace, drain).await {
-        Ok(c) => code.max(c),
-        Err(_) => {
-            eprintln!("warning: not everything stopped within {grace:?}");
-            1
-        }
-    }
+    run: impl FnOnce(CancellationToken) -> F,
+) -> u8
+where
+    F: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let cancel = CancellationToken::new();
+    let mut parts = Supervisor::new(process, &cancel).with_grace(grace);
+    parts.spawn(component, run(parts.token()));
+    serve(parts, cancel).await
 }
 
 pub async fn coordinator(a: CoordinatorArgs) -> u8 {
     let tel = crate::telemetry::init("baton-coordinator", "info");
-    let cancel = CancellationToken::new();
     let defaults = baton_coordinator::Options::default();
     let opts = baton_coordinator::Options {
         topology: a.bus.topology(),
@@ -213,9 +214,13 @@ pub async fn coordinator(a: CoordinatorArgs) -> u8 {
     if let Some(addr) = handle.http_addr {
         eprintln!("coordinator {id}: webhooks on http://{addr}/hooks/<plan>{note}");
     }
-    let t = cancel.clone();
-    let part = tokio::spawn(async move { c.run(t).await.map_err(|e| e.to_string()) });
-    let code = serve(vec![part], cancel, Duration::from_secs(10)).await;
+    let code = serve_one(
+        "baton coordinator",
+        "coordinator",
+        COMPONENT_GRACE,
+        |t| async move { c.run(t).await.map_err(|e| e.to_string()) },
+    )
+    .await;
     tel.shutdown();
     code
 }
@@ -247,10 +252,13 @@ pub async fn worker(a: WorkerArgs) -> u8 {
         Ok(w) => w,
         Err(e) => return fail(e),
     };
-    let cancel = CancellationToken::new();
-    let t = cancel.clone();
-    let part = tokio::spawn(async move { w.run(t).await.map_err(|e| e.to_string()) });
-    let code = serve(vec![part], cancel, grace + Duration::from_secs(10)).await;
+    let code = serve_one(
+        "baton worker",
+        "worker",
+        grace + COMPONENT_GRACE,
+        |t| async move { w.run(t).await.map_err(|e| e.to_string()) },
+    )
+    .await;
     tel.shutdown();
     code
 }
@@ -269,10 +277,71 @@ pub async fn gates(a: GatesArgs) -> u8 {
         Ok(g) => g,
         Err(e) => return fail(e),
     };
-    let cancel = CancellationToken::new();
-    let t = cancel.clone();
-    let part = tokio::spawn(async move { g.run(t).await.map_err(|e| e.to_string()) });
-    let code = serve(vec![part], cancel, Duration::from_secs(10)).await;
+    let code = serve_one("baton gates", "gates", COMPONENT_GRACE, |t| async move {
+        g.run(t).await.map_err(|e| e.to_string())
+    })
+    .await;
     tel.shutdown();
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use baton_test_support::NatsServer;
+
+    use super::*;
+
+    /// What `baton coordinator` does once the coordinator is built, with a
+    /// coordinator whose engine fails at once (its runs bucket is gone): the
+    /// process's exit code is 1, within a second.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_coordinator_that_fails_exits_non_zero_within_a_second() {
+        let nats = NatsServer::start();
+        let (c, _handle) = baton_coordinator::Options {
+            nats_url: nats.url(),
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            auth: baton_coordinator::auth::Auth::Off,
+            ..Default::default()
+        }
+        .build()
+        .await
+        .unwrap();
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        js.delete_key_value(baton_proto::subjects::RUNS_BUCKET)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let code = tokio::time::timeout(
+            Duration::from_secs(1),
+            serve_one(
+                "baton coordinator",
+                "coordinator",
+                COMPONENT_GRACE,
+                |t| async move { c.run(t).await.map_err(|e| e.to_string()) },
+            ),
+        )
+        .await
+        .expect("exits within a second");
+        assert_eq!(code, 1, "after {:?}", started.elapsed());
+    }
+
+    /// A part that ends by itself (here, at once and without an error) takes
+    /// the process down with exit code 1; the rest are stopped.
+    #[tokio::test]
+    async fn a_part_that_ends_by_itself_exits_non_zero_and_stops_the_rest() {
+        let cancel = CancellationToken::new();
+        let mut parts = Supervisor::new("baton dev", &cancel).with_grace(Duration::from_secs(5));
+        let t = parts.token();
+        parts.spawn("coordinator, gates and worker", async move {
+            t.cancelled().await;
+            Ok(())
+        });
+        parts.spawn("auto-approve", async { Ok(()) });
+        let code = tokio::time::timeout(Duration::from_secs(1), serve(parts, cancel))
+            .await
+            .expect("exits within a second");
+        assert_eq!(code, 1);
+    }
 }

@@ -268,7 +268,7 @@ impl Admin for AdminService {
         let plan = self.submitter.apply(&r.plan_yaml, file).await?;
         Ok(Response::new(v1::ApplyPlanResponse {
             name: plan.name.clone(),
-            summary: crate::plan::summary(&plan),
+            summary: baton_plan::summary(&plan),
         }))
     }
 }

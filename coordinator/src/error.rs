@@ -1,6 +1,6 @@
 //! What can go wrong in the coordinator, phrased as what the caller did or must do.
 
-use crate::plan::PlanError;
+use baton_plan::PlanError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -74,6 +74,9 @@ pub enum Error {
     NoEvidence(String),
     #[error("gRPC server error: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    /// A part of the coordinator stopped while it served, or did not stop in time.
+    #[error("{0}")]
+    Stopped(#[from] baton_proto::supervise::Stopped),
 }
 
 impl From<Error> for tonic::Status {

@@ -1,51 +1,52 @@
-//! The coordinator: plans, the run state machine, the JetStream topology, the
-//! admin gRPC server and the triggers.
+//! The coordinator: the run state machine, the JetStream topology, the
+//! admin gRPC server and the triggers. The plan format it runs is `baton-plan`.
 //!
 //! # Layout
-//! - [`plan`]: the plan format: parse YAML with positions, validate, render templates.
+//! Linked modules are public: other crates use them (the `baton` binary and
+//! its tests, this crate's tests). The rest are private.
+//!
 //! - [`run`]: one run's state and the pure fold `state + event → state + commands`.
-//! - [`engine`]: the loop that folds the runs this coordinator owns, and takes over orphaned ones.
-//! - [`deadletter`]: task messages the queue gave up on, moved where people see them.
-//! - [`admin`]: the tonic admin service (with server reflection).
+//! - `engine`: the loop that folds the runs this coordinator owns, and takes over orphaned ones.
+//! - `deadletter`: task messages the queue gave up on, moved where people see them.
+//! - `admin`: the tonic admin service (with server reflection).
 //! - [`audit`]: the hash-chained audit trail: records, hashing, verifying.
-//! - [`approvals`]: people's decisions, over gRPC or NATS (`baton.approve.<identity>.<run>`), checked and published alike.
+//! - `approvals`: people's decisions, over gRPC or NATS (`baton.approve.<identity>.<run>`), checked and published alike.
 //! - [`auth`]: who calls the admin API ([`auth::Identity`]) and with which role.
 //! - [`evidence`]: signed evidence of ended runs (in-toto in DSSE, ed25519).
-//! - [`roles`]: the role registry (`baton role apply`), roles plans use without declaring.
-//! - [`submit`]: accepting a run, shared by gRPC and triggers.
+//! - `roles`: the role registry (`baton role apply`), roles plans use without declaring.
+//! - `submit`: accepting a run, shared by gRPC and triggers.
 //! - [`incident`]: incidents out to `baton.incident.<run>` and the plan's webhook.
-//! - [`requests`]: the NATS request loop triggers and approvals share (queue group, JSON replies).
-//! - [`trigger`]: `baton.trigger.<plan>` requests.
+//! - `requests`: the NATS request loop triggers and approvals share (queue group, JSON replies).
+//! - `trigger`: `baton.trigger.<plan>` requests.
 //! - [`hooks`]: HTTP webhook triggers (`POST /hooks/<plan>`): signatures, bodies, Alertmanager.
-//! - [`lease`]: run ownership across coordinators: leases renewed by compare-and-swap.
-//! - [`state_store`]: runs as this process folded them, or as their snapshots say.
-//! - [`telemetry`]: spans for runs, phases and gates.
-//! - [`workers`]: the live workers from the `workers` bucket.
-//! - [`service`]: `Options` → `build()` → `Coordinator::run(cancel)`.
-//! - [`error`]: the crate's one error type.
+//! - `lease`: run ownership across coordinators: leases renewed by compare-and-swap.
+//! - `state_store`: runs as this process folded them, or as their snapshots say.
+//! - `telemetry`: spans for runs, phases and gates.
+//! - `workers`: the live workers from the `workers` bucket.
+//! - `service`: [`Options`] → `build()` → [`Coordinator::run`]`(cancel)`.
+//! - `error`: [`Error`], the crate's one error type.
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod approvals;
+mod admin;
+mod approvals;
 pub mod audit;
 pub mod auth;
-pub mod deadletter;
-pub mod engine;
-pub mod error;
+mod deadletter;
+mod engine;
+mod error;
 pub mod evidence;
 pub mod hooks;
 pub mod incident;
-pub mod lease;
-pub mod plan;
-pub mod requests;
-pub mod roles;
+mod lease;
+mod requests;
+mod roles;
 pub mod run;
-pub mod service;
-pub mod state_store;
-pub mod submit;
-pub mod telemetry;
-pub mod trigger;
-pub mod workers;
+mod service;
+mod state_store;
+mod submit;
+mod telemetry;
+mod trigger;
+mod workers;
 
 pub use error::Error;
 pub use service::{Coordinator, Handle, Options};

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use async_nats::jetstream::kv;
+use baton_plan as plan;
 use futures::StreamExt;
 
-use crate::plan;
 use crate::Error;
 
 #[derive(Clone)]

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use baton_proto::supervise::Supervisor;
 use baton_proto::topology::{self, TopologyOptions};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,11 +30,11 @@ pub struct Options {
     pub http_addr: Option<SocketAddr>,
     /// HMAC key that webhook bodies must be signed with. Without it (and
     /// without a token) the webhook endpoint refuses everything.
-    pub hook_secret: Option<crate::hooks::Secret>,
+    pub hook_secret: Option<baton_proto::secret::Secret>,
     /// The text of `--hook-token-file`: a bearer token accepted instead of a
     /// signature for Alertmanager notifications (Alertmanager cannot sign),
     /// `<token>` for every plan or `<token> <plan>,<plan>…` for only those.
-    pub hook_bearer_token: Option<crate::hooks::Secret>,
+    pub hook_bearer_token: Option<baton_proto::secret::Secret>,
     /// Tokens the admin API accepts. The default, tokens with none in it,
     /// refuses to start: an admin API is never open by accident.
     pub auth: crate::auth::Auth,
@@ -62,6 +63,11 @@ impl Default for Options {
         }
     }
 }
+
+/// How long the coordinator's parts may take to stop: the engine's hand-over
+/// (snapshots, then leases) included. Less than `baton coordinator`'s 10 s,
+/// so that a part that hangs is named here.
+pub const STOP_GRACE: Duration = Duration::from_secs(8);
 
 /// `<host>-<pid>-<random>`: unique, so that two coordinators never share leases by accident.
 pub fn default_id() -> String {
@@ -225,6 +231,11 @@ impl Options {
 
 impl Coordinator {
     /// Serve until `cancel`: the fold loop, the gRPC server, the triggers and the webhooks.
+    ///
+    /// The parts run under one [`Supervisor`]: when one of them ends (the
+    /// engine fails to recover, a listener's subscription closes), the others
+    /// are stopped and `run` returns that part's error, so that the process
+    /// exits and is restarted instead of serving half.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), Error> {
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
@@ -235,59 +246,66 @@ impl Coordinator {
             tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
         // The engine reads the events before anything can submit a run.
         let feed = self.engine.subscribe().await?;
-        let grpc_cancel = cancel.child_token();
         let mut server = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
             server = server.tls_config(tls).map_err(Error::Tls)?;
         }
+        // One rule for all of them: the first to end stops the rest, and its
+        // error is logged then and returned (see `baton_proto::supervise`).
+        let mut parts = Supervisor::new("coordinator", &cancel).with_grace(STOP_GRACE);
+        let stop = parts.token();
         let grpc = server
             .layer(crate::auth::AuthLayer::new(&self.auth))
             .add_service(reflection)
             .add_service(baton_proto::v1::admin_server::AdminServer::new(self.admin))
-            .serve_with_incoming_shutdown(incoming, grpc_cancel.cancelled_owned());
-        let trigger =
-            crate::trigger::run(self.client.clone(), self.submitter, cancel.child_token());
-        let dlq = crate::deadletter::run(
-            self.client.clone(),
-            self.engine.js.clone(),
-            self.engine.topo.tasks.clone(),
-            cancel.child_token(),
+            .serve_with_incoming_shutdown(incoming, stop.child_token().cancelled_owned());
+        parts.spawn(
+            "gRPC server",
+            async move { grpc.await.map_err(Error::Grpc) },
         );
-        let approvals = crate::approvals::nats::run(
-            self.client.clone(),
-            self.engine.js.clone(),
-            self.engine.store.clone(),
-            cancel.child_token(),
+        parts.spawn(
+            "NATS triggers",
+            crate::trigger::run(self.client.clone(), self.submitter, stop.child_token()),
         );
-        let hooks_cancel = cancel.child_token();
-        let hooks_part = self.hooks;
-        let hooks = async move {
-            match hooks_part {
-                Some((l, h)) => crate::hooks::serve(l, h, hooks_cancel).await,
-                None => Ok(()),
-            }
-        };
+        parts.spawn(
+            "dead-letter listener",
+            crate::deadletter::run(
+                self.client.clone(),
+                self.engine.js.clone(),
+                self.engine.topo.tasks.clone(),
+                stop.child_token(),
+            ),
+        );
+        parts.spawn(
+            "NATS approvals",
+            crate::approvals::nats::run(
+                self.client.clone(),
+                self.engine.js.clone(),
+                self.engine.store.clone(),
+                stop.child_token(),
+            ),
+        );
+        if let Some((l, h)) = self.hooks {
+            parts.spawn(
+                "webhook server",
+                crate::hooks::serve(l, h, stop.child_token()),
+            );
+        }
         // Revocations in the tokens file apply while serving, not at the next restart.
-        let tokens = crate::auth::reload::watch(self.auth.clone(), cancel.child_token());
-        let engine = self.engine.run(feed, cancel.child_token());
-        let (g, t, e, d, h, a, ()) =
-            tokio::join!(grpc, trigger, engine, dlq, hooks, approvals, tokens);
-        if let Err(e) = a {
-            tracing::error!(error = %e, "NATS approvals listener stopped");
+        if crate::auth::reload::follows_file(&self.auth) {
+            let (auth, t) = (self.auth.clone(), stop.child_token());
+            parts.spawn("tokens file", async move {
+                crate::auth::reload::watch(auth, t).await;
+                Ok(())
+            });
         }
-        if let Err(e) = h {
-            tracing::error!(error = %e, "webhook server stopped");
-        }
-        if let Err(e) = d {
-            tracing::error!(error = %e, "dead-letter listener stopped");
-        }
+        parts.spawn("engine", self.engine.run(feed, stop.child_token()));
+        let r = parts.run().await;
         self.timers.close();
         // Timers still sleeping are dropped: their events are re-derived from
         // state by whoever folds the run next.
         let _ = tokio::time::timeout(Duration::from_millis(100), self.timers.wait()).await;
         let _ = self.client.flush().await;
-        g?;
-        t?;
-        e
+        r
     }
 }

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use async_nats::jetstream;
+use baton_plan as plan;
 use baton_proto::v1::{self, event::Body};
 use baton_proto::{bus, subjects};
 
-use crate::plan;
 use crate::state_store::new_run_id;
 use crate::Error;
 

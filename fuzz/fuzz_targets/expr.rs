@@ -2,7 +2,7 @@
 //! context and the explanation of a verdict never panic or overflow.
 #![no_main]
 
-use baton_gates::expr;
+use baton_plan::expr;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use baton_coordinator::plan;
+use baton_plan as plan;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

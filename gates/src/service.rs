@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy};
+use baton_proto::supervise::Supervisor;
 use baton_proto::topology::{self, TopologyOptions};
 use baton_proto::v1::{self, event::Body};
 use baton_proto::{bus, codec, subjects};
@@ -73,6 +74,10 @@ impl Options {
 }
 
 impl Gates {
+    /// Answer gate requests until `cancel`; requests in flight are finished
+    /// (within [`STOP_GRACE`]). The request loop runs under the shared
+    /// [`Supervisor`]: should it end by itself (its message stream closed),
+    /// `run` returns an error instead of idling on as if it served.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), Error> {
         let messages = self
             .consumer
@@ -80,31 +85,40 @@ impl Gates {
             .await
             .map_err(|e| Error::Nats(e.to_string()))?;
         let js = self.js.clone();
-        messages
-            .take_until(cancel.cancelled_owned())
-            .for_each_concurrent(self.concurrency, |m| {
-                let js = js.clone();
-                async move {
-                    let Ok(m) = m else { return };
-                    match codec::decode::<v1::GateRequest>(&m.payload) {
-                        Ok(req) => {
-                            if let Err(e) = answer(&js, &req).await {
-                                // Not acked: JetStream redelivers, and the result's id dedupes.
-                                tracing::error!(run = %req.run_id, error = %e, "gate verdict not published");
-                                return;
+        let mut parts = Supervisor::new("gates", &cancel).with_grace(STOP_GRACE);
+        let stop = parts.token();
+        let concurrency = self.concurrency;
+        parts.spawn("gate requests", async move {
+            messages
+                .take_until(stop.cancelled_owned())
+                .for_each_concurrent(concurrency, |m| {
+                    let js = js.clone();
+                    async move {
+                        let Ok(m) = m else { return };
+                        match codec::decode::<v1::GateRequest>(&m.payload) {
+                            Ok(req) => {
+                                if let Err(e) = answer(&js, &req).await {
+                                    // Not acked: JetStream redelivers, and the result's id dedupes.
+                                    tracing::error!(run = %req.run_id, error = %e, "gate verdict not published");
+                                    return;
+                                }
                             }
+                            Err(e) => tracing::error!(subject = %m.subject, error = %e, "undecodable gate request dropped"),
                         }
-                        Err(e) => tracing::error!(subject = %m.subject, error = %e, "undecodable gate request dropped"),
+                        if let Err(e) = m.ack().await {
+                            tracing::warn!(error = %e, "gate request ack failed");
+                        }
                     }
-                    if let Err(e) = m.ack().await {
-                        tracing::warn!(error = %e, "gate request ack failed");
-                    }
-                }
-            })
-            .await;
-        Ok(())
+                })
+                .await;
+            Ok(())
+        });
+        parts.run().await
     }
 }
+
+/// How long requests in flight may take to be answered once the gates stop.
+pub const STOP_GRACE: Duration = Duration::from_secs(8);
 
 /// Evaluate one request and publish its verdict.
 pub async fn answer(

@@ -7,14 +7,19 @@
 //! - [`codec`]: encoding helpers, the event kind names used in subjects, and [`codec::decode_event`], which binds an event to its subject.
 //! - [`bus`]: connecting, and publishing with message ids and trace context.
 //! - [`nats_auth`]: credentials and TLS, turned into `async_nats::ConnectOptions`.
+//! - [`secret`]: [`secret::Secret`], a string that never prints: passwords, admin tokens, hook secrets.
 //! - [`trace`]: the W3C `traceparent` that makes one run one trace.
 //! - [`topology`]: the streams and buckets, created idempotently by every component.
+//! - [`supervise`]: the one rule every component runs its parts under: the
+//!   first part to end stops the rest, and its error is logged then and returned.
 #![forbid(unsafe_code)]
 
 pub mod bus;
 pub mod codec;
 pub mod nats_auth;
+pub mod secret;
 pub mod subjects;
+pub mod supervise;
 pub mod topology;
 pub mod trace;
 

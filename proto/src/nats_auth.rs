@@ -9,21 +9,8 @@ use std::path::{Path, PathBuf};
 
 use async_nats::ConnectOptions;
 
-/// A password, shown as `***` by `Debug`.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+/// The password's type, here with the settings that hold it.
+pub use crate::secret::Secret;
 
 /// Credentials and TLS for one connection. The default is what Baton did
 /// before: no credentials, TLS only if the URL says `tls://`.
@@ -110,7 +97,7 @@ impl NatsAuth {
                     "both BATON_NATS_PASSWORD and --nats-password-file".into(),
                 ))
             }
-            (Some(p), None) => Some(p.0.clone()),
+            (Some(p), None) => Some(p.expose().to_string()),
             (None, Some(f)) => Some(read_secret("password", f)?),
             (None, None) => None,
         };

@@ -34,4 +34,7 @@ pub enum Error {
     Nats(String),
     #[error(transparent)]
     Runtime(#[from] runtime::RuntimeError),
+    /// A part of the worker stopped while it served, or did not stop in time.
+    #[error("{0}")]
+    Stopped(#[from] baton_proto::supervise::Stopped),
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, AckKind};
 use baton_proto::subjects;
+use baton_proto::supervise::Supervisor;
 use baton_proto::topology::{self, TopologyOptions};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
@@ -157,6 +158,7 @@ impl Options {
         }
         let running = Arc::new(crate::registry::Running::default());
         let registration = crate::registry::Registration {
+            js: js.clone(),
             bucket: topo.workers.clone(),
             info: baton_proto::v1::WorkerInfo {
                 id: self.worker_id.clone(),
@@ -197,12 +199,18 @@ impl Options {
 }
 
 impl Worker {
+    /// Serve until `cancel`, then stop taking work, let running tasks finish
+    /// within the grace period, and hand what is left back to the queue.
+    ///
+    /// The parts (the registry entry, the cancel listener, every fetch loop,
+    /// and the drain of running tasks) run under one [`Supervisor`]: when
+    /// one ends by itself (the registry's bucket is gone, the cancel
+    /// subscription closed, a loop panicked), the worker stops as it would on
+    /// `cancel`, and `run` returns that part's error.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), Error> {
         tracing::info!(worker = %self.ctx.worker_id, runtime = self.ctx.runtime.name(),
             roles = ?self.consumers.iter().map(|c| &c.0).collect::<Vec<_>>(), concurrency = self.concurrency, "worker started");
         let permits = Arc::new(Semaphore::new(self.concurrency));
-        let registered = CancellationToken::new();
-        let registry = tokio::spawn(self.registration.run(registered.clone()));
         let tasks = TaskTracker::new();
         let fetchers = TaskTracker::new();
         // Cancellations of runs reach running tasks through core NATS.
@@ -228,10 +236,16 @@ impl Worker {
                     );
                 futures::future::ready(stop)
             });
+        // Bounded past the tasks' own grace: their hand-back takes a moment too.
+        let mut parts = Supervisor::new("worker", &cancel).with_grace(self.grace + STOP_MARGIN);
+        let stop = parts.token();
+        // The entry stays while tasks run, and goes after them.
+        let registered = CancellationToken::new();
+        parts.spawn("registry", self.registration.run(registered.clone()));
         let mut cancel_sub = futures::stream::select(cancels, stops);
         let ctx = self.ctx.clone();
-        let stop_cancels = cancel.clone();
-        fetchers.spawn(async move {
+        let stop_cancels = stop.clone();
+        parts.spawn("cancel listener", async move {
             loop {
                 tokio::select! {
                     _ = stop_cancels.cancelled() => break,
@@ -241,44 +255,58 @@ impl Worker {
                     }
                 }
             }
+            Ok(())
         });
         let per_role = self.concurrency.min(4);
         for (role, consumer) in &self.consumers {
-            for _ in 0..per_role {
+            for i in 0..per_role {
                 let (consumer, permits, tasks, ctx, stop) = (
                     consumer.clone(),
                     permits.clone(),
                     tasks.clone(),
                     self.ctx.clone(),
-                    cancel.clone(),
+                    stop.clone(),
                 );
-                let role = role.clone();
-                fetchers.spawn(async move {
-                    fetch_loop(role, consumer, permits, tasks, ctx, stop).await
+                let fetch = fetchers.track_future(fetch_loop(
+                    role.clone(),
+                    consumer,
+                    permits,
+                    tasks,
+                    ctx,
+                    stop,
+                ));
+                parts.spawn(format!("fetch {role} #{i}"), async move {
+                    fetch.await;
+                    Ok(())
                 });
             }
         }
-        cancel.cancelled().await;
-        fetchers.close();
-        fetchers.wait().await;
-        // Stop taking work (done), let running tasks finish within the grace
-        // period, then hand what is left back to the queue.
-        tasks.close();
-        if tokio::time::timeout(self.grace, tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(grace = ?self.grace, "tasks still running after the grace period; handing them back");
-            self.ctx.shutdown.cancel();
-            tasks.wait().await;
-        }
-        registered.cancel();
-        let _ = registry.await;
+        let (ctx, grace, stop_drain) = (self.ctx.clone(), self.grace, stop.clone());
+        parts.spawn("running tasks", async move {
+            // However this ends (aborted past the grace, even), the entry goes.
+            let _unregister = registered.drop_guard();
+            stop_drain.cancelled().await;
+            // Stop taking work (done), let running tasks finish within the
+            // grace period, then hand what is left back to the queue.
+            fetchers.close();
+            fetchers.wait().await;
+            tasks.close();
+            if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+                tracing::warn!(grace = ?grace, "tasks still running after the grace period; handing them back");
+                ctx.shutdown.cancel();
+                tasks.wait().await;
+            }
+            Ok(())
+        });
+        let r = parts.run().await;
         let _ = self.ctx.client.flush().await;
         tracing::info!(worker = %self.ctx.worker_id, "worker stopped");
-        Ok(())
+        r
     }
 }
+
+/// How much longer than `grace` the worker's parts may take to stop.
+const STOP_MARGIN: Duration = Duration::from_secs(5);
 
 /// Pull one task at a time, and only while a slot is free, so that tasks
 /// do not queue up in this worker while their ack deadline runs.

@@ -216,7 +216,7 @@ mod tests {
     fn the_plan_loads_with_every_task_in_a_chain() {
         let dir = tempfile::tempdir().unwrap();
         let y = plan_yaml(7, 3, 250, dir.path());
-        let plan = baton_coordinator::plan::load("chaos.yaml", &y).expect("valid plan");
+        let plan = baton_plan::load("chaos.yaml", &y).expect("valid plan");
         let n: usize = plan.phases.iter().map(|p| p.tasks.len()).sum();
         assert_eq!((plan.phases.len(), n), (3, 7));
         assert_eq!(plan.phases[0].tasks[1].needs, vec!["p0-t0".to_string()]);

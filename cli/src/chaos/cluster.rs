@@ -148,7 +148,7 @@ pub struct Cluster {
     pub proxies: Vec<Proxy>,
     /// An admin token every coordinator accepts (its hash is in the
     /// cluster's tokens file).
-    pub token: baton_coordinator::hooks::Secret,
+    pub token: baton_proto::secret::Secret,
 }
 
 fn free_port() -> std::io::Result<u16> {

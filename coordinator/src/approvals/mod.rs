@@ -9,10 +9,10 @@
 
 pub mod nats;
 
+use baton_plan::GateSpec;
 use baton_proto::bus;
 use baton_proto::v1::{self, event::Body};
 
-use crate::plan::GateSpec;
 use crate::run::{Mode, PhaseStatus, RunState, RunStatus, TaskStatus};
 use crate::state_store::RunStore;
 use crate::Error;

@@ -15,8 +15,14 @@ use super::{Auth, TokenStore};
 /// Revocations take effect within this, plus the time to read the file.
 pub const POLL: Duration = Duration::from_millis(500);
 
+/// Whether `auth`'s tokens come from a file, which [`watch`] then follows.
+pub fn follows_file(auth: &Auth) -> bool {
+    matches!(auth, Auth::Tokens(s) if s.path().is_some())
+}
+
 /// Follow the tokens file of `auth` until `cancel`. Returns at once when the
-/// tokens do not come from a file (auth off, tokens made in-process).
+/// tokens do not come from a file (auth off, tokens made in-process): see
+/// [`follows_file`].
 pub async fn watch(auth: Auth, cancel: CancellationToken) {
     let store = match auth {
         Auth::Tokens(s) if s.path().is_some() => s,

@@ -154,7 +154,7 @@ impl TokenStore {
     }
 
     /// Accept `token` from now on, as `identity`.
-    pub fn insert(&self, token: &crate::hooks::Secret, identity: Identity) {
+    pub fn insert(&self, token: &baton_proto::secret::Secret, identity: Identity) {
         let e = Entry {
             digest: digest(token.expose()),
             identity,

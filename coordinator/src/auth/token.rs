@@ -3,10 +3,10 @@
 //! Tokens are 256 random bits, so a plain SHA-256 is enough to store them:
 //! there is nothing to brute-force that a salt or a slow hash would protect.
 
+use baton_proto::secret::Secret;
 use sha2::{Digest, Sha256};
 
 use super::Role;
-use crate::hooks::Secret;
 
 /// Every token starts so; it lets secret scanners recognise a leaked one.
 pub const PREFIX: &str = "baton_";

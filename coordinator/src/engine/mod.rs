@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use async_nats::jetstream::{self};
+use baton_proto::supervise::Supervisor;
 use baton_proto::v1::{self, event::Body};
 use baton_proto::{codec, subjects};
 use futures::StreamExt;
@@ -107,13 +108,48 @@ impl Engine {
             .map_err(|e| Error::Bus(e.into()))
     }
 
+    /// Two parts under one [`Supervisor`]: the lease loop (renew, watch,
+    /// expire) and the fold loop (recover, then fold). Either ending stops
+    /// the other, so a failed recovery, say, no longer leaves leases renewed
+    /// for runs nobody folds. On the way out the fold loop writes the newest
+    /// snapshots first, the lease loop stops after it, and only then are the
+    /// leases given back: a peer takes the runs over at once and replays
+    /// next to nothing.
     pub async fn run(self, feed: Feed, cancel: CancellationToken) -> Result<(), Error> {
+        let (tx, changes) = mpsc::unbounded_channel();
+        let leases = self.leases.clone();
+        let mut parts = Supervisor::new("engine", &cancel);
+        // Stopped by the fold loop, once it is done (however it ends).
+        let lease_stop = CancellationToken::new();
+        let (l, stop, engine_stop) = (leases.clone(), lease_stop.clone(), parts.token());
+        parts.spawn("lease loop", async move {
+            l.run(tx, stop).await;
+            // Its end is the fold loop's doing: reported once the engine
+            // stops, so that the fold loop's own end is what counts.
+            engine_stop.cancelled().await;
+            Ok(())
+        });
+        let stop = parts.token();
+        parts.spawn("fold loop", async move {
+            let _leases_after = lease_stop.drop_guard();
+            self.fold_loop(feed, changes, stop).await
+        });
+        let r = parts.run().await;
+        leases.release_all().await;
+        r
+    }
+
+    async fn fold_loop(
+        self,
+        feed: Feed,
+        mut changes: mpsc::UnboundedReceiver<Change>,
+        cancel: CancellationToken,
+    ) -> Result<(), Error> {
         let messages = feed.0;
         let mut chunks = messages.ready_chunks(1000);
-        let (tx, mut changes) = mpsc::unbounded_channel();
-        let lease_stop = CancellationToken::new();
-        let lease_loop = tokio::spawn(self.leases.clone().run(tx, lease_stop.clone()));
         let mut own = Owned::default();
+        // After the lease loop started: adopting a run takes its lease, which
+        // must be renewed while the run's events are replayed.
         self.recover(&mut own).await?;
         let mut tick = tokio::time::interval(execute::SNAPSHOT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -137,6 +173,7 @@ impl Engine {
                     self.flush_audit(&mut own.audit).await;
                     continue;
                 }
+                // The feed ended: the supervisor takes that for a failure.
                 c = chunks.next() => match c { Some(c) => c, None => break },
             };
             let mut commands: Vec<(String, Command)> = Vec::new();
@@ -161,14 +198,10 @@ impl Engine {
             self.flush_audit(&mut own.audit).await;
             self.retire_finished(&mut own).await;
         }
-        // Hand over cleanly: the newest state first, then the leases, so that
-        // a peer takes the runs over at once and replays next to nothing.
+        // The newest state before the leases go (see `run`).
         let all: Vec<String> = own.runs.keys().cloned().collect();
         self.flush_audit(&mut own.audit).await;
         self.write_snapshots(&mut own, &all).await;
-        lease_stop.cancel();
-        let _ = lease_loop.await;
-        self.leases.release_all().await;
         Ok(())
     }
 

@@ -28,10 +28,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use baton_proto::secret::Secret;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-pub use signature::{BearerToken, Secret};
+pub use signature::BearerToken;
 
 use crate::submit::{Submission, Submitter};
 use crate::Error;

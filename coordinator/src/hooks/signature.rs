@@ -16,6 +16,7 @@
 //! message: errors say what was wrong with the request, not what was expected.
 
 use axum::http::{header::AUTHORIZATION, HeaderMap, StatusCode};
+use baton_proto::secret::Secret;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -27,25 +28,6 @@ pub const TIMESTAMP_HEADER: &str = "x-baton-timestamp";
 /// way. Wide enough for unsynchronised clocks and slow queues, narrow enough
 /// that the nonce store only has to remember ten minutes of signatures.
 pub const MAX_SKEW_SECS: i64 = 300;
-
-/// A secret that never prints: `Debug` shows only that it is set.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// Why a request was refused, with the HTTP status to answer.
 #[derive(Debug, PartialEq, Eq)]

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use baton_plan as plan;
 use baton_proto::v1;
 
 use super::fold::{find_task, Command};
 use super::state::*;
-use crate::plan;
 
 impl RunState {
     /// Dispatch the next attempt of a task, rendering its templates now that
@@ -184,7 +184,7 @@ impl RunState {
 }
 
 /// The role's `sandbox:` as the dispatch carries it; `None` when it widens nothing.
-fn sandbox_request(s: &crate::plan::RoleSandbox) -> Option<v1::SandboxRequest> {
+fn sandbox_request(s: &baton_plan::RoleSandbox) -> Option<v1::SandboxRequest> {
     (!s.is_default()).then(|| v1::SandboxRequest {
         network: s.network,
         mounts: s

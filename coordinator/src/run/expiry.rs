@@ -7,7 +7,7 @@
 //! approval is still pending expires it. An answer still in flight wins over
 //! the timer: the expiry then comes with that answer, if it is pending.
 
-use crate::plan::{format_duration, ApprovalSpec, GateSpec, OnExpiry};
+use baton_plan::{format_duration, ApprovalSpec, GateSpec, OnExpiry};
 
 use super::fold::Command;
 use super::state::*;

@@ -12,7 +12,7 @@ impl RunState {
     /// Evaluate a `when`/`stop_when` expression in stage `si`'s context:
     /// `(verdict, "`expr` is false (name = value, ...)")`.
     pub(super) fn condition(&self, expr: &str, si: usize) -> Result<(bool, String), String> {
-        let parsed = baton_gates::expr::parse(expr).map_err(|e| e.message)?;
+        let parsed = baton_plan::expr::parse(expr).map_err(|e| e.message)?;
         let ctx = super::view::context(self, si);
         let verdict = parsed.eval_bool(&ctx).map_err(|e| e.message)?;
         let why = format!("`{expr}` is {verdict} ({})", parsed.explain(&ctx));

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
+use baton_plan::{self as plan, Plan, Task};
 use baton_proto::v1::{self, event::Body, Event};
 
 use super::state::*;
-use crate::plan::{self, Plan, Task};
 
 /// What the coordinator must do after folding an event.
 #[derive(Clone, Debug, PartialEq)]

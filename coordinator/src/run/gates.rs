@@ -1,11 +1,11 @@
 //! A stage's gates: asking them, and folding their answers into promotion,
 //! another loop iteration, a wait (a person, a window) or a failure.
 
+use baton_plan::GateSpec;
 use baton_proto::v1;
 
 use super::fold::Command;
 use super::state::*;
-use crate::plan::GateSpec;
 
 impl RunState {
     pub(super) fn ask_gates(&mut self, si: usize, now: i64, out: &mut Vec<Command>) {

@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
+use baton_plan::{OnFail, Risk};
 use baton_proto::v1::{self, event::Body};
 
 use super::fold::{fnv, new_task, Command};
 use super::state::*;
-use crate::plan::{OnFail, Risk};
 
 impl RunState {
     pub(super) fn start_phase(&mut self, si: usize, now: i64, out: &mut Vec<Command>) {
@@ -155,7 +155,7 @@ impl RunState {
                     let reason = format!(
                         "canary at {}% holds {} before its gates",
                         step.weight,
-                        crate::plan::format_duration(hold)
+                        baton_plan::format_duration(hold)
                     );
                     self.phase_changed(si, "holding", reason, out);
                     out.push(self.stage_timer(si, at_ms));

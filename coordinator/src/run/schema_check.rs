@@ -2,10 +2,9 @@
 //! that does not is an attempt that failed (and may be retried), so a
 //! downstream task or gate never reads outputs the role did not promise.
 
+use baton_plan::{self as plan, Plan};
 use baton_proto::v1;
 use serde_json::{Map, Value};
-
-use crate::plan::{self, Plan};
 
 /// Whether the attempt succeeded and its error, once the outputs it
 /// reported are checked against the role of the task.

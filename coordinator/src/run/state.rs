@@ -2,9 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use baton_plan::Plan;
 use serde::{Deserialize, Serialize};
-
-use crate::plan::Plan;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

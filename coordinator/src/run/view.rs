@@ -92,14 +92,14 @@ pub fn waiting(st: &RunState) -> String {
         if pending_approval {
             let expires = match p.approval_expires_ms {
                 0 => String::new(),
-                ms => format!(", expires {}", crate::plan::stages::format_ms(ms)),
+                ms => format!(", expires {}", baton_plan::stages::format_ms(ms)),
             };
             parts.push(format!(
                 "approval for phase {} (baton approve {}{expires})",
                 p.id, st.run_id
             ));
         }
-        let when = crate::plan::stages::format_ms(p.timer_at_ms);
+        let when = baton_plan::stages::format_ms(p.timer_at_ms);
         if p.status == PhaseStatus::Holding {
             parts.push(format!("canary hold of {} until {when}", p.id));
         }

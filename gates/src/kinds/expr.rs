@@ -3,7 +3,7 @@
 use baton_proto::v1::{ExprGate, GateRequest};
 
 use super::Answer;
-use crate::expr;
+use baton_plan::expr;
 
 pub fn evaluate(g: &ExprGate, req: &GateRequest) -> Answer {
     let ctx: serde_json::Value = match serde_json::from_str(&req.context_json) {

@@ -1,123 +1,23 @@
 //! `window`: passes while a maintenance window is open.
 //!
-//! A window opens at every start the five-field cron produces in the gate's
-//! time zone and stays open for `duration_ms`. Starts are found on wall-clock
-//! time in that zone (croner resolves DST gaps and repeats), then compared on
-//! the absolute time line, so a window keeps its real length across a DST
-//! change.
+//! When a window is open is [`baton_plan::window::status`]; this file turns
+//! its answer into a verdict: open passes, closed is pending until the next
+//! opening, and a spec that cannot be evaluated fails with the reason.
 
-use std::str::FromStr;
-
+use baton_plan::window::{self, Status};
 use baton_proto::v1::{Verdict, WindowGate};
-use chrono::{DateTime, TimeZone, Utc};
-use chrono_tz::Tz;
-use croner::parser::{CronParser, Seconds};
-use croner::Cron;
 
 use super::Answer;
 
-/// Overlapping windows merge; this bounds the walk that merges them.
-const MAX_MERGED_WINDOWS: usize = 1000;
-
-/// Check a window spec without evaluating it, for the plan validator: the
-/// cron must have five fields and start a window some time, and the zone
-/// must be an IANA name. The error is one line for a person.
-pub fn check(cron: &str, timezone: &str) -> Result<(), String> {
-    let (c, tz) = parse(cron, timezone)?;
-    let now = Utc::now().with_timezone(&tz);
-    c.find_next_occurrence(&now, false)
-        .map(|_| ())
-        .map_err(|e| format!("cron `{cron}` never starts a window ({e})"))
-}
-
 pub fn evaluate(g: &WindowGate, now_ms: i64) -> Answer {
-    match open_or_next(g, now_ms) {
-        Ok(a) => a,
+    match window::status(&g.cron, &g.timezone, g.duration_ms, now_ms) {
+        Ok(Status::Open { reason }) => Answer::pass(reason),
+        Ok(Status::Closed { reason, next_ms }) => Answer {
+            verdict: Verdict::Pending,
+            reasons: vec![reason],
+            retry_at_ms: next_ms,
+        },
         Err(reason) => Answer::fail(vec![reason]),
-    }
-}
-
-fn open_or_next(g: &WindowGate, now_ms: i64) -> Result<Answer, String> {
-    let (cron, tz) = parse(&g.cron, &g.timezone)?;
-    if g.duration_ms == 0 {
-        return Err("window duration is 0 — give it a positive duration, e.g. `4h`".into());
-    }
-    let duration = chrono::Duration::milliseconds(i64::try_from(g.duration_ms).unwrap_or(i64::MAX));
-    let now = Utc
-        .timestamp_millis_opt(now_ms)
-        .single()
-        .ok_or_else(|| format!("the evaluator's clock is out of range ({now_ms} ms)"))?
-        .with_timezone(&tz);
-    // The latest start at or before now ends last of all earlier starts: the
-    // window is open iff that one has not ended yet.
-    let last = cron.find_previous_occurrence(&now, true).ok();
-    if let Some(start) = last {
-        let mut end = start + duration;
-        if now < end {
-            // A window that starts again before it ends stays open across both.
-            let mut s = start;
-            for _ in 0..MAX_MERGED_WINDOWS {
-                match cron.find_next_occurrence(&s, false) {
-                    Ok(next) if next <= end => {
-                        end = next + duration;
-                        s = next;
-                    }
-                    _ => break,
-                }
-            }
-            return Ok(Answer::pass(format!(
-                "window open since {} until {}",
-                stamp(&start, &g.timezone),
-                until(&start, &end)
-            )));
-        }
-    }
-    let next = cron
-        .find_next_occurrence(&now, false)
-        .map_err(|e| format!("cron `{}` never starts a window again ({e})", g.cron))?;
-    Ok(Answer {
-        verdict: Verdict::Pending,
-        reasons: vec![format!(
-            "window closed; next opens {}",
-            stamp(&next, &g.timezone)
-        )],
-        retry_at_ms: next.timestamp_millis(),
-    })
-}
-
-fn parse(cron: &str, timezone: &str) -> Result<(Cron, Tz), String> {
-    let fields = cron.split_whitespace().count();
-    if fields != 5 {
-        return Err(format!(
-            "cron `{cron}` has {fields} fields — a window cron has five: minute hour day-of-month month day-of-week, e.g. `0 2 * * SAT`"
-        ));
-    }
-    let c = CronParser::builder()
-        .seconds(Seconds::Disallowed)
-        .build()
-        .parse(cron)
-        .map_err(|e| format!("cron `{cron}` is not valid: {e}"))?;
-    let tz = if timezone.is_empty() {
-        Tz::UTC
-    } else {
-        Tz::from_str(timezone).map_err(|_| {
-            format!("time zone `{timezone}` is unknown — give an IANA name such as `Europe/Berlin`, or leave it empty for UTC")
-        })?
-    };
-    Ok((c, tz))
-}
-
-fn stamp(t: &DateTime<Tz>, timezone: &str) -> String {
-    let zone = if timezone.is_empty() { "UTC" } else { timezone };
-    format!("{} ({zone})", t.format("%Y-%m-%dT%H:%M:%S%:z"))
-}
-
-/// The end as a clock time when it falls on the start's day, in full otherwise.
-fn until(start: &DateTime<Tz>, end: &DateTime<Tz>) -> String {
-    if start.date_naive() == end.date_naive() {
-        end.format("%H:%M").to_string()
-    } else {
-        end.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
     }
 }
 
@@ -125,138 +25,28 @@ fn until(start: &DateTime<Tz>, end: &DateTime<Tz>) -> String {
 mod tests {
     use super::*;
 
-    const H: u64 = 3_600_000;
-
-    fn gate(cron: &str, hours: u64, tz: &str) -> WindowGate {
+    fn gate(cron: &str, duration_ms: u64) -> WindowGate {
         WindowGate {
             cron: cron.into(),
-            duration_ms: hours * H,
-            timezone: tz.into(),
+            duration_ms,
+            timezone: String::new(),
         }
     }
 
-    fn ms(rfc3339: &str) -> i64 {
-        DateTime::parse_from_rfc3339(rfc3339)
-            .unwrap()
-            .timestamp_millis()
-    }
-
     #[test]
-    fn open_inside_and_pending_outside() {
-        let g = gate("0 2 * * SAT", 4, "Europe/Berlin");
-        let a = evaluate(&g, ms("2026-11-28T03:00:00+01:00"));
+    fn open_passes_closed_is_pending_and_bad_specs_fail() {
+        // 2026-06-10T02:00:00Z, when `0 2 * * *` opens.
+        let start = 1_781_056_800_000;
+        let a = evaluate(&gate("0 2 * * *", 3_600_000), start);
         assert_eq!(a.verdict, Verdict::Pass, "{a:?}");
-        assert_eq!(
-            a.reasons[0],
-            "window open since 2026-11-28T02:00:00+01:00 (Europe/Berlin) until 06:00"
-        );
-        let a = evaluate(&g, ms("2026-11-27T12:00:00+01:00"));
-        assert_eq!(a.verdict, Verdict::Pending);
-        assert_eq!(a.retry_at_ms, ms("2026-11-28T02:00:00+01:00"));
-        assert_eq!(
-            a.reasons[0],
-            "window closed; next opens 2026-11-28T02:00:00+01:00 (Europe/Berlin)"
-        );
-    }
-
-    #[test]
-    fn start_is_inside_and_end_is_outside() {
-        let g = gate("0 2 * * *", 4, "");
-        let start = ms("2026-06-10T02:00:00Z");
-        assert_eq!(evaluate(&g, start).verdict, Verdict::Pass);
-        assert_eq!(evaluate(&g, start - 1).verdict, Verdict::Pending);
-        assert_eq!(
-            evaluate(&g, start + 4 * H as i64 - 1).verdict,
-            Verdict::Pass
-        );
-        let a = evaluate(&g, start + 4 * H as i64);
-        assert_eq!(a.verdict, Verdict::Pending);
-        assert_eq!(a.retry_at_ms, ms("2026-06-11T02:00:00Z"));
-        assert!(a.reasons[0].contains("(UTC)"), "{a:?}");
-    }
-
-    #[test]
-    fn weekday_ranges() {
-        let g = gate("0 9 * * MON-FRI", 8, "Europe/Berlin");
-        // Friday 2026-11-27 10:00 open; Saturday closed until Monday 09:00.
-        assert_eq!(
-            evaluate(&g, ms("2026-11-27T10:00:00+01:00")).verdict,
-            Verdict::Pass
-        );
-        let a = evaluate(&g, ms("2026-11-28T10:00:00+01:00"));
-        assert_eq!(a.verdict, Verdict::Pending);
-        assert_eq!(a.retry_at_ms, ms("2026-11-30T09:00:00+01:00"));
-    }
-
-    #[test]
-    fn window_spanning_midnight() {
-        let g = gate("0 22 * * *", 4, "Europe/Berlin");
-        let a = evaluate(&g, ms("2026-11-28T01:30:00+01:00"));
-        assert_eq!(a.verdict, Verdict::Pass, "{a:?}");
-        assert!(
-            a.reasons[0].ends_with("until 2026-11-28T02:00:00+01:00"),
-            "{a:?}"
-        );
-        assert_eq!(
-            evaluate(&g, ms("2026-11-28T02:00:00+01:00")).verdict,
-            Verdict::Pending
-        );
-    }
-
-    #[test]
-    fn dst_days_in_berlin() {
-        // 2026-03-29: clocks jump 02:00 → 03:00. A 01:00 window of 2 h ends
-        // at 04:00 local (two real hours later), not 03:00.
-        let g = gate("0 1 * * *", 2, "Europe/Berlin");
-        assert_eq!(
-            evaluate(&g, ms("2026-03-29T03:30:00+02:00")).verdict,
-            Verdict::Pass
-        );
-        assert_eq!(
-            evaluate(&g, ms("2026-03-29T04:00:00+02:00")).verdict,
-            Verdict::Pending
-        );
-        // A start inside the gap (02:30 does not exist) opens right after it.
-        let g = gate("30 2 * * *", 1, "Europe/Berlin");
-        let a = evaluate(&g, ms("2026-03-29T01:00:00+01:00"));
-        assert_eq!(a.verdict, Verdict::Pending);
-        let opens = a.retry_at_ms;
-        assert!(
-            opens >= ms("2026-03-29T03:00:00+02:00") && opens <= ms("2026-03-29T03:30:00+02:00"),
-            "{a:?}"
-        );
-        // 2026-10-25: clocks go 03:00 → 02:00. The summer offset is kept in the stamp.
-        let g = gate("0 1 * * *", 3, "Europe/Berlin");
-        let a = evaluate(&g, ms("2026-10-25T02:30:00+01:00"));
-        assert_eq!(a.verdict, Verdict::Pass, "{a:?}");
-        assert!(a.reasons[0].contains("2026-10-25T01:00:00+02:00"), "{a:?}");
-        assert_eq!(
-            evaluate(&g, ms("2026-10-25T03:00:00+01:00")).verdict,
-            Verdict::Pending
-        );
-    }
-
-    #[test]
-    fn next_opening_far_away() {
-        let g = gate("0 0 29 2 *", 1, "");
-        let a = evaluate(&g, ms("2026-03-01T00:00:00Z"));
-        assert_eq!(a.verdict, Verdict::Pending);
-        assert_eq!(a.retry_at_ms, ms("2028-02-29T00:00:00Z"));
-    }
-
-    #[test]
-    fn bad_specs_fail_with_a_reason() {
-        let a = evaluate(&gate("0 2 * *", 1, ""), 0);
-        assert_eq!(a.verdict, Verdict::Fail);
+        assert_eq!(a.retry_at_ms, 0);
+        assert!(a.reasons[0].starts_with("window open since"), "{a:?}");
+        let a = evaluate(&gate("0 2 * * *", 3_600_000), start - 1);
+        assert_eq!(a.verdict, Verdict::Pending, "{a:?}");
+        assert_eq!(a.retry_at_ms, start);
+        assert!(a.reasons[0].starts_with("window closed"), "{a:?}");
+        let a = evaluate(&gate("0 2 * *", 3_600_000), start);
+        assert_eq!(a.verdict, Verdict::Fail, "{a:?}");
         assert!(a.reasons[0].contains("has 4 fields"), "{a:?}");
-        let a = evaluate(&gate("0 2 * * FOO", 1, ""), 0);
-        assert!(a.reasons[0].contains("not valid"), "{a:?}");
-        let a = evaluate(&gate("0 2 * * *", 1, "Mars/Olympus"), 0);
-        assert!(a.reasons[0].contains("`Mars/Olympus` is unknown"), "{a:?}");
-        let a = evaluate(&gate("0 2 * * *", 0, ""), 0);
-        assert!(a.reasons[0].contains("duration is 0"), "{a:?}");
-        assert!(check("0 2 * * MON-FRI", "Europe/Berlin").is_ok());
-        assert!(check("0 2 * * *", "Nowhere").is_err());
-        assert!(check("0 0 0 2 * *", "").unwrap_err().contains("6 fields"));
     }
 }
