@@ -37,6 +37,10 @@ pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
     about = "Phased, gated, multi-agent workflows over NATS JetStream"
 )]
 struct Cli {
+    /// Where the admin API is: global, so that `baton --server URL runs`
+    /// and `baton runs --server URL` mean the same.
+    #[command(flatten)]
+    _server: ServerArg,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -149,18 +153,19 @@ enum RoleCmd {
 #[derive(Args, Clone)]
 pub struct ServerArg {
     /// Coordinator admin address; `https://…` for TLS.
-    #[arg(long, env = "BATON_SERVER", default_value = DEFAULT_SERVER)]
+    #[arg(long, global = true, env = "BATON_SERVER", default_value = DEFAULT_SERVER)]
     pub server: String,
     /// File holding the admin token (first line). Else BATON_TOKEN, else the
     /// token `baton dev` wrote for this server.
-    #[arg(long, env = "BATON_TOKEN_FILE", value_name = "PATH")]
+    #[arg(long, global = true, env = "BATON_TOKEN_FILE", value_name = "PATH")]
     pub token_file: Option<PathBuf>,
     /// CA certificate (PEM) to verify an https:// server with (default: the system's roots).
-    #[arg(long, env = "BATON_TLS_CA", value_name = "PATH")]
+    #[arg(long, global = true, env = "BATON_TLS_CA", value_name = "PATH")]
     pub tls_ca: Option<PathBuf>,
     /// Client certificate (PEM) for servers that require mTLS.
     #[arg(
         long,
+        global = true,
         env = "BATON_TLS_CLIENT_CERT",
         value_name = "PATH",
         requires = "tls_client_key"
@@ -169,6 +174,7 @@ pub struct ServerArg {
     /// The client certificate's private key (PEM).
     #[arg(
         long,
+        global = true,
         env = "BATON_TLS_CLIENT_KEY",
         value_name = "PATH",
         requires = "tls_client_cert"

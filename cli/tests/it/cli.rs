@@ -104,8 +104,10 @@ async fn run_wait_json_and_approve_through_the_cli() {
         "the run never waited for approval",
         Duration::from_secs(60),
         async || {
+            // The client flags are global: before the command, as
+            // deploy/README.md prints them.
             let out = baton()
-                .args(["runs", "--json", "--server", &server])
+                .args(["--server", &server, "runs", "--json"])
                 .output()
                 .unwrap();
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
