@@ -254,7 +254,7 @@ async fn auto_approve(
         if p.status != "awaiting_approval" {
             continue;
         }
-        let id = format!("{}:decision:auto:{}:{}", ev.run_id, p.phase_id, ev.time_ms);
+        let id = baton_proto::subjects::msg_id::auto_decision(&ev.run_id, &p.phase_id, ev.time_ms);
         let body = Body::Decision(v1::Decision {
             approve: true,
             by: "baton dev --auto-approve".into(),

@@ -28,7 +28,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7233";
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:7233";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8088";
-pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+pub const DEFAULT_NATS_URL: &str = baton_proto::bus::DEFAULT_NATS_URL;
 
 #[derive(Parser)]
 #[command(

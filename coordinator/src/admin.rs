@@ -196,7 +196,7 @@ impl Admin for AdminService {
             by: who.name,
             reason: r.reason,
         });
-        let id = format!("{}:cancel", st.run_id);
+        let id = baton_proto::subjects::msg_id::cancel(&st.run_id);
         bus::publish_event(&self.submitter.js, &st.run_id, &id, body, &st.traceparent)
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;

@@ -48,7 +48,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            nats_url: "nats://127.0.0.1:4222".into(),
+            nats_url: baton_proto::bus::DEFAULT_NATS_URL.into(),
             nats_auth: Default::default(),
             grpc_addr: ([127, 0, 0, 1], 7233).into(),
             topology: TopologyOptions::default(),

@@ -28,7 +28,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            nats_url: "nats://127.0.0.1:4222".into(),
+            nats_url: baton_proto::bus::DEFAULT_NATS_URL.into(),
             nats_auth: Default::default(),
             concurrency: 64,
             topology: TopologyOptions::default(),

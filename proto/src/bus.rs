@@ -48,6 +48,9 @@ pub async fn publish_acked<M: Message>(
     publish_bytes_acked(js, subject, msg_id, msg.encode_to_vec().into(), traceparent).await
 }
 
+/// Where every component and client looks for NATS unless told otherwise.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
 /// Tries of one acknowledged publish before it is reported as failed.
 const PUBLISH_ATTEMPTS: u32 = 12;
 

@@ -129,6 +129,29 @@ pub mod msg_id {
     pub fn phase(run: &str, phase: &str, status: &str, round: u32) -> String {
         format!("{run}:phase:{phase}:{status}:{round}")
     }
+    /// A person's decision: random, since two people may decide the same
+    /// thing at once and each must count.
+    pub fn decision(run: &str, nonce: u64) -> String {
+        format!("{run}:decision:{nonce:016x}")
+    }
+    /// `baton dev --auto-approve`'s decision for one announcement.
+    pub fn auto_decision(run: &str, phase: &str, announced_ms: i64) -> String {
+        format!("{run}:decision:auto:{phase}:{announced_ms}")
+    }
+    pub fn cancel(run: &str) -> String {
+        format!("{run}:cancel")
+    }
+    pub fn incident(run: &str, kind: &str, phase: &str) -> String {
+        format!("{run}:incident:{kind}:{phase}")
+    }
+    /// A stage's timer (canary hold, closed window, approval expiry).
+    pub fn stage_timer(run: &str, phase: &str, round: u32, at_ms: i64) -> String {
+        format!("{run}:stimer:{phase}:{round}:{at_ms}")
+    }
+    /// The `n`th record of the run's audit chain.
+    pub fn audit(run: &str, n: u64) -> String {
+        format!("{run}:audit:{n}")
+    }
     pub fn finished_run(run: &str) -> String {
         format!("{run}:finished")
     }
@@ -137,5 +160,23 @@ pub mod msg_id {
     }
     pub fn dead_lettered(run: &str, task: &str, attempt: u32) -> String {
         format!("{run}:dlq:{task}:{attempt}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::msg_id;
+
+    /// Message ids are on the wire (deduplication across versions): these
+    /// are the shapes coordinators and workers already publish.
+    #[test]
+    fn message_ids_keep_their_shapes() {
+        assert_eq!(msg_id::decision("r", 255), "r:decision:00000000000000ff");
+        assert_eq!(msg_id::auto_decision("r", "p", 7), "r:decision:auto:p:7");
+        assert_eq!(msg_id::cancel("r"), "r:cancel");
+        assert_eq!(msg_id::incident("r", "halt", "p"), "r:incident:halt:p");
+        assert_eq!(msg_id::stage_timer("r", "p", 2, 9), "r:stimer:p:2:9");
+        assert_eq!(msg_id::audit("r", 3), "r:audit:3");
+        assert_eq!(msg_id::dispatch("r", "t", 1), "r:dispatch:t:1");
     }
 }

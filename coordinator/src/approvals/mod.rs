@@ -67,7 +67,7 @@ pub async fn decide(
         });
     }
     // Each decision is its own fact; two people approving are two events.
-    let id = format!("{}:decision:{:016x}", st.run_id, rand::random::<u64>());
+    let id = baton_proto::subjects::msg_id::decision(&st.run_id, rand::random::<u64>());
     let body = Body::Decision(v1::Decision {
         approve: d.approve,
         by: d.by,

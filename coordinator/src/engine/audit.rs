@@ -183,7 +183,7 @@ impl Engine {
             let rec = Record::seal(run, c.head.next_n, &c.head.hash, e);
             let msg = PublishMessage::build()
                 .payload(rec.to_bytes().into())
-                .message_id(format!("{run}:audit:{}", rec.n))
+                .message_id(subjects::msg_id::audit(run, rec.n))
                 .expected_last_subject_sequence(c.head.stream_seq);
             let ack = match self.js.send_publish(subject.clone(), msg).await {
                 Ok(f) => f.await,

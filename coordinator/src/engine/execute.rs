@@ -146,7 +146,7 @@ impl Engine {
                 } => {
                     // The due time is part of the id: a window that is still
                     // closed when asked again sets a new timer for the same round.
-                    let id = format!("{run_id}:stimer:{phase_id}:{round}:{at_ms}");
+                    let id = subjects::msg_id::stage_timer(&run_id, &phase_id, round, at_ms);
                     let fired = v1::TimerFired {
                         phase_id,
                         round,

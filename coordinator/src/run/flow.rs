@@ -188,7 +188,7 @@ impl RunState {
             stop,
         });
         out.push(Command::Emit {
-            msg_id: format!("{}:incident:{kind}:{phase}", self.run_id),
+            msg_id: baton_proto::subjects::msg_id::incident(&self.run_id, kind, &phase),
             body: Body::Incident(v1::Incident {
                 kind: kind.to_string(),
                 run_id: self.run_id.clone(),
