@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use baton_proto::supervise::Supervisor;
-use baton_proto::topology::{self, TopologyOptions};
+use baton_proto::topology::TopologyOptions;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -124,12 +124,19 @@ impl Options {
                 .tls_config(t.clone())
                 .map_err(Error::Tls)?;
         }
-        let client =
-            baton_proto::bus::connect_with(&self.nats_url, "baton-coordinator", &self.nats_auth)
-                .await
-                .map_err(|e| Error::NatsUnreachable(e.to_string()))?;
-        let js = async_nats::jetstream::new(client.clone());
-        let topo = topology::ensure(&js, &self.topology).await?;
+        use baton_proto::bus::{self, BusError};
+        let bus::Bus { client, js, topo } = bus::connect_and_ensure(bus::BusOptions {
+            url: &self.nats_url,
+            name: "baton-coordinator",
+            auth: &self.nats_auth,
+            topology: &self.topology,
+        })
+        .await
+        .map_err(|e| match e {
+            BusError::Connect(e) => Error::NatsUnreachable(e.to_string()),
+            // The coordinator creates the topology: its failure is the bus's.
+            BusError::Topology(e) => Error::Bus(e),
+        })?;
         let store = RunStore::new(topo.runs.clone(), topo.events.clone());
         if self.lease_ttl < Duration::from_millis(300) {
             return Err(Error::Config(format!(

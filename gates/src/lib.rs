@@ -17,6 +17,9 @@ pub use service::{Gates, Options};
 pub enum Error {
     #[error("{0}")]
     Nats(String),
+    /// Could not connect, or find the streams and buckets, at start.
+    #[error(transparent)]
+    Bus(#[from] baton_proto::bus::BusError),
     /// The request loop stopped while the gates served, or did not stop in time.
     #[error("{0}")]
     Stopped(#[from] baton_proto::supervise::Stopped),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy};
 use baton_proto::supervise::Supervisor;
-use baton_proto::topology::{self, TopologyOptions};
+use baton_proto::topology::TopologyOptions;
 use baton_proto::v1::{self, event::Body};
 use baton_proto::{bus, codec, subjects};
 use futures::StreamExt;
@@ -44,13 +44,14 @@ pub struct Gates {
 
 impl Options {
     pub async fn build(self) -> Result<Gates, Error> {
-        let client = baton_proto::bus::connect_with(&self.nats_url, "baton-gates", &self.nats_auth)
-            .await
-            .map_err(|e| Error::Nats(e.to_string()))?;
-        let js = jetstream::new(client);
-        let topo = topology::ensure(&js, &self.topology)
-            .await
-            .map_err(|e| Error::Nats(e.to_string()))?;
+        let baton_proto::bus::Bus { js, topo, .. } =
+            baton_proto::bus::connect_and_ensure(baton_proto::bus::BusOptions {
+                url: &self.nats_url,
+                name: "baton-gates",
+                auth: &self.nats_auth,
+                topology: &self.topology,
+            })
+            .await?;
         let consumer = topo
             .gates
             .get_or_create_consumer(

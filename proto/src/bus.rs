@@ -98,6 +98,44 @@ pub async fn publish_event(
     publish_acked(js, subject, msg_id, &ev, traceparent).await
 }
 
+/// Where and how a component reaches the bus.
+pub struct BusOptions<'a> {
+    /// One URL, or several comma-separated (a cluster).
+    pub url: &'a str,
+    /// The connection's name, as `nats server report connections` shows it.
+    pub name: &'a str,
+    pub auth: &'a NatsAuth,
+    pub topology: &'a crate::topology::TopologyOptions,
+}
+
+/// A connected component: its client, its JetStream context, and the
+/// streams and buckets, made sure of.
+pub struct Bus {
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+    pub topo: crate::topology::Topology,
+}
+
+/// Why a component could not reach the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Unreachable, refused credentials, TLS: the message says which.
+    #[error(transparent)]
+    Connect(#[from] AuthError),
+    #[error("cannot create or find Baton's streams and buckets: {0} — only the coordinator's NATS user may create them: start a coordinator first")]
+    Topology(#[source] async_nats::Error),
+}
+
+/// Connect and make sure of the topology: how every component starts.
+pub async fn connect_and_ensure(o: BusOptions<'_>) -> Result<Bus, BusError> {
+    let client = connect_with(o.url, o.name, o.auth).await?;
+    let js = jetstream::new(client.clone());
+    let topo = crate::topology::ensure(&js, o.topology)
+        .await
+        .map_err(BusError::Topology)?;
+    Ok(Bus { client, js, topo })
+}
+
 /// Connect the way every Baton service does, with no credentials.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, String> {
     connect_with(url, name, &NatsAuth::default())

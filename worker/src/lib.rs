@@ -32,6 +32,9 @@ pub enum Error {
     BadRole(String),
     #[error("{0}")]
     Nats(String),
+    /// Could not connect, or find the streams and buckets, at start.
+    #[error(transparent)]
+    Bus(#[from] baton_proto::bus::BusError),
     #[error(transparent)]
     Runtime(#[from] runtime::RuntimeError),
     /// A part of the worker stopped while it served, or did not stop in time.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, AckKind};
 use baton_proto::subjects;
 use baton_proto::supervise::Supervisor;
-use baton_proto::topology::{self, TopologyOptions};
+use baton_proto::topology::TopologyOptions;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -120,17 +120,14 @@ impl Options {
             .map_err(|e| Error::Runtime(e.into()))?;
         let (allow_env, allow_dirs) = secret_policy.allowed();
         tracing::info!(worker = %self.worker_id, ?allow_env, ?allow_dirs, "secrets tasks may name (Baton's own never)");
-        let client = baton_proto::bus::connect_with(
-            &self.nats_url,
-            &format!("baton-worker {}", self.worker_id),
-            &self.nats_auth,
-        )
-        .await
-        .map_err(|e| Error::Nats(e.to_string()))?;
-        let js = jetstream::new(client.clone());
-        let topo = topology::ensure(&js, &self.topology)
-            .await
-            .map_err(|e| Error::Nats(e.to_string()))?;
+        let baton_proto::bus::Bus { client, js, topo } =
+            baton_proto::bus::connect_and_ensure(baton_proto::bus::BusOptions {
+                url: &self.nats_url,
+                name: &format!("baton-worker {}", self.worker_id),
+                auth: &self.nats_auth,
+                topology: &self.topology,
+            })
+            .await?;
         let mut consumers = Vec::new();
         for role in &self.roles {
             let name = subjects::role_consumer(role);

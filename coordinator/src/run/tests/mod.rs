@@ -433,7 +433,6 @@ fn approval_gate_is_asked_again_after_a_decision() {
     assert_eq!(req.round, 2);
 }
 
-mod approvals;
 mod claims;
 mod flow;
 mod lost;

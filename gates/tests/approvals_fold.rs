@@ -1,9 +1,72 @@
-//! Governed approvals in the fold, with the real approval evaluator answering
-//! the gate requests the fold emits: quorum of distinct people, the
-//! submitter refused, reasons required, expiry to `fail` or `halt`, and the
-//! expiry timer a coordinator taking over arms again.
+//! Governed approvals in the coordinator's fold, with the real approval
+//! evaluator answering the gate requests the fold emits: quorum of distinct
+//! people, the submitter refused, reasons required, expiry to `fail` or
+//! `halt`, and the expiry timer a coordinator taking over arms again.
+//!
+//! It lives here, not in the coordinator, so the coordinator does not depend
+//! on the gates crate, not even for its tests.
 
-use super::*;
+use baton_coordinator::run::{digest_of, view, Command, Mode, PhaseStatus, RunState, RunStatus};
+use baton_proto::v1::{self, event::Body, Event};
+
+/// The part of the coordinator's private fold simulator (`run/tests/mod.rs`)
+/// these tests need, on the coordinator's public API only.
+struct Sim {
+    st: RunState,
+    t: i64,
+}
+
+impl Sim {
+    fn apply(&mut self, body: Body) -> Vec<Command> {
+        self.t += 10;
+        self.st.apply(&Event {
+            run_id: "r1".into(),
+            time_ms: self.t,
+            body: Some(body),
+        })
+    }
+    /// The worker's claim of an attempt, as the stream would hold it before
+    /// its result; at the same time (claims do not move the clock).
+    fn claim(&mut self, task: &str, attempt: u32) -> String {
+        let role = self.st.tasks[task].role.clone();
+        // As the coordinator's `claims::test_claim` makes them: the proof is
+        // the secret in hex, the claim carries its digest.
+        let secret = format!("secret of {task}#{attempt}");
+        let started = v1::TaskStarted {
+            task_id: task.into(),
+            role,
+            attempt,
+            worker: "w1".into(),
+            queue_seq: u64::from(attempt),
+            claim_digest: digest_of(secret.as_bytes()),
+            ..Default::default()
+        };
+        self.st.apply(&Event {
+            run_id: "r1".into(),
+            time_ms: self.t,
+            body: Some(Body::TaskStarted(started)),
+        });
+        secret.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+    fn finish(&mut self, task: &str, attempt: u32, ok: bool, report: &str) -> Vec<Command> {
+        let claim_proof = self.claim(task, attempt);
+        self.apply(Body::TaskFinished(v1::TaskFinished {
+            claim_proof,
+            worker: "w1".into(),
+            task_id: task.into(),
+            attempt,
+            ok,
+            report_json: report.into(),
+            error: if ok {
+                String::new()
+            } else {
+                "exit code 1".into()
+            },
+            exit_code: Some(if ok { 0 } else { 1 }),
+            ..Default::default()
+        }))
+    }
+}
 
 const FOUR_EYES: &str = r#"
 name: four-eyes
