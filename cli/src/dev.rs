@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use baton_proto::supervise::Supervisor;
-use baton_proto::v1::{self, event::Body};
+use baton_proto::v1::event::Body;
 use clap::Args;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -235,7 +235,6 @@ async fn auto_approve(
     let client = baton_proto::bus::connect_with(&nats_url, "baton-auto-approve", &auth)
         .await
         .map_err(|e| e.to_string())?;
-    let js = async_nats::jetstream::new(client.clone());
     let mut sub = client
         .subscribe(baton_proto::subjects::events_of_kind("phase"))
         .await
@@ -254,26 +253,30 @@ async fn auto_approve(
         if p.status != "awaiting_approval" {
             continue;
         }
-        let id = baton_proto::subjects::msg_id::auto_decision(&ev.run_id, &p.phase_id, ev.time_ms);
-        let body = Body::Decision(v1::Decision {
-            approve: true,
-            by: "baton dev --auto-approve".into(),
-            reason: "auto-approved (demo)".into(),
-            task_id: String::new(),
-        });
-        let tp = m
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(baton_proto::subjects::TRACEPARENT_HEADER))
-            .map(|v| v.as_str().to_string())
-            .unwrap_or_default();
-        if let Err(e) = baton_proto::bus::publish_event(&js, &ev.run_id, &id, body, &tp).await {
-            tracing::warn!(run = %ev.run_id, error = %e, "auto-approval not published");
-        } else {
-            tracing::info!(run = %ev.run_id, phase = %p.phase_id, "auto-approved");
+        // Like any approver: a request on `baton.approve.<identity>.<run>`,
+        // checked by the coordinator (reason, self-approval, quorum) and
+        // recorded under this identity.
+        let subject = baton_proto::subjects::approval(AUTO_APPROVER, &ev.run_id);
+        let body = serde_json::json!({ "approve": true, "reason": "auto-approved (demo)" });
+        let answer = client
+            .request(subject, body.to_string().into())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                serde_json::from_slice::<serde_json::Value>(&m.payload).map_err(|e| e.to_string())
+            });
+        match answer {
+            Ok(v) if v["ok"] == true => {
+                tracing::info!(run = %ev.run_id, phase = %p.phase_id, "auto-approved")
+            }
+            Ok(v) => tracing::warn!(run = %ev.run_id, answer = %v, "auto-approval refused"),
+            Err(e) => tracing::warn!(run = %ev.run_id, error = %e, "auto-approval not sent"),
         }
     }
 }
+
+/// Who `baton dev --auto-approve` approves as.
+const AUTO_APPROVER: &str = "dev-auto-approve";
 
 /// `DEMO_SECRET_*` and whatever the flags add; all of dev's own files (in
 /// one process, the worker would otherwise see the coordinator's) are

@@ -134,10 +134,6 @@ pub mod msg_id {
     pub fn decision(run: &str, nonce: u64) -> String {
         format!("{run}:decision:{nonce:016x}")
     }
-    /// `baton dev --auto-approve`'s decision for one announcement.
-    pub fn auto_decision(run: &str, phase: &str, announced_ms: i64) -> String {
-        format!("{run}:decision:auto:{phase}:{announced_ms}")
-    }
     pub fn cancel(run: &str) -> String {
         format!("{run}:cancel")
     }
@@ -172,7 +168,6 @@ mod tests {
     #[test]
     fn message_ids_keep_their_shapes() {
         assert_eq!(msg_id::decision("r", 255), "r:decision:00000000000000ff");
-        assert_eq!(msg_id::auto_decision("r", "p", 7), "r:decision:auto:p:7");
         assert_eq!(msg_id::cancel("r"), "r:cancel");
         assert_eq!(msg_id::incident("r", "halt", "p"), "r:incident:halt:p");
         assert_eq!(msg_id::stage_timer("r", "p", 2, 9), "r:stimer:p:2:9");
