@@ -36,28 +36,7 @@ DIR="${1:-$HERE/.secrets}"
 AUTH_CONF="${BATON_NATS_AUTH_CONF:-$HERE/../nats/auth/baton-auth.conf}"
 NATS_HOSTS="${BATON_NATS_HOSTS:-nats-1 nats-2 nats-3}"
 
-fail() {
-    echo "secrets.sh: $*" >&2
-    exit 1
-}
-
-# 48 hex digits (192 random bits): no character that a shell, a .env file or
-# nats-server's config parser would read specially.
-random_hex() {
-    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
-}
-
-# A bcrypt hash (cost 11) of the password on stdin, or nothing when no tool
-# for it is installed. The password goes through stdin, never argv (ps).
-bcrypt_hash() {
-    if command -v htpasswd >/dev/null 2>&1; then
-        htpasswd -inBC 11 "" 2>/dev/null | tr -d ':\n'
-    elif command -v python3 >/dev/null 2>&1 && python3 -c 'import bcrypt' 2>/dev/null; then
-        python3 -c 'import bcrypt, sys; sys.stdout.write(bcrypt.hashpw(sys.stdin.buffer.read().strip(), bcrypt.gensalt(11)).decode())'
-    else
-        cat >/dev/null
-    fi
-}
+. "$HERE/../nats/secrets-lib.sh"
 
 [ -r "$AUTH_CONF" ] || fail "cannot read $AUTH_CONF (the NATS users)"
 
@@ -77,35 +56,9 @@ fi
 
 # NATS passwords: one per `user:` of baton-auth.conf, each under the name of
 # the variable its `password:` reads.
-if [ ! -s "$DIR/nats.env" ]; then
-    pairs="$(awk '
-        /^[[:space:]]*user:/ { user = $2 }
-        /^[[:space:]]*password:[[:space:]]*\$/ { var = $2; sub(/^\$/, "", var); print user, var }
-    ' "$AUTH_CONF")"
-    [ -n "$pairs" ] || fail "no user with a password: \$VAR line in $AUTH_CONF"
-    {
-        echo "# Written once by deploy/compose/secrets.sh (0600, git-ignored); up.sh copies it into .env."
-        echo "# <VAR>: the password a client gives; <VAR>_SERVER: what nats-server gets for it."
-        echo "$pairs" | while read -r user var; do
-            pw="$(random_hex)"
-            hash="$(printf '%s' "$pw" | bcrypt_hash)"
-            case "$hash" in
-                '$2'?'$'*) server="$hash" ;;
-                *) server="$pw" ;;
-            esac
-            echo "# user $user"
-            printf "%s='%s'\n" "$var" "$pw"
-            printf "%s_SERVER='%s'\n" "$var" "$server"
-        done
-    } >"$DIR/nats.env.tmp"
-    mv "$DIR/nats.env.tmp" "$DIR/nats.env"
-    chmod 600 "$DIR/nats.env"
-    if grep -q "_SERVER='\$2" "$DIR/nats.env"; then
-        echo "secrets.sh: new NATS passwords in $DIR/nats.env (nats-server gets bcrypt hashes)" >&2
-    else
-        echo "secrets.sh: new NATS passwords in $DIR/nats.env; no bcrypt tool (htpasswd, or python3 with bcrypt) was found, so nats-server gets the passwords themselves (only through Docker, which is root on this host anyway)" >&2
-    fi
-fi
+write_nats_passwords "$DIR/nats.env" "$AUTH_CONF" \
+    "# Written once by deploy/compose/secrets.sh (0600, git-ignored); up.sh copies it into .env." \
+    " (only through Docker, which is root on this host anyway)"
 
 # TLS: a private CA and one certificate for every NATS node.
 command -v openssl >/dev/null 2>&1 || fail "openssl is not installed — it makes the NATS CA and certificate (apt-get install openssl)"

@@ -47,25 +47,7 @@ AUTH_CONF="${BATON_NATS_AUTH_CONF:-$HERE/../nats/auth/baton-auth.conf}"
 # The Baton components that run in the cluster, each with its NATS user.
 COMPONENTS="coordinator gates worker"
 
-fail() {
-    echo "secrets.sh: $*" >&2
-    exit 1
-}
-
-random_hex() {
-    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'
-}
-
-# A bcrypt hash (cost 11) of the password on stdin, or nothing without a tool.
-bcrypt_hash() {
-    if command -v htpasswd >/dev/null 2>&1; then
-        htpasswd -inBC 11 "" 2>/dev/null | tr -d ':\n'
-    elif command -v python3 >/dev/null 2>&1 && python3 -c 'import bcrypt' 2>/dev/null; then
-        python3 -c 'import bcrypt, sys; sys.stdout.write(bcrypt.hashpw(sys.stdin.buffer.read().strip(), bcrypt.gensalt(11)).decode())'
-    else
-        cat >/dev/null
-    fi
-}
+. "$HERE/../nats/secrets-lib.sh"
 
 b64() {
     base64 | tr -d '\n'
@@ -129,34 +111,8 @@ fi
 
 # Passwords: one per `user:` of baton-auth.conf, under the variable its
 # `password:` reads.
-if [ ! -s "$DIR/nats.env" ]; then
-    pairs="$(awk '
-        /^[[:space:]]*user:/ { user = $2 }
-        /^[[:space:]]*password:[[:space:]]*\$/ { var = $2; sub(/^\$/, "", var); print user, var }
-    ' "$AUTH_CONF")"
-    [ -n "$pairs" ] || fail "no user with a password: \$VAR line in $AUTH_CONF"
-    {
-        echo "# Written once by deploy/k8s/secrets.sh (0600, git-ignored)."
-        echo "# <VAR>: the password a client gives; <VAR>_SERVER: what nats-server gets for it."
-        echo "$pairs" | while read -r user var; do
-            pw="$(random_hex)"
-            hash="$(printf '%s' "$pw" | bcrypt_hash)"
-            case "$hash" in
-                '$2'?'$'*) server="$hash" ;;
-                *) server="$pw" ;;
-            esac
-            echo "# user $user"
-            printf "%s='%s'\n" "$var" "$pw"
-            printf "%s_SERVER='%s'\n" "$var" "$server"
-        done
-    } >"$DIR/nats.env.tmp"
-    mv "$DIR/nats.env.tmp" "$DIR/nats.env"
-    if grep -q "_SERVER='\$2" "$DIR/nats.env"; then
-        echo "secrets.sh: new NATS passwords in $DIR/nats.env (nats-server gets bcrypt hashes)" >&2
-    else
-        echo "secrets.sh: new NATS passwords in $DIR/nats.env; no bcrypt tool (htpasswd, or python3 with bcrypt) was found, so nats-server gets the passwords themselves" >&2
-    fi
-fi
+write_nats_passwords "$DIR/nats.env" "$AUTH_CONF" \
+    "# Written once by deploy/k8s/secrets.sh (0600, git-ignored)." ""
 
 # The admin token: the coordinators keep only its hash.
 if [ ! -s "$DIR/admin-token" ] || [ ! -s "$DIR/tokens" ]; then
