@@ -2360,6 +2360,23 @@ fn required_tool(name: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `kubernetes-validate --strict` on `file`; a refusal is a problem that
+/// quotes what the validator said.
+fn validate_strict(p: &mut Problems, file: &Path, what: &str) {
+    let out = Command::new(required_tool("kubernetes-validate"))
+        .arg("--strict")
+        .arg(file)
+        .output()
+        .expect("run kubernetes-validate");
+    p.check(out.status.success(), || {
+        format!(
+            "kubernetes-validate --strict refused {what}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+}
+
 fn has_tool(name: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
@@ -2798,18 +2815,7 @@ fn k8s_secrets_script_makes_every_secret_the_manifests_read_private_and_git_igno
         || "secrets.yaml changed on the second run of secrets.sh; secrets must be kept".to_string(),
     );
 
-    let out = Command::new(required_tool("kubernetes-validate"))
-        .arg("--strict")
-        .arg(gen.dir.join("secrets.yaml"))
-        .output()
-        .expect("run kubernetes-validate");
-    p.check(out.status.success(), || {
-        format!(
-            "kubernetes-validate --strict refused secrets.yaml: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    validate_strict(&mut p, &gen.dir.join("secrets.yaml"), "secrets.yaml");
     p.assert_none("k8s secrets");
 }
 
@@ -2869,18 +2875,7 @@ fn k8s_kustomization_renders_every_manifest_and_passes_strict_validation() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("rendered.yaml");
     std::fs::write(&file, &rendered).unwrap();
-    let out = Command::new(required_tool("kubernetes-validate"))
-        .arg("--strict")
-        .arg(&file)
-        .output()
-        .expect("run kubernetes-validate");
-    p.check(out.status.success(), || {
-        format!(
-            "kubernetes-validate --strict refused the rendered manifests:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    validate_strict(&mut p, &file, "the rendered manifests");
     p.assert_none("k8s kustomization");
 }
 
