@@ -1,8 +1,10 @@
 //! Test harness: a real `nats-server` per test, Docker clean-up, and polling assertions.
 //!
 //! # Layout
-//! - [`nats`]: [`NatsServer`] spawns `nats-server -js -p -1 --store_dir <tmp>` and kills it on drop;
-//!   [`NatsServer::start_with_config`] adds users, permissions or TLS.
+//! - [`nats`]: Baton's one nats-server launcher. [`NatsServer::start`] spawns
+//!   `nats-server -js -p -1 --store_dir <tmp>` for a test and kills it on drop;
+//!   [`NatsServer::launch`] takes a port, a store and config text (what
+//!   `baton dev`, `baton bench` and the chaos cluster use).
 //! - [`docker`]: removes containers that a test labelled, on drop.
 //! - [`assert_eventually!`]: poll a condition until it holds or a deadline passes; never a bare sleep.
 #![forbid(unsafe_code)]
@@ -11,7 +13,7 @@ pub mod docker;
 pub mod nats;
 
 pub use docker::LabelledContainers;
-pub use nats::{nats_server_binary, NatsServer};
+pub use nats::{find_binary, nats_server_binary, LaunchError, NatsOptions, NatsServer};
 
 /// The workspace root, for tests that need `examples/` or `deploy/`.
 pub fn workspace_root() -> std::path::PathBuf {

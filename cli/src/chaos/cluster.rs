@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use baton_test_support::{NatsOptions, NatsServer};
+
 use super::proxy::Proxy;
 
 pub struct ClusterOptions {
@@ -27,7 +29,7 @@ pub struct ClusterOptions {
     pub runtime: String,
 }
 
-/// One `baton` (or nats-server) process that can be killed, frozen and restarted.
+/// One `baton` process that can be killed, frozen and restarted.
 pub struct Proc {
     pub name: String,
     bin: PathBuf,
@@ -124,10 +126,17 @@ impl Proc {
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        tail(
+            &std::fs::read_to_string(&self.log).unwrap_or_default(),
+            lines,
+        )
     }
+}
+
+/// The last `lines` lines of `text`.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 impl Drop for Proc {
@@ -139,7 +148,7 @@ impl Drop for Proc {
 
 pub struct Cluster {
     pub dir: tempfile::TempDir,
-    pub nats: Proc,
+    pub nats: NatsServer,
     pub nats_port: u16,
     pub coordinators: Vec<Proc>,
     pub grpc: Vec<SocketAddr>,
@@ -160,34 +169,15 @@ fn free_port() -> std::io::Result<u16> {
 impl Cluster {
     pub async fn start(o: &ClusterOptions) -> Result<Cluster, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let nats_bin = crate::nats_server::find().ok_or(
-            "nats-server not found — run scripts/setup.sh, put it on PATH or set BATON_NATS_SERVER",
-        )?;
-        let nats_port = free_port().map_err(|e| e.to_string())?;
-        let conf = dir.path().join("nats.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listen: 127.0.0.1:{nats_port}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
-                dir.path().join("js").display()
-            ),
-        )
+        // Every write on disk before it is acknowledged: a kill -9 of the
+        // server must lose nothing that it confirmed.
+        let nats = NatsServer::launch(NatsOptions {
+            store_dir: Some(dir.path().join("js")),
+            config: Some("jetstream {\n  sync_interval: always\n}\n".into()),
+            ..Default::default()
+        })
         .map_err(|e| e.to_string())?;
-        let mut nats = Proc::new(
-            "nats-server",
-            &nats_bin,
-            vec!["-c".into(), conf.display().to_string()],
-            dir.path(),
-        );
-        nats.spawn()
-            .map_err(|e| format!("cannot start nats-server: {e}"))?;
-        let up = wait_listening(nats_port, Duration::from_secs(15)).await;
-        if !up {
-            return Err(format!(
-                "nats-server did not listen on {nats_port}: {}",
-                nats.log_tail(20)
-            ));
-        }
+        let nats_port = nats.port();
         let url = format!("nats://127.0.0.1:{nats_port}");
         let upstream: SocketAddr = ([127, 0, 0, 1], nats_port).into();
         let token = baton_coordinator::auth::token::generate();
@@ -307,17 +297,11 @@ impl Cluster {
 
     /// kill -9 the server, start it again on the same port and store.
     pub async fn restart_nats(&mut self, down_for: Duration) -> Result<(), String> {
-        self.nats.kill9();
+        self.nats.kill();
         tokio::time::sleep(down_for).await;
-        self.nats.spawn().map_err(|e| e.to_string())?;
-        if wait_listening(self.nats_port, Duration::from_secs(30)).await {
-            Ok(())
-        } else {
-            Err(format!(
-                "nats-server did not come back: {}",
-                self.nats.log_tail(20)
-            ))
-        }
+        self.nats
+            .start_again()
+            .map_err(|e| format!("nats-server did not come back: {e}"))
     }
 
     /// Stop everything but keep the folder (logs, sink, store) for a person.
@@ -328,13 +312,19 @@ impl Cluster {
 
     /// Every process's last log lines, for a failure message.
     pub fn logs(&self, lines: usize) -> String {
-        std::iter::once(&self.nats)
-            .chain(self.coordinators.iter())
-            .chain(std::iter::once(&self.gates))
-            .chain(self.workers.iter())
-            .map(|p| format!("--- {} ---\n{}", p.name, p.log_tail(lines)))
-            .collect::<Vec<_>>()
-            .join("\n")
+        std::iter::once(format!(
+            "--- nats-server ---\n{}",
+            tail(&self.nats.log(), lines)
+        ))
+        .chain(
+            self.coordinators
+                .iter()
+                .chain(std::iter::once(&self.gates))
+                .chain(self.workers.iter())
+                .map(|p| format!("--- {} ---\n{}", p.name, p.log_tail(lines))),
+        )
+        .collect::<Vec<_>>()
+        .join("\n")
     }
 }
 

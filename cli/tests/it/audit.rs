@@ -18,7 +18,7 @@ use baton_proto::{subjects, v1};
 use baton_test_support::NatsServer;
 
 use crate::support::audit::*;
-use crate::support::eventually;
+use crate::support::{eventually, submit_request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_run_is_audited_and_every_kind_of_tampering_is_found() {
@@ -274,18 +274,16 @@ async fn a_coordinator_taking_a_run_over_continues_its_chain_without_duplicates(
     )
     .await
     .unwrap();
-    let run = to_first
-        .clone()
-        .submit_run(v1::SubmitRunRequest {
+    let run = submit_request(
+        &to_first,
+        v1::SubmitRunRequest {
             plan_yaml: PLAN.into(),
             plan_file: "audited.yaml".into(),
             submitted_by: "carol".into(),
             ..Default::default()
-        })
-        .await
-        .expect("run accepted")
-        .into_inner()
-        .run_id;
+        },
+    )
+    .await;
     eventually("the approval wait", Duration::from_secs(90), async || {
         (!run_view(&b, &run).await.waiting.is_empty()).then_some(())
     })

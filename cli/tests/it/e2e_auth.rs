@@ -122,18 +122,16 @@ async fn a_viewer_reads_but_cannot_submit_or_approve() {
 async fn the_tokens_name_is_recorded_whatever_the_body_says() {
     let c = Cluster::start(Rt::Noop).await;
     let op = c.client_as("olga", Role::Operator).await;
-    let run = op
-        .clone()
-        .submit_run(v1::SubmitRunRequest {
+    let run = submit_request(
+        &op,
+        v1::SubmitRunRequest {
             plan_yaml: GATED.into(),
             plan_file: "gated.yaml".into(),
             submitted_by: "mallory".into(),
             ..Default::default()
-        })
-        .await
-        .expect("an operator submits")
-        .into_inner()
-        .run_id;
+        },
+    )
+    .await;
     c.wait_waiting(&run, T).await;
     let ana = c.client_as("ana", Role::Approver).await;
     ana.clone()

@@ -67,17 +67,7 @@ async fn a_restarted_coordinator_finishes_the_run_in_flight() {
     tokio::spawn(async move { worker.run(t).await });
     let _stop_all = root.drop_guard();
     let (admin, stop, join) = start_coordinator(&nats.url()).await;
-    let run = admin
-        .clone()
-        .submit_run(v1::SubmitRunRequest {
-            plan_yaml: SLOW_THEN_TEMPLATED.into(),
-            plan_file: "restart.yaml".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .run_id;
+    let run = submit_to(&admin, SLOW_THEN_TEMPLATED, "restart.yaml").await;
     baton_test_support::assert_eventually!(
         Duration::from_secs(60),
         admin

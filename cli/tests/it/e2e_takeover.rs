@@ -28,16 +28,7 @@ async fn admin(c: &Cluster, i: usize) -> Admin {
 }
 
 async fn submit(a: &Admin, yaml: &str) -> String {
-    a.clone()
-        .submit_run(v1::SubmitRunRequest {
-            plan_yaml: yaml.into(),
-            plan_file: "takeover.yaml".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("run accepted")
-        .into_inner()
-        .run_id
+    crate::support::submit_to(a, yaml, "takeover.yaml").await
 }
 
 async fn get(a: &Admin, run: &str) -> Option<v1::Run> {

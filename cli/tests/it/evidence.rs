@@ -13,7 +13,7 @@ use baton_test_support::NatsServer;
 use baton_worker::runtime::{DockerRuntime, SandboxPolicy};
 use sha2::{Digest, Sha256};
 
-use crate::support::{eventually, log_entries, worker_id};
+use crate::support::{eventually, log_entries, submit_to, worker_id};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -154,17 +154,7 @@ async fn a_run_with_an_approval_exports_evidence_that_verifies_offline_and_any_c
     let (local, admin) = start(&nats, &key).await;
     let token = local.token.as_ref().expect("an admin token").expose();
     let server = format!("http://{}", local.grpc_addr);
-    let run = admin
-        .clone()
-        .submit_run(v1::SubmitRunRequest {
-            plan_yaml: PLAN.into(),
-            plan_file: "evidence-demo.yaml".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("submit")
-        .into_inner()
-        .run_id;
+    let run = submit_to(&admin, PLAN, "evidence-demo.yaml").await;
     wait_for_approval(&admin, &run).await;
     admin
         .clone()

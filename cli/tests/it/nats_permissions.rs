@@ -13,6 +13,8 @@ use baton_test_support::{assert_eventually, workspace_root, NatsServer};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::support::submit_to;
+
 const T: Duration = Duration::from_secs(60);
 
 /// Two phases, a gate between them: the coordinator dispatches, the worker
@@ -191,18 +193,7 @@ async fn run_events(js: &jetstream::Context, run: &str) -> Vec<(String, v1::Even
 async fn each_component_as_its_own_user_runs_a_plan_and_a_worker_cannot_decide() {
     let nats = deploy_server();
     let parts = start_parts(&nats.url()).await;
-    let run = parts
-        .admin
-        .clone()
-        .submit_run(v1::SubmitRunRequest {
-            plan_yaml: GATED.into(),
-            plan_file: "gated.yaml".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .run_id;
+    let run = submit_to(&parts.admin, GATED, "gated.yaml").await;
     let ended = baton::local::wait_end(&parts.admin, &run, T).await.unwrap();
     assert_eq!(ended.status, "succeeded", "{ended:#?}");
 
@@ -439,18 +430,7 @@ async fn tls_with_a_trusted_ca_and_an_nkey_user_connect() {
 const FOUR_EYES: &str = include_str!("fixtures/four-eyes-as-users.yaml");
 
 async fn submit(parts: &Parts, yaml: &str, file: &str) -> String {
-    parts
-        .admin
-        .clone()
-        .submit_run(v1::SubmitRunRequest {
-            plan_yaml: yaml.into(),
-            plan_file: file.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .run_id
+    submit_to(&parts.admin, yaml, file).await
 }
 
 async fn get_run(parts: &Parts, run: &str) -> v1::Run {

@@ -112,17 +112,7 @@ async fn run_canary_plan(
             .await
             .expect("Baton starts");
     let admin = local.admin().await.expect("admin connects");
-    let run_id = admin
-        .clone()
-        .submit_run(v1::SubmitRunRequest {
-            plan_yaml: plan,
-            plan_file: file.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("plan is accepted")
-        .into_inner()
-        .run_id;
+    let run_id = support::submit_to(&admin, &plan, file).await;
     let run = baton::local::wait_end(&admin, &run_id, Duration::from_secs(120))
         .await
         .unwrap_or_else(|e| {
@@ -461,17 +451,7 @@ async fn run_on_worker_process(
     .expect("Baton starts");
     let worker = start_worker(&nats.url());
     let admin = local.admin().await.expect("admin connects");
-    let run_id = admin
-        .clone()
-        .submit_run(v1::SubmitRunRequest {
-            plan_yaml: plan.into(),
-            plan_file: "hostile.yaml".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("plan is accepted")
-        .into_inner()
-        .run_id;
+    let run_id = support::submit_to(&admin, &plan, "hostile.yaml").await;
     let run = baton::local::wait_end(&admin, &run_id, Duration::from_secs(120))
         .await
         .unwrap_or_else(|e| {

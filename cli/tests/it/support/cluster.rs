@@ -319,6 +319,31 @@ impl Cluster {
 }
 
 /// Every event of the run, in order, as `WatchRun` streams them from any coordinator.
+/// Submit `yaml` (named `file`) through `admin`; its run id. Panics, with
+/// the server's answer, when the plan is refused.
+pub async fn submit_to(admin: &Admin, yaml: &str, file: &str) -> String {
+    submit_request(
+        admin,
+        v1::SubmitRunRequest {
+            plan_yaml: yaml.into(),
+            plan_file: file.into(),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Submit `req` through `admin`; its run id. Panics when it is refused.
+pub async fn submit_request(admin: &Admin, req: v1::SubmitRunRequest) -> String {
+    admin
+        .clone()
+        .submit_run(req)
+        .await
+        .unwrap_or_else(|e| panic!("the plan was refused: {e:?}"))
+        .into_inner()
+        .run_id
+}
+
 pub async fn events(admin: &Admin, run: &str) -> Vec<v1::Event> {
     use futures::StreamExt;
     let mut s = admin
