@@ -12,20 +12,24 @@ use baton_proto::codec::Refused;
 use baton_proto::{codec, subjects, v1};
 use futures::StreamExt;
 
+use crate::exit::{Exit, FAILED};
+
 /// One message as stored: its stream sequence, subject and bytes.
 type Stored = (u64, String, Vec<u8>);
 
 /// Check every chain (or one run's); 0 when all hold, 1 when one does not,
 /// 2 when the stream cannot be read.
-pub async fn verify(nats_url: &str, run: Option<&str>, chain_only: bool) -> u8 {
+pub async fn verify(nats_url: &str, run: Option<&str>, chain_only: bool) -> Result<(), Exit> {
     match verify_all(nats_url, run, chain_only).await {
-        Ok(true) => 0,
-        Ok(false) => 1,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            2
-        }
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Exit::silent(FAILED)),
+        Err(e) => Err(unreadable(&e)),
     }
+}
+
+/// The stream could not be read: exit 2, with the whole chain of causes.
+fn unreadable(e: &anyhow::Error) -> Exit {
+    Exit::usage(format_args!("{e:#}"))
 }
 
 async fn verify_all(nats_url: &str, run: Option<&str>, chain_only: bool) -> anyhow::Result<bool> {
@@ -107,7 +111,7 @@ fn backed(r: &Record, events: &HashMap<u64, Backing>) -> Result<(), String> {
 }
 
 /// A run's records, one per line.
-pub async fn show(nats_url: &str, run: &str) -> u8 {
+pub async fn show(nats_url: &str, run: &str) -> Result<(), Exit> {
     let go = async {
         let js = connect(nats_url).await?;
         let chains = read_chains(&js, Some(run)).await?;
@@ -125,13 +129,7 @@ pub async fn show(nats_url: &str, run: &str) -> u8 {
         }
         Ok(())
     };
-    match go.await {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            2
-        }
-    }
+    go.await.map_err(|e| unreadable(&e))
 }
 
 async fn connect(url: &str) -> anyhow::Result<jetstream::Context> {

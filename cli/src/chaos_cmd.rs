@@ -6,6 +6,8 @@ use std::time::Duration;
 use baton::chaos::{self, ChaosOptions, FaultKind};
 use clap::Args;
 
+use crate::exit::{Exit, FAILED};
+
 #[derive(Args)]
 pub struct ChaosArgs {
     /// Runs submitted while faults are injected.
@@ -49,14 +51,9 @@ pub struct ChaosArgs {
     pub report: Option<PathBuf>,
 }
 
-pub async fn run(a: ChaosArgs) -> u8 {
-    let bin = match std::env::current_exe() {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: cannot find the baton binary to start: {e}");
-            return 1;
-        }
-    };
+pub async fn run(a: ChaosArgs) -> Result<(), Exit> {
+    let bin = std::env::current_exe()
+        .map_err(|e| Exit::failure(format_args!("cannot find the baton binary to start: {e}")))?;
     let o = ChaosOptions {
         baton_bin: bin,
         runs: a.runs,
@@ -79,20 +76,16 @@ pub async fn run(a: ChaosArgs) -> u8 {
         deadline: Duration::from_secs(a.deadline_secs),
         seed: a.seed,
     };
-    let report = match chaos::run(o).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-    };
+    let report = chaos::run(o).await.map_err(Exit::failure)?;
     print!("{}", report.text());
     if let Some(p) = &a.report {
         let json = serde_json::to_string_pretty(&report).unwrap_or_default();
-        if let Err(e) = std::fs::write(p, json) {
-            eprintln!("error: cannot write {}: {e}", p.display());
-            return 1;
-        }
+        std::fs::write(p, json)
+            .map_err(|e| Exit::failure(format_args!("cannot write {}: {e}", p.display())))?;
     }
-    u8::from(!report.holds())
+    if report.holds() {
+        Ok(())
+    } else {
+        Err(Exit::silent(FAILED))
+    }
 }

@@ -10,9 +10,10 @@ use clap::Args;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::exit::Exit;
 use crate::hook_args::HookArgs;
 use crate::nats_args::NatsAuthArgs;
-use crate::services::{fail, make_runtime, serve};
+use crate::services::{make_runtime, serve};
 use crate::{RuntimeKind, DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR, DEFAULT_NATS_URL};
 
 #[derive(Args)]
@@ -69,31 +70,25 @@ pub struct DevArgs {
 /// prefix nothing else on a laptop uses.
 pub const DEV_SECRET_ENV: &str = "DEMO_SECRET_*";
 
-pub async fn dev(a: DevArgs) -> u8 {
+pub async fn dev(a: DevArgs) -> Result<(), Exit> {
     let tel = crate::telemetry::init("baton", "info");
     let nats = match &a.nats_url {
         Some(_) => None,
-        None => match baton::nats_server::DevNats::start(a.nats_port, a.store_dir.as_deref()) {
-            Ok(n) => Some(n),
-            Err(e) => return fail(e),
-        },
+        None => Some(
+            baton::nats_server::DevNats::start(a.nats_port, a.store_dir.as_deref())
+                .map_err(Exit::failure)?,
+        ),
     };
     let nats_url = a
         .nats_url
         .clone()
         .or_else(|| nats.as_ref().map(|n| n.url.clone()))
         .unwrap_or_else(|| DEFAULT_NATS_URL.into());
-    let runtime = match make_runtime(a.runtime).await {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
+    let runtime = make_runtime(a.runtime).await.map_err(Exit::failure)?;
     let nats_auth = a.nats_auth.auth();
     let evidence_key = match a.evidence_key.clone() {
         Some(k) => k,
-        None => match dev_evidence_key(a.store_dir.as_deref()) {
-            Ok(k) => k,
-            Err(e) => return fail(e),
-        },
+        None => dev_evidence_key(a.store_dir.as_deref()).map_err(Exit::failure)?,
     };
     let worker = baton_worker::Options {
         nats_auth: nats_auth.clone(),
@@ -120,12 +115,12 @@ pub async fn dev(a: DevArgs) -> u8 {
         evidence_key: Some(evidence_key.clone()),
         ..Default::default()
     };
-    let coordinator = match a.hooks.configure(Some(a.http_addr), coordinator) {
-        Ok(o) => o,
-        Err(e) => return fail(e),
-    };
+    let coordinator = a
+        .hooks
+        .configure(Some(a.http_addr), coordinator)
+        .map_err(Exit::failure)?;
     let note = crate::hook_args::off_note(&coordinator);
-    let mut local = match baton::local::LocalBaton::start_with(
+    let mut local = baton::local::LocalBaton::start_with(
         &nats_url,
         coordinator,
         vec![baton::local::WorkerSpec {
@@ -134,10 +129,7 @@ pub async fn dev(a: DevArgs) -> u8 {
         }],
     )
     .await
-    {
-        Ok(l) => l,
-        Err(e) => return fail(e),
-    };
+    .map_err(Exit::failure)?;
     let cancel = local.cancel.clone();
     let grpc_addr = local.grpc_addr;
     let mut parts = Supervisor::new("baton dev", &cancel).with_grace(Duration::from_secs(15));
@@ -162,10 +154,7 @@ pub async fn dev(a: DevArgs) -> u8 {
         let auth = nats_auth.clone();
         parts.spawn("auto-approve", auto_approve(url, auth, t));
     }
-    let token_file = match crate::dev_token::publish(token.as_ref(), grpc_addr) {
-        Ok(f) => f,
-        Err(e) => return fail(e),
-    };
+    let token_file = crate::dev_token::publish(token.as_ref(), grpc_addr).map_err(Exit::failure)?;
     eprintln!("baton dev is up");
     eprintln!("  nats:      {nats_url}");
     eprintln!("  admin:     http://{}  (gRPC, with reflection)", grpc_addr);
@@ -215,7 +204,7 @@ pub async fn dev(a: DevArgs) -> u8 {
     eprintln!(
         "  try:       baton run examples/release-train.yaml --wait   (Ctrl-C stops everything)"
     );
-    let code = serve(parts, cancel).await;
+    let r = serve(parts, cancel).await;
     if let Some(f) = token_file {
         // The token dies with this process; a stale file would only mislead.
         let _ = std::fs::remove_file(f);
@@ -223,7 +212,7 @@ pub async fn dev(a: DevArgs) -> u8 {
     drop(local);
     drop(nats);
     tel.shutdown();
-    code
+    r
 }
 
 /// Approve every approval as soon as a run asks for one (demo only).

@@ -7,7 +7,8 @@ use baton_coordinator::evidence::{self, keys, statement::Statement};
 use baton_proto::v1;
 use clap::Subcommand;
 
-use crate::client::{connect, status_code, BAD_INPUT};
+use crate::client::connect;
+use crate::exit::{Exit, FAILED};
 use crate::ServerArg;
 
 #[derive(Subcommand)]
@@ -36,7 +37,7 @@ pub enum EvidenceCmd {
     },
 }
 
-pub async fn run(cmd: EvidenceCmd) -> u8 {
+pub async fn run(cmd: EvidenceCmd) -> Result<(), Exit> {
     match cmd {
         EvidenceCmd::Keygen { prefix } => keygen(&prefix),
         EvidenceCmd::Export { run, file, server } => export(&run, &file, &server).await,
@@ -44,79 +45,48 @@ pub async fn run(cmd: EvidenceCmd) -> u8 {
     }
 }
 
-fn keygen(prefix: &Path) -> u8 {
-    match keys::write_pair(prefix, &keys::generate()) {
-        Ok(public) => {
-            println!(
-                "private key: {} (keep it secret; give it to the coordinator as --evidence-key)",
-                prefix.display()
-            );
-            println!(
-                "public key:  {} (give it to whoever verifies)",
-                public.display()
-            );
-            0
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            BAD_INPUT
-        }
-    }
+fn keygen(prefix: &Path) -> Result<(), Exit> {
+    let public = keys::write_pair(prefix, &keys::generate()).map_err(Exit::usage)?;
+    println!(
+        "private key: {} (keep it secret; give it to the coordinator as --evidence-key)",
+        prefix.display()
+    );
+    println!(
+        "public key:  {} (give it to whoever verifies)",
+        public.display()
+    );
+    Ok(())
 }
 
-async fn export(run: &str, file: &Path, server: &ServerArg) -> u8 {
-    let mut c = match connect(server).await {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+async fn export(run: &str, file: &Path, server: &ServerArg) -> Result<(), Exit> {
+    let mut c = connect(server).await?;
     let req = v1::GetEvidenceRequest {
         run_id: run.to_string(),
     };
-    let envelope = match c.get_evidence(req).await {
-        Ok(r) => r.into_inner().envelope,
-        Err(s) => return status_code(&s),
-    };
-    if let Err(e) = std::fs::write(file, &envelope) {
-        eprintln!("error: cannot write {}: {e}", file.display());
-        return 1;
-    }
+    let envelope = c.get_evidence(req).await?.into_inner().envelope;
+    std::fs::write(file, &envelope)
+        .map_err(|e| Exit::failure(format_args!("cannot write {}: {e}", file.display())))?;
     println!(
         "{}: evidence of run {run} ({} bytes)",
         file.display(),
         envelope.len()
     );
-    0
+    Ok(())
 }
 
 /// Exit 0 when the evidence verifies, 1 when it does not, 2 on unreadable input.
-fn verify(file: &Path, key: &Path, json: bool) -> u8 {
-    let key = match keys::load_verifying_key(key) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return BAD_INPUT;
-        }
-    };
-    let bytes = match std::fs::read(file) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", file.display());
-            return BAD_INPUT;
-        }
-    };
-    let st = match evidence::verify(&bytes, &key) {
-        Ok(st) => st,
-        Err(e) => {
-            eprintln!("FAILED: {}: {e}", file.display());
-            return 1;
-        }
-    };
+fn verify(file: &Path, key: &Path, json: bool) -> Result<(), Exit> {
+    let key = keys::load_verifying_key(key).map_err(Exit::usage)?;
+    let bytes = std::fs::read(file)
+        .map_err(|e| Exit::usage(format_args!("cannot read {}: {e}", file.display())))?;
+    let st = evidence::verify(&bytes, &key)
+        .map_err(|e| Exit::new(FAILED, format!("FAILED: {}: {e}", file.display())))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
     } else {
         print!("{}", summary(&st, &keys::keyid(&key)));
     }
-    0
+    Ok(())
 }
 
 fn summary(st: &Statement, keyid: &str) -> String {

@@ -11,6 +11,7 @@ mod dev;
 mod dev_roles;
 mod dev_token;
 mod evidence_cmd;
+mod exit;
 mod hook_args;
 mod nats_args;
 mod render;
@@ -309,11 +310,11 @@ fn main() -> std::process::ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::from(1);
+            let e = exit::Exit::failure(format_args!("cannot start the async runtime: {e}"));
+            return std::process::ExitCode::from(exit::finish(Err(e)));
         }
     };
-    let code = rt.block_on(async move {
+    let r = rt.block_on(async move {
         match cli.cmd {
             Cmd::Dev(a) => dev::dev(a).await,
             Cmd::Coordinator(a) => services::coordinator(a).await,
@@ -332,7 +333,8 @@ fn main() -> std::process::ExitCode {
             Cmd::Cancel(a) => client::cancel(a).await,
             Cmd::Logs(a) => client::logs(a).await,
             Cmd::Workers(a) => client::workers(a).await,
-            Cmd::Bench(a) => bench::run(a).await,
+            // The bench reports its outcome itself; only its code is left.
+            Cmd::Bench(a) => exit::Exit::from_code(bench::run(a).await),
             Cmd::Chaos(a) => chaos_cmd::run(a).await,
             Cmd::Audit(AuditCmd::Verify {
                 run,
@@ -343,5 +345,9 @@ fn main() -> std::process::ExitCode {
             Cmd::Evidence(c) => evidence_cmd::run(c).await,
         }
     });
+    // The one place a command's outcome is said and becomes the exit code;
+    // the runtime is still up, as it was when commands printed their own errors.
+    let code = exit::finish(r);
+    drop(rt);
     std::process::ExitCode::from(code)
 }

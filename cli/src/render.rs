@@ -1,5 +1,6 @@
 //! How runs look to a person, and as JSON.
 
+use baton_proto::kinds;
 use baton_proto::v1::{self, event::Body};
 use serde_json::{json, Value};
 
@@ -198,16 +199,14 @@ pub fn run_text(r: &v1::Run) -> String {
 pub fn event_line(e: &v1::Event) -> Option<String> {
     Some(match e.body.as_ref()? {
         Body::RunSubmitted(s) => format!("submitted by {} via {}", s.submitted_by, s.trigger),
-        Body::PhaseChanged(p) if p.reason.is_empty() => {
-            format!("{} phase {} {}", mark(&p.status), p.phase_id, p.status)
+        Body::PhaseChanged(p) => {
+            let status = kinds::phase_status(p).as_str();
+            if p.reason.is_empty() {
+                format!("{} phase {} {status}", mark(status), p.phase_id)
+            } else {
+                format!("{} phase {} {status}: {}", mark(status), p.phase_id, p.reason)
+            }
         }
-        Body::PhaseChanged(p) => format!(
-            "{} phase {} {}: {}",
-            mark(&p.status),
-            p.phase_id,
-            p.status,
-            p.reason
-        ),
         Body::TaskStarted(t) => format!(
             "  … task {} started (attempt {}, {})",
             t.task_id, t.attempt, t.worker
@@ -262,8 +261,8 @@ pub fn event_line(e: &v1::Event) -> Option<String> {
             "  ✗ task {} attempt {} dead-lettered after {} deliveries",
             d.task_id, d.attempt, d.deliveries
         ),
-        Body::RunFinished(f) if f.reason.is_empty() => format!("run {}", f.status),
-        Body::RunFinished(f) => format!("run {}: {}", f.status, f.reason),
+        Body::RunFinished(f) if f.reason.is_empty() => format!("run {}", kinds::run_status(f)),
+        Body::RunFinished(f) => format!("run {}: {}", kinds::run_status(f), f.reason),
     })
 }
 

@@ -9,6 +9,7 @@ use baton_worker::runtime::{DockerRuntime, NoopRuntime, ProcessRuntime, Runtime,
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use crate::exit::Exit;
 use crate::hook_args::HookArgs;
 use crate::nats_args::NatsAuthArgs;
 use crate::{RuntimeKind, DEFAULT_GRPC_ADDR, DEFAULT_NATS_URL};
@@ -132,18 +133,16 @@ pub async fn make_runtime(kind: RuntimeKind) -> Result<Runtime, String> {
     })
 }
 
-pub(crate) fn fail(e: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {e}");
-    1
-}
-
 /// Run `parts` until a signal or until one of them ends, under the rule
 /// every component follows ([`baton_proto::supervise`]): the first part to
 /// end stops the rest, its error is logged then and returned, and the rest
 /// get the supervisor's grace to stop. `cancel` is the token `parts` was made
 /// from; a signal cancels it. Exit code 0 only when a signal stopped
 /// everything in time.
-pub(crate) async fn serve(parts: Supervisor<String>, cancel: CancellationToken) -> u8 {
+pub(crate) async fn serve(
+    parts: Supervisor<String>,
+    cancel: CancellationToken,
+) -> Result<(), Exit> {
     let on_signal = tokio::spawn(async move {
         signal().await;
         eprintln!("stopping…");
@@ -151,10 +150,7 @@ pub(crate) async fn serve(parts: Supervisor<String>, cancel: CancellationToken) 
     });
     let r = parts.run().await;
     on_signal.abort();
-    match r {
-        Ok(()) => 0,
-        Err(e) => fail(e),
-    }
+    r.map_err(Exit::failure)
 }
 
 /// How long `baton coordinator|gates` give the component to stop (the
@@ -169,7 +165,7 @@ async fn serve_one<F>(
     component: &str,
     grace: Duration,
     run: impl FnOnce(CancellationToken) -> F,
-) -> u8
+) -> Result<(), Exit>
 where
     F: std::future::Future<Output = Result<(), String>> + Send + 'static,
 {
@@ -179,7 +175,7 @@ where
     serve(parts, cancel).await
 }
 
-pub async fn coordinator(a: CoordinatorArgs) -> u8 {
+pub async fn coordinator(a: CoordinatorArgs) -> Result<(), Exit> {
     let tel = crate::telemetry::init("baton-coordinator", "info");
     let defaults = baton_coordinator::Options::default();
     let opts = baton_coordinator::Options {
@@ -192,20 +188,14 @@ pub async fn coordinator(a: CoordinatorArgs) -> u8 {
         evidence_key: a.evidence_key,
         ..defaults
     };
-    let opts = match a.hooks.configure(a.http_addr, opts) {
-        Ok(o) => o,
-        Err(e) => return fail(e),
-    };
-    let opts = match a.auth.configure(opts) {
-        Ok(o) => o,
-        Err(e) => return fail(e),
-    };
+    let opts = a
+        .hooks
+        .configure(a.http_addr, opts)
+        .map_err(Exit::failure)?;
+    let opts = a.auth.configure(opts).map_err(Exit::failure)?;
     let note = crate::hook_args::off_note(&opts);
     let id = opts.id.clone();
-    let (c, handle) = match opts.build().await {
-        Ok(x) => x,
-        Err(e) => return fail(e),
-    };
+    let (c, handle) = opts.build().await.map_err(Exit::failure)?;
     eprintln!(
         "coordinator {id}: admin gRPC on {} ({}, bearer tokens)",
         handle.grpc_addr,
@@ -214,7 +204,7 @@ pub async fn coordinator(a: CoordinatorArgs) -> u8 {
     if let Some(addr) = handle.http_addr {
         eprintln!("coordinator {id}: webhooks on http://{addr}/hooks/<plan>{note}");
     }
-    let code = serve_one(
+    let r = serve_one(
         "baton coordinator",
         "coordinator",
         COMPONENT_GRACE,
@@ -222,15 +212,12 @@ pub async fn coordinator(a: CoordinatorArgs) -> u8 {
     )
     .await;
     tel.shutdown();
-    code
+    r
 }
 
-pub async fn worker(a: WorkerArgs) -> u8 {
+pub async fn worker(a: WorkerArgs) -> Result<(), Exit> {
     let tel = crate::telemetry::init("baton-worker", "info");
-    let runtime = match make_runtime(a.runtime).await {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
+    let runtime = make_runtime(a.runtime).await.map_err(Exit::failure)?;
     let grace = Duration::from_secs(a.grace_secs);
     let defaults = baton_worker::Options::default();
     let opts = baton_worker::Options {
@@ -248,11 +235,8 @@ pub async fn worker(a: WorkerArgs) -> u8 {
         secret_policy: a.sandbox.secrets.policy(),
         ..defaults
     };
-    let w = match opts.build(runtime).await {
-        Ok(w) => w,
-        Err(e) => return fail(e),
-    };
-    let code = serve_one(
+    let w = opts.build(runtime).await.map_err(Exit::failure)?;
+    let r = serve_one(
         "baton worker",
         "worker",
         grace + COMPONENT_GRACE,
@@ -260,12 +244,12 @@ pub async fn worker(a: WorkerArgs) -> u8 {
     )
     .await;
     tel.shutdown();
-    code
+    r
 }
 
-pub async fn gates(a: GatesArgs) -> u8 {
+pub async fn gates(a: GatesArgs) -> Result<(), Exit> {
     let tel = crate::telemetry::init("baton-gates", "info");
-    let g = match (baton_gates::Options {
+    let g = (baton_gates::Options {
         nats_url: a.bus.nats_url.clone(),
         nats_auth: a.bus.auth.auth(),
         topology: a.bus.topology(),
@@ -273,16 +257,13 @@ pub async fn gates(a: GatesArgs) -> u8 {
     })
     .build()
     .await
-    {
-        Ok(g) => g,
-        Err(e) => return fail(e),
-    };
-    let code = serve_one("baton gates", "gates", COMPONENT_GRACE, |t| async move {
+    .map_err(Exit::failure)?;
+    let r = serve_one("baton gates", "gates", COMPONENT_GRACE, |t| async move {
         g.run(t).await.map_err(|e| e.to_string())
     })
     .await;
     tel.shutdown();
-    code
+    r
 }
 
 #[cfg(test)]
@@ -313,17 +294,19 @@ mod tests {
             .await
             .unwrap();
         let started = Instant::now();
-        let code = tokio::time::timeout(
-            Duration::from_secs(1),
-            serve_one(
-                "baton coordinator",
-                "coordinator",
-                COMPONENT_GRACE,
-                |t| async move { c.run(t).await.map_err(|e| e.to_string()) },
-            ),
-        )
-        .await
-        .expect("exits within a second");
+        let code = crate::exit::finish(
+            tokio::time::timeout(
+                Duration::from_secs(1),
+                serve_one(
+                    "baton coordinator",
+                    "coordinator",
+                    COMPONENT_GRACE,
+                    |t| async move { c.run(t).await.map_err(|e| e.to_string()) },
+                ),
+            )
+            .await
+            .expect("exits within a second"),
+        );
         assert_eq!(code, 1, "after {:?}", started.elapsed());
     }
 
@@ -339,9 +322,11 @@ mod tests {
             Ok(())
         });
         parts.spawn("auto-approve", async { Ok(()) });
-        let code = tokio::time::timeout(Duration::from_secs(1), serve(parts, cancel))
-            .await
-            .expect("exits within a second");
+        let code = crate::exit::finish(
+            tokio::time::timeout(Duration::from_secs(1), serve(parts, cancel))
+                .await
+                .expect("exits within a second"),
+        );
         assert_eq!(code, 1);
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use baton_coordinator::auth::{token, Role, TokenStore};
 use clap::{Args, Subcommand};
 
-use crate::client::BAD_INPUT;
+use crate::exit::Exit;
 
 #[derive(Subcommand)]
 pub enum TokenCmd {
@@ -33,32 +33,30 @@ pub fn parse_role(s: &str) -> Result<Role, String> {
         .ok_or_else(|| format!("`{s}` is not a role — use viewer, operator, approver or admin"))
 }
 
-pub fn run(cmd: TokenCmd) -> u8 {
+pub fn run(cmd: TokenCmd) -> Result<(), Exit> {
     match cmd {
         TokenCmd::Create(a) => create(&a),
     }
 }
 
-fn create(a: &CreateArgs) -> u8 {
+fn create(a: &CreateArgs) -> Result<(), Exit> {
     if !token::valid_name(&a.name) {
-        eprintln!(
-            "error: `{}` is not a valid name — use letters, digits and . _ - @, at most 64",
+        return Err(Exit::usage(format_args!(
+            "`{}` is not a valid name — use letters, digits and . _ - @, at most 64",
             a.name
-        );
-        return BAD_INPUT;
+        )));
     }
     // Never append to a file the coordinator would refuse to load.
     if a.tokens_file.exists() {
-        if let Err(e) = TokenStore::load(&a.tokens_file) {
-            eprintln!("error: {e}");
-            return BAD_INPUT;
-        }
+        TokenStore::load(&a.tokens_file).map_err(Exit::usage)?;
     }
     let t = token::generate();
-    if let Err(e) = append(&a.tokens_file, &token::file_line(&t, &a.name, a.role)) {
-        eprintln!("error: cannot write {}: {e}", a.tokens_file.display());
-        return 1;
-    }
+    append(&a.tokens_file, &token::file_line(&t, &a.name, a.role)).map_err(|e| {
+        Exit::failure(format_args!(
+            "cannot write {}: {e}",
+            a.tokens_file.display()
+        ))
+    })?;
     println!("{}", t.expose());
     eprintln!(
         "token for {} ({}) appended to {} as a hash; this is the only time it is shown",
@@ -69,7 +67,7 @@ fn create(a: &CreateArgs) -> u8 {
     eprintln!(
         "coordinators reading this file take it within a second (or at once on SIGHUP); clients read it from BATON_TOKEN or BATON_TOKEN_FILE"
     );
-    0
+    Ok(())
 }
 
 fn append(path: &Path, line: &str) -> std::io::Result<()> {

@@ -98,13 +98,10 @@ impl RunStore {
     }
 }
 
-/// Run ids are what `new_run_id` makes; anything else cannot be a key.
+/// Run ids are what `new_run_id` makes, tokens of the bus
+/// ([`baton_proto::subjects::valid_token`]); anything else cannot be a key.
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    baton_proto::subjects::valid_token(id)
 }
 
 /// A new run id: creation time in milliseconds then randomness, hex, so that
@@ -113,4 +110,20 @@ pub fn new_run_id() -> String {
     let ms = baton_proto::codec::now_ms() as u64;
     let r: u32 = rand::random();
     format!("{ms:011x}{r:08x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_tokens() {
+        for _ in 0..100 {
+            let id = new_run_id();
+            assert!(valid_id(&id), "{id}");
+        }
+        for bad in ["", "a.b", "r1.>", "*", "R1", &"a".repeat(64)] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+    }
 }

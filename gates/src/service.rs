@@ -65,7 +65,7 @@ impl Options {
                 },
             )
             .await
-            .map_err(|e| Error::Nats(e.to_string()))?;
+            .map_err(|source| Error::Consumer { source })?;
         Ok(Gates {
             js,
             consumer,
@@ -84,7 +84,7 @@ impl Gates {
             .consumer
             .messages()
             .await
-            .map_err(|e| Error::Nats(e.to_string()))?;
+            .map_err(|source| Error::Subscribe { source })?;
         let js = self.js.clone();
         let mut parts = Supervisor::new("gates", &cancel).with_grace(STOP_GRACE);
         let stop = parts.token();
@@ -96,7 +96,7 @@ impl Gates {
                     let js = js.clone();
                     async move {
                         let Ok(m) = m else { return };
-                        match codec::decode::<v1::GateRequest>(&m.payload) {
+                        match decode(&m.subject, &m.payload) {
                             Ok(req) => {
                                 if let Err(e) = answer(&js, &req).await {
                                     // Not acked: JetStream redelivers, and the result's id dedupes.
@@ -121,11 +121,16 @@ impl Gates {
 /// How long requests in flight may take to be answered once the gates stop.
 pub const STOP_GRACE: Duration = Duration::from_secs(8);
 
+/// The gate request a message on `subject` carries.
+fn decode(subject: &str, payload: &[u8]) -> Result<v1::GateRequest, Error> {
+    codec::decode::<v1::GateRequest>(payload).map_err(|source| Error::Decode {
+        subject: subject.to_string(),
+        source,
+    })
+}
+
 /// Evaluate one request and publish its verdict.
-pub async fn answer(
-    js: &jetstream::Context,
-    req: &v1::GateRequest,
-) -> Result<(), async_nats::Error> {
+pub async fn answer(js: &jetstream::Context, req: &v1::GateRequest) -> Result<(), Error> {
     let kind = kinds::kind_name(req);
     let tracer = opentelemetry::global::tracer("baton-gates");
     let cx = baton_proto::trace::parse(&req.traceparent)
@@ -149,5 +154,56 @@ pub async fn answer(
         retry_at_ms: a.retry_at_ms,
     });
     let id = subjects::msg_id::gate_result(&req.run_id, &req.phase_id, req.gate_index, req.round);
-    bus::publish_event(js, &req.run_id, &id, body, &req.traceparent).await
+    bus::publish_event(js, &req.run_id, &id, body, &req.traceparent)
+        .await
+        .map_err(|source| Error::Publish {
+            run: req.run_id.clone(),
+            phase: req.phase_id.clone(),
+            gate: req.gate_index,
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn an_undecodable_request_is_a_decode_error_naming_its_subject() {
+        let e = decode("baton.gate.expr", b"\xff\xff\xff").unwrap_err();
+        assert!(matches!(&e, Error::Decode { subject, .. } if subject == "baton.gate.expr"));
+        let text = e.to_string();
+        assert!(
+            text.contains("`baton.gate.expr` is not a gate request"),
+            "{text}"
+        );
+        assert!(text.contains("run one version of Baton"), "{text}");
+        assert!(e.source().is_some(), "the decode error is kept");
+        let req = v1::GateRequest {
+            run_id: "r1".into(),
+            ..Default::default()
+        };
+        let ok = decode("baton.gate.expr", &prost::Message::encode_to_vec(&req)).unwrap();
+        assert_eq!(ok.run_id, "r1");
+    }
+
+    #[test]
+    fn a_lost_verdict_says_it_is_delivered_again() {
+        let e = Error::Publish {
+            run: "r1".into(),
+            phase: "prod".into(),
+            gate: 2,
+            source: "no responders".into(),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "the verdict of gate 2 of phase `prod` of run r1 is not published: no responders"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("delivered again"), "{text}");
+        assert_eq!(e.source().unwrap().to_string(), "no responders");
+    }
 }

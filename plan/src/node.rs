@@ -319,6 +319,13 @@ impl Cx {
 }
 
 /// Why `text` is not a valid id, if it is not.
+///
+/// Ids become NATS subject tokens and key parts, so this is the bus's one
+/// token rule, `baton_proto::subjects::token_problem`, with the loader's
+/// wording. This crate does not depend on `baton-proto` (it builds alone,
+/// for the fuzz targets), so the rule is written out here too; the
+/// coordinator's `the_plan_loader_accepts_exactly_the_plan_names_hooks_accept`
+/// test holds the two together.
 pub(crate) fn id_problem(text: &str) -> Option<String> {
     let Some(first) = text.chars().next() else {
         return Some("is empty".to_string());

@@ -2,24 +2,19 @@
 
 use prost::Message;
 
+use crate::kinds::EventKind;
 use crate::v1::{event::Body, Event};
 
-/// The last subject token of an event: `baton.evt.<run>.<kind>`.
+/// The last subject token of an event: `baton.evt.<run>.<kind>`; the name
+/// of [`EventKind::of`]`(body)`, for callers that build subjects from text.
 pub fn event_kind(body: &Body) -> &'static str {
-    match body {
-        Body::RunSubmitted(_) => "submitted",
-        Body::TaskStarted(_) => "task_started",
-        Body::TaskFinished(_) => "task_finished",
-        Body::GateEvaluated(_) => "gate",
-        Body::Decision(_) => "decision",
-        Body::CancelRequested(_) => "cancel",
-        Body::TimerFired(_) => "timer",
-        Body::TaskLost(_) => "task_lost",
-        Body::TaskDeadLettered(_) => "task_dead_lettered",
-        Body::PhaseChanged(_) => "phase",
-        Body::RunFinished(_) => "finished",
-        Body::Incident(_) => "incident",
-    }
+    EventKind::of(body).as_str()
+}
+
+/// `baton.evt.<run>.<kind>` of an event body (a claim, `TaskStarted`, goes
+/// on [`crate::subjects::task_claim`] instead).
+pub fn event_subject(run: &str, body: &Body) -> String {
+    EventKind::of(body).subject(run)
 }
 
 /// An event stamped with the current wall-clock time.
@@ -58,7 +53,7 @@ pub enum Refused {
     #[error("no body")]
     Empty,
     #[error("a `{body}` event under a `{subject}` subject")]
-    KindMismatch { subject: String, body: &'static str },
+    KindMismatch { subject: String, body: EventKind },
     #[error("an event of run `{body}` under run `{subject}`'s subject")]
     RunMismatch { subject: String, body: String },
     #[error("a claim of {body} on the claim subject of {subject}")]
@@ -101,8 +96,8 @@ pub fn decode_event(subject: &str, payload: &[u8]) -> Result<Event, Refused> {
     let claim: Vec<&str> = tokens.collect();
     let ev: Event = decode(payload).map_err(|e| Refused::Undecodable(e.to_string()))?;
     let body = ev.body.as_ref().ok_or(Refused::Empty)?;
-    let body_kind = event_kind(body);
-    if body_kind != kind {
+    let body_kind = EventKind::of(body);
+    if body_kind.as_str() != kind {
         return Err(Refused::KindMismatch {
             subject: kind.to_string(),
             body: body_kind,
@@ -179,7 +174,7 @@ mod tests {
             e,
             Refused::KindMismatch {
                 subject: "task_finished".into(),
-                body: "decision"
+                body: EventKind::Decision
             }
         );
         assert_eq!(

@@ -1,7 +1,9 @@
 //! Names on the bus. Changing one is a wire change: bump the stream names too.
 //!
-//! Ids that go into subjects (runs, roles, tasks, phases) are validated by the
-//! plan loader to `[a-z0-9][a-z0-9_-]*`, so they never hold `.`, `*` or `>`.
+//! Ids that go into subjects and keys (runs, plans, roles, tasks, phases) are
+//! tokens: [`valid_token`], `[a-z0-9][a-z0-9_-]{0,62}`, so they never hold
+//! `.`, `*` or `>`. The plan loader checks plan ids against it, the
+//! coordinator run ids and the plan names webhooks name.
 
 pub const EVENTS_STREAM: &str = "BATON_EVENTS";
 pub const TASKS_STREAM: &str = "BATON_TASKS";
@@ -42,6 +44,61 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// Signatures of webhook requests already accepted, keyed by the signature's
 /// hex: a key is created once, so a replay fails at every coordinator.
 pub const HOOK_NONCES_BUCKET: &str = "baton_hook_nonces";
+
+/// The longest token, in characters.
+pub const MAX_TOKEN_LEN: usize = 63;
+
+/// What makes a string unusable as a token (see [`token_problem`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenProblem {
+    Empty,
+    /// More than [`MAX_TOKEN_LEN`] characters.
+    TooLong,
+    /// The first character is not a lowercase letter or a digit.
+    Starts(char),
+    /// The first character that is not a lowercase letter, digit, `-` or `_`.
+    Contains(char),
+}
+
+impl std::fmt::Display for TokenProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Empty => write!(f, "is empty"),
+            Self::TooLong => write!(f, "is longer than {MAX_TOKEN_LEN} characters"),
+            Self::Starts(c) => write!(f, "starts with `{c}`"),
+            Self::Contains(c) => write!(f, "contains `{c}`"),
+        }
+    }
+}
+
+/// Why `s` cannot be one subject token or key part, if it cannot.
+///
+/// The one rule for ids on the bus: `[a-z0-9][a-z0-9_-]{0,62}`. No `.`
+/// (a token separator in subjects and keys), no `*` or `>` (wildcards), no
+/// spaces, and one spelling per id (lowercase), so two ids that read alike
+/// are the same id. Checked in this order: empty, length, first character,
+/// the others.
+pub fn token_problem(s: &str) -> Option<TokenProblem> {
+    let Some(first) = s.chars().next() else {
+        return Some(TokenProblem::Empty);
+    };
+    // Bytes bound characters: only a long string needs counting.
+    if s.len() > MAX_TOKEN_LEN && s.chars().count() > MAX_TOKEN_LEN {
+        return Some(TokenProblem::TooLong);
+    }
+    let lower_or_digit = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !lower_or_digit(first) {
+        return Some(TokenProblem::Starts(first));
+    }
+    s.chars()
+        .find(|&c| !(lower_or_digit(c) || c == '-' || c == '_'))
+        .map(TokenProblem::Contains)
+}
+
+/// Whether `s` is usable as one subject token or key part: see [`token_problem`].
+pub fn valid_token(s: &str) -> bool {
+    token_problem(s).is_none()
+}
 
 pub fn event(run: &str, kind: &str) -> String {
     format!("baton.evt.{run}.{kind}")
@@ -161,7 +218,69 @@ pub mod msg_id {
 
 #[cfg(test)]
 mod tests {
-    use super::msg_id;
+    use super::{msg_id, token_problem, valid_token, TokenProblem, MAX_TOKEN_LEN};
+
+    #[test]
+    fn tokens_accept_lowercase_digits_dashes_and_underscores() {
+        let longest = "a".repeat(MAX_TOKEN_LEN);
+        for ok in [
+            "a",
+            "7",
+            "scan-2_x",
+            "release-train_2",
+            "0199a3c2f1e5b7d4c9a",
+            "a-",
+            "a_",
+            "a--b",
+            longest.as_str(),
+        ] {
+            assert!(valid_token(ok), "{ok:?}");
+            assert_eq!(token_problem(ok), None, "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_refuse_what_subjects_and_keys_cannot_hold() {
+        use TokenProblem::*;
+        let too_long = "a".repeat(MAX_TOKEN_LEN + 1);
+        let cases = [
+            ("", Empty),
+            (too_long.as_str(), TooLong),
+            ("a.b", Contains('.')),
+            ("a*", Contains('*')),
+            ("a>", Contains('>')),
+            ("*", Starts('*')),
+            (">", Starts('>')),
+            ("a b", Contains(' ')),
+            (" a", Starts(' ')),
+            ("a\tb", Contains('\t')),
+            ("Scan", Starts('S')),
+            ("sCan", Contains('C')),
+            ("-a", Starts('-')),
+            ("_a", Starts('_')),
+            ("a/b", Contains('/')),
+            ("a:b", Contains(':')),
+            ("café", Contains('é')),
+        ];
+        for (bad, problem) in cases {
+            assert!(!valid_token(bad), "{bad:?}");
+            assert_eq!(token_problem(bad), Some(problem), "{bad:?}");
+        }
+        // Length counts characters: 40 non-ASCII ones are short but invalid.
+        assert_eq!(token_problem(&"é".repeat(40)), Some(Starts('é')));
+        assert_eq!(token_problem(&"é".repeat(64)), Some(TooLong));
+    }
+
+    #[test]
+    fn token_problems_read_as_the_end_of_a_sentence() {
+        assert_eq!(TokenProblem::Empty.to_string(), "is empty");
+        assert_eq!(
+            TokenProblem::TooLong.to_string(),
+            "is longer than 63 characters"
+        );
+        assert_eq!(TokenProblem::Starts('S').to_string(), "starts with `S`");
+        assert_eq!(TokenProblem::Contains('>').to_string(), "contains `>`");
+    }
 
     /// Message ids are on the wire (deduplication across versions): these
     /// are the shapes coordinators and workers already publish.

@@ -13,7 +13,9 @@
 //! a result only from the worker that claimed the attempt, whatever name a
 //! result says it comes from.
 
-use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::stream::DirectGetError;
+use async_nats::jetstream::{self, message::PublishMessage};
 use baton_proto::v1::{self, event::Body};
 use baton_proto::{codec, subjects};
 use sha2::{Digest, Sha256};
@@ -54,11 +56,37 @@ pub enum Claim {
     HeldElsewhere { holder: String },
 }
 
+/// Why a claim neither won nor lost: the attempt goes back to the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("cannot publish the claim on {subject}: {source} — check the connection to NATS and that this worker's NATS user may publish claims of its roles")]
+    Publish {
+        subject: String,
+        #[source]
+        source: PublishError,
+    },
+    /// The claim was taken; who holds it could not be read.
+    #[error("cannot read the claim on {subject} back: {source} — check the connection to NATS and that the events stream allows direct gets")]
+    ReadBack {
+        subject: String,
+        #[source]
+        source: DirectGetError,
+    },
+    #[error("claim subject {subject} holds something else: {source}")]
+    Decode {
+        subject: String,
+        #[source]
+        source: codec::Refused,
+    },
+    #[error("claim subject {subject} holds something else")]
+    NotAClaim { subject: String },
+}
+
 pub async fn claim(
     ctx: &Ctx,
     msg: &jetstream::Message,
     d: &v1::TaskDispatch,
-) -> Result<Claim, async_nats::Error> {
+) -> Result<Claim, ClaimError> {
     let seq = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
     let claim_id = format!("{:016x}", rand::random::<u64>());
     let (proof, claim_digest) = Proof::new();
@@ -93,7 +121,7 @@ pub async fn claim(
             Err(e) => {
                 tries += 1;
                 if tries == 5 {
-                    return Err(e.into());
+                    return Err(ClaimError::Publish { subject, source: e });
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(50 << tries)).await;
             }
@@ -102,11 +130,16 @@ pub async fn claim(
     // Claimed already: by whom, and from which message?
     // A direct get of the claim subject alone: worker credentials may read
     // claims, not the rest of the events (plans, inputs).
-    let raw = ctx.events.direct_get_last_for_subject(&subject).await?;
-    let ev = codec::decode_event(&subject, &raw.payload)
-        .map_err(|e| format!("claim subject {subject} holds something else: {e}"))?;
+    let raw = match ctx.events.direct_get_last_for_subject(&subject).await {
+        Ok(raw) => raw,
+        Err(source) => return Err(ClaimError::ReadBack { subject, source }),
+    };
+    let ev = match codec::decode_event(&subject, &raw.payload) {
+        Ok(ev) => ev,
+        Err(source) => return Err(ClaimError::Decode { subject, source }),
+    };
     let Some(Body::TaskStarted(s)) = ev.body else {
-        return Err(format!("claim subject {subject} holds something else").into());
+        return Err(ClaimError::NotAClaim { subject });
     };
     Ok(if s.claim_id == claim_id {
         Claim::WonEarlier(proof)

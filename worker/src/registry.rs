@@ -66,10 +66,10 @@ impl Registration {
         info.seen_ms = codec::now_ms();
         if let Err(e) = self.bucket.put(&info.id, codec::encode(&info)).await {
             if self.bucket_gone().await {
-                return Err(crate::Error::Nats(format!(
-                    "the workers bucket `{}` is gone, so this worker can no longer register: {e}",
-                    self.bucket.name
-                )));
+                return Err(crate::Error::RegistryGone {
+                    bucket: self.bucket.name.clone(),
+                    source: e,
+                });
             }
             tracing::warn!(error = %e, "worker registry not refreshed");
         }

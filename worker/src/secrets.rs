@@ -9,7 +9,7 @@
 
 mod policy;
 
-pub use policy::{env_pattern, SecretPolicy};
+pub use policy::{env_pattern, PolicyError, SecretPolicy};
 
 use std::fmt;
 use std::sync::Arc;
@@ -96,8 +96,8 @@ pub enum SecretError {
     #[error("secret `{name}`: {reference} holds the same value as one of Baton's own credentials, which is never given to tasks — give the task a credential of its own")]
     OwnValue { name: String, reference: String },
     /// The worker's own `--allow-secret-*` settings are wrong.
-    #[error("{0}")]
-    BadPolicy(String),
+    #[error(transparent)]
+    BadPolicy(#[from] PolicyError),
 }
 
 /// Read every reference that `policy` allows, failing at the first it does

@@ -145,7 +145,11 @@ impl Options {
                     },
                 )
                 .await
-                .map_err(|e| Error::Nats(e.to_string()))?;
+                .map_err(|source| Error::Consumer {
+                    role: role.clone(),
+                    consumer: name.clone(),
+                    source,
+                })?;
             consumers.push((role.clone(), c));
         }
         runtime.set_artifact_store(topo.artifacts.clone());
@@ -211,19 +215,11 @@ impl Worker {
         let tasks = TaskTracker::new();
         let fetchers = TaskTracker::new();
         // Cancellations of runs reach running tasks through core NATS.
-        let cancels = self
-            .ctx
-            .client
-            .subscribe(subjects::events_of_kind("cancel"))
-            .await
-            .map_err(|e| Error::Nats(e.to_string()))?;
+        let cancels = self.subscribe(subjects::events_of_kind("cancel")).await?;
         // A `stop_when` incident stops the run's tasks at once, as a cancellation does.
         let stops = self
-            .ctx
-            .client
             .subscribe(subjects::events_of_kind("incident"))
-            .await
-            .map_err(|e| Error::Nats(e.to_string()))?
+            .await?
             .filter(|m| {
                 let stop = baton_proto::codec::decode::<baton_proto::v1::Event>(&m.payload)
                     .ok()
@@ -299,6 +295,14 @@ impl Worker {
         let _ = self.ctx.client.flush().await;
         tracing::info!(worker = %self.ctx.worker_id, "worker stopped");
         r
+    }
+
+    async fn subscribe(&self, subject: String) -> Result<async_nats::Subscriber, Error> {
+        self.ctx
+            .client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|source| Error::Subscribe { subject, source })
     }
 }
 

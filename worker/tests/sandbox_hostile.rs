@@ -257,8 +257,8 @@ async fn a_root_sandbox_policy_is_refused() {
             ..Default::default()
         };
         match DockerRuntime::connect(policy).await {
-            Err(RuntimeError::InvalidSpec(e)) => {
-                assert!(e.contains("root"), "{user}: {e}")
+            Err(RuntimeError::UnsafePolicy(e)) => {
+                assert!(e.to_string().contains("root"), "{user}: {e}")
             }
             Err(e) => panic!("{user}: unexpected error {e}"),
             Ok(_) => panic!("a worker running tasks as {user:?} must be refused"),

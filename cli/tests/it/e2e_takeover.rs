@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use baton::admin_client::Admin;
 use baton::chaos::cluster::{Cluster, ClusterOptions};
-use baton_proto::v1;
+use baton_proto::{kinds, v1};
 
 use crate::support::{ensure_agent_image, events, eventually, SLOW_THEN_TEMPLATED};
 
@@ -75,10 +75,10 @@ async fn lease_owner(c: &Cluster, run: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn phase_announcements(events: &[v1::Event], status: &str) -> usize {
+fn phase_announcements(events: &[v1::Event], status: v1::PhaseStatus) -> usize {
     events
         .iter()
-        .filter(|e| matches!(&e.body, Some(v1::event::Body::PhaseChanged(p)) if p.status == status))
+        .filter(|e| matches!(&e.body, Some(v1::event::Body::PhaseChanged(p)) if kinds::phase_status(p) == status))
         .count()
 }
 
@@ -125,12 +125,12 @@ async fn a_killed_coordinators_run_is_taken_over_by_its_peer_without_repeating_a
     );
     let evs = events(&a1, &run).await;
     assert_eq!(
-        phase_announcements(&evs, "running"),
+        phase_announcements(&evs, v1::PhaseStatus::Running),
         2,
         "a phase was started twice"
     );
     assert_eq!(
-        phase_announcements(&evs, "passed"),
+        phase_announcements(&evs, v1::PhaseStatus::Passed),
         2,
         "a phase passed twice"
     );

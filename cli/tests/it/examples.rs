@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use baton_proto::v1;
+use baton_proto::{kinds, v1};
 use baton_worker::runtime::Limits;
 
 use crate::support::*;
@@ -174,7 +174,7 @@ async fn release_train_ga_promotes_through_environments_and_canary_then_flips_ga
         .await
         .into_iter()
         .filter(
-            |e| matches!(&e.body, Some(v1::event::Body::PhaseChanged(p)) if p.status == "holding"),
+            |e| matches!(&e.body, Some(v1::event::Body::PhaseChanged(p)) if kinds::phase_status(p) == v1::PhaseStatus::Holding),
         )
         .count();
     assert_eq!(holds, 3, "one hold per canary step");

@@ -451,7 +451,7 @@ async fn run_on_worker_process(
     .expect("Baton starts");
     let worker = start_worker(&nats.url());
     let admin = local.admin().await.expect("admin connects");
-    let run_id = support::submit_to(&admin, &plan, "hostile.yaml").await;
+    let run_id = support::submit_to(&admin, plan, "hostile.yaml").await;
     let run = baton::local::wait_end(&admin, &run_id, Duration::from_secs(120))
         .await
         .unwrap_or_else(|e| {

@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use baton_proto::v1::{self, event::Body};
+use baton_proto::kinds;
+use baton_proto::v1::{self, event::Body, PhaseStatus};
 use sha2::{Digest, Sha256};
 
 /// A record's content before it is numbered, linked and hashed.
@@ -107,12 +108,12 @@ pub fn from_event(ev: &v1::Event, seq: u64, coordinator: &str) -> Option<Entry> 
             )
         }
         Body::PhaseChanged(p) => {
-            let kind = match p.status.as_str() {
-                "passed" => "promoted",
-                "rolled_back" => "rolled_back",
-                "failed" => "phase_failed",
-                "retrying" => "phase_retried",
-                "skipped" => "phase_skipped",
+            let kind = match kinds::phase_status(p) {
+                PhaseStatus::Passed => "promoted",
+                PhaseStatus::RolledBack => "rolled_back",
+                PhaseStatus::Failed => "phase_failed",
+                PhaseStatus::Retrying => "phase_retried",
+                PhaseStatus::Skipped => "phase_skipped",
                 // Running, gating, holding, waiting: progress, not decisions.
                 _ => return None,
             };
@@ -124,7 +125,7 @@ pub fn from_event(ev: &v1::Event, seq: u64, coordinator: &str) -> Option<Entry> 
             )
         }
         Body::RunFinished(f) => {
-            put("status", f.status.clone());
+            put("status", kinds::run_status(f).as_str().to_string());
             (
                 "finished",
                 coordinator.to_string(),

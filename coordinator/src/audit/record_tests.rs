@@ -93,15 +93,17 @@ fn gate_results_name_the_evaluator_and_verdict() {
 #[test]
 fn phase_decisions_are_the_coordinators_and_progress_is_skipped() {
     let phase = |status: &str| {
-        from_event(
-            &ev(Body::PhaseChanged(v1::PhaseChanged {
-                phase_id: "p".into(),
-                status: status.into(),
-                reason: "r".into(),
-            })),
-            3,
-            "coord-1",
-        )
+        let record = |p| from_event(&ev(Body::PhaseChanged(p)), 3, "coord-1");
+        let new = kinds::phase_changed("p".into(), status.parse().unwrap(), "r".into());
+        // An event written before the enum: the same record.
+        let old = v1::PhaseChanged {
+            phase_id: "p".into(),
+            status: status.into(),
+            reason: "r".into(),
+            ..Default::default()
+        };
+        assert_eq!(record(old), record(new.clone()), "{status}");
+        record(new)
     };
     let kinds: Vec<_> = ["passed", "rolled_back", "failed", "retrying", "skipped"]
         .iter()
@@ -154,4 +156,22 @@ fn incidents_leave_the_webhook_out_and_long_errors_are_clipped() {
     .unwrap();
     assert_eq!((f.kind, f.detail["exit_code"].as_str()), ("completed", "3"));
     assert!(f.reason.chars().count() <= MAX_TEXT + 10);
+}
+
+#[test]
+fn a_run_end_records_its_status_by_name_from_events_of_either_shape() {
+    let new = kinds::run_finished(v1::RunStatus::RolledBack, "phase deploy failed".into());
+    #[allow(deprecated)] // an event written before `run_status`
+    let old = v1::RunFinished {
+        status: "rolled_back".into(),
+        reason: "phase deploy failed".into(),
+        ..Default::default()
+    };
+    let record = |f| from_event(&ev(Body::RunFinished(f)), 9, "coord-1").unwrap();
+    let e = record(new);
+    assert_eq!(
+        (e.kind, e.detail["status"].as_str()),
+        ("finished", "rolled_back")
+    );
+    assert_eq!(record(old), e);
 }

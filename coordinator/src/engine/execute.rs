@@ -102,7 +102,7 @@ impl Engine {
                     ));
                 }
                 Command::Emit { msg_id, body } => {
-                    let subject = subjects::event(&run_id, codec::event_kind(&body));
+                    let subject = codec::event_subject(&run_id, &body);
                     let ev = codec::event_now(&run_id, body);
                     if let Some(Body::Incident(i)) = &ev.body {
                         // The URL stays out of the event (it may carry a

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use async_nats::jetstream::{self};
+use baton_proto::kinds::EventKind;
 use baton_proto::supervise::Supervisor;
 use baton_proto::v1::{self, event::Body};
 use baton_proto::{codec, subjects};
@@ -260,8 +261,7 @@ impl Engine {
             Err(refused) => {
                 let kind = codec::decode::<v1::Event>(payload)
                     .ok()
-                    .and_then(|e| e.body.as_ref().map(codec::event_kind))
-                    .unwrap_or("none");
+                    .and_then(|e| e.body.as_ref().map(EventKind::of));
                 self.refusals.record(subject, kind, &refused);
                 None
             }
@@ -304,9 +304,10 @@ impl Engine {
         if let Some(st) = runs.get(&run_id) {
             if let Err(refused) = st.admit(&ev) {
                 if seq > st.last_seq {
-                    let kind = ev.body.as_ref().map(codec::event_kind).unwrap_or("none");
+                    let kind = ev.body.as_ref().map(EventKind::of);
+                    let name = kind.map_or("none", EventKind::as_str);
                     self.refusals
-                        .record(&subjects::event(&run_id, kind), kind, &refused);
+                        .record(&subjects::event(&run_id, name), kind, &refused);
                 }
                 return;
             }

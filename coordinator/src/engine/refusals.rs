@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use baton_proto::codec::Refused;
+use baton_proto::kinds::EventKind;
 
 /// Shared by the fold loop and the coordinator's [`crate::Handle`].
 #[derive(Clone, Debug, Default)]
@@ -25,7 +26,9 @@ struct Inner {
 }
 
 impl Refusals {
-    pub fn record(&self, subject: &str, kind: &str, refused: &Refused) {
+    /// `kind` is the body's, `None` when there is no body to name.
+    pub fn record(&self, subject: &str, kind: Option<EventKind>, refused: &Refused) {
+        let kind = kind.map_or("none", EventKind::as_str);
         self.0.total.fetch_add(1, Ordering::Relaxed);
         *self
             .0

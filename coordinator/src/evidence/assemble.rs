@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use baton_proto::kinds;
 use baton_proto::v1::{self, event::Body};
 use sha2::{Digest, Sha256};
 
@@ -100,7 +101,7 @@ pub fn assemble(
             }),
             Some(Body::PhaseChanged(p)) => decisions.push(DecisionEvidence::Phase {
                 phase: p.phase_id.clone(),
-                status: p.status.clone(),
+                status: kinds::phase_status(p).as_str().to_string(),
                 reason: p.reason.clone(),
                 time_ms: t,
             }),
@@ -116,7 +117,7 @@ pub fn assemble(
                 time_ms: t,
             }),
             Some(Body::RunFinished(r)) => decisions.push(DecisionEvidence::End {
-                status: r.status.clone(),
+                status: kinds::run_status(r).as_str().to_string(),
                 reason: r.reason.clone(),
                 time_ms: t,
             }),

@@ -84,10 +84,10 @@ fn run() -> (RunState, Vec<Event>) {
         ),
         ev(
             1_040,
-            Body::RunFinished(v1::RunFinished {
-                status: "succeeded".into(),
-                reason: String::new(),
-            }),
+            Body::RunFinished(baton_proto::kinds::run_finished(
+                v1::RunStatus::Succeeded,
+                String::new(),
+            )),
         ),
     ];
     for e in &events[1..] {

@@ -138,15 +138,11 @@ impl BearerToken {
     }
 }
 
-/// The shape the plan loader gives names (`[a-z0-9][a-z0-9_-]{0,62}`): no
+/// The shape the plan loader gives names, a token of the bus
+/// ([`baton_proto::subjects::valid_token`], `[a-z0-9][a-z0-9_-]{0,62}`): no
 /// `.`, which keeps the signed string unambiguous.
 pub fn valid_plan_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+    baton_proto::subjects::valid_token(name)
 }
 
 /// How a request proved who sent it.
@@ -511,6 +507,53 @@ mod tests {
         assert!(valid_plan_name("release-train_2"));
         for bad in ["", "a.b", "A", "-a", "a/b", &"a".repeat(64)] {
             assert!(!valid_plan_name(bad), "{bad}");
+        }
+    }
+
+    /// A hook names a plan the loader registered: the loader's id check
+    /// (`baton-plan` cannot depend on `baton-proto`) must accept exactly the
+    /// tokens, or a plan could load that no hook can start, or the reverse.
+    #[test]
+    fn the_plan_loader_accepts_exactly_the_plan_names_hooks_accept() {
+        let long = "a".repeat(63);
+        let too_long = "a".repeat(64);
+        for name in [
+            "release-train_2",
+            "7",
+            "a-",
+            long.as_str(),
+            too_long.as_str(),
+            "",
+            "a.b",
+            "a*",
+            "a>",
+            "a b",
+            "A",
+            "sCan",
+            "-a",
+            "_a",
+            "a/b",
+            "a:b",
+            "café",
+        ] {
+            for plan in [
+                format!(
+                    "name: \"{name}\"\nroles: {{ ops: {{ image: img }} }}\n\
+                     phases: [ {{ id: p, tasks: [ {{ id: t, role: ops, run: \"true\" }} ] }} ]\n"
+                ),
+                format!(
+                    "name: n\nroles: {{ ops: {{ image: img }} }}\n\
+                     phases: [ {{ id: \"{name}\", tasks: [ {{ id: t, role: ops, run: \"true\" }} ] }} ]\n"
+                ),
+            ] {
+                let loaded = baton_plan::load("p.yaml", &plan);
+                assert_eq!(
+                    loaded.is_ok(),
+                    valid_plan_name(name),
+                    "{name:?}: {:?}",
+                    loaded.err().map(|e| e.to_string())
+                );
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 //! the timer: the expiry then comes with that answer, if it is pending.
 
 use baton_plan::{format_duration, ApprovalSpec, GateSpec, OnExpiry};
+use baton_proto::v1;
 
 use super::fold::Command;
 use super::state::*;
@@ -87,7 +88,7 @@ impl RunState {
             OnExpiry::Halt => {
                 self.end_stage(si, PhaseStatus::Failed, now);
                 self.phases[si].reason = reason.clone();
-                self.phase_changed(si, "failed", reason.clone(), out);
+                self.phase_changed(si, v1::PhaseStatus::Failed, reason.clone(), out);
                 self.raise_incident("halt", si, vec![reason.clone()], false, now, out);
                 let id = self.phases[si].id.clone();
                 self.finish(

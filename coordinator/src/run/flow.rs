@@ -35,7 +35,7 @@ impl RunState {
         p.status = PhaseStatus::Skipped;
         p.reason = reason.clone();
         p.finished_ms = now;
-        self.phase_changed(si, "skipped", reason, out);
+        self.phase_changed(si, v1::PhaseStatus::Skipped, reason, out);
     }
 
     /// After stage `si` passed or was skipped: start the next stage, or end the run.
@@ -107,7 +107,7 @@ impl RunState {
         match self.phases[si].status {
             PhaseStatus::Holding => {
                 self.phases[si].status = PhaseStatus::Gating;
-                self.phase_changed(si, "gating", String::new(), out);
+                self.phase_changed(si, v1::PhaseStatus::Gating, String::new(), out);
                 self.ask_gates(si, now, out);
             }
             PhaseStatus::Gating if self.approval_due(si, tf.due_ms.max(now)) => {
@@ -141,7 +141,7 @@ impl RunState {
         self.end_stage(si, PhaseStatus::Passed, now);
         let reason = format!("iteration {} of {} not green: {why}", it.n, rep.id);
         self.phases[si].reason = reason.clone();
-        self.phase_changed(si, "passed", reason, out);
+        self.phase_changed(si, v1::PhaseStatus::Passed, reason, out);
         self.next_stage(si, now, out);
     }
 
@@ -230,7 +230,7 @@ impl RunState {
         self.raise_incident("stop_when", si, vec![reason.clone()], true, now, out);
         self.end_stage(si, PhaseStatus::Failed, now);
         self.phases[si].reason = reason.clone();
-        self.phase_changed(si, "failed", reason.clone(), out);
+        self.phase_changed(si, v1::PhaseStatus::Failed, reason.clone(), out);
         self.begin_rollback(si, format!("stopped: {reason}"), now, out);
     }
 

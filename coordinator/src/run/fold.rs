@@ -33,7 +33,8 @@ pub enum Command {
         round: u32,
         at_ms: i64,
     },
-    /// Publish a derived event on the run's subject, for watchers.
+    /// Publish a derived event on the run's subject of its kind,
+    /// `baton.evt.<run>.<kind>` (`baton_proto::kinds::EventKind`), for watchers.
     Emit { msg_id: String, body: Body },
 }
 

@@ -2,7 +2,7 @@
 //! another loop iteration, a wait (a person, a window) or a failure.
 
 use baton_plan::GateSpec;
-use baton_proto::v1;
+use baton_proto::{kinds, v1};
 
 use super::fold::Command;
 use super::state::*;
@@ -35,11 +35,7 @@ impl RunState {
             .iter()
             .map(|t| &self.tasks[&t.id])
             .filter(|s| !s.by_condition)
-            .map(|s| v1::TaskSummary {
-                task_id: s.id.clone(),
-                status: s.status.as_str().to_string(),
-                error: s.error.clone(),
-            })
+            .map(|s| kinds::task_summary(s.id.clone(), s.status.into(), s.error.clone()))
             .collect();
         let decisions: Vec<v1::Decision> = phase
             .decisions
@@ -138,12 +134,12 @@ impl RunState {
             .collect();
         if let Some(at_ms) = next_window {
             self.phases[si].timer_at_ms = at_ms;
-            self.phase_changed(si, "waiting", reasons.join("; "), out);
+            self.phase_changed(si, v1::PhaseStatus::Waiting, reasons.join("; "), out);
             out.push(self.stage_timer(si, at_ms));
         } else {
             self.phase_changed(
                 si,
-                "awaiting_approval",
+                v1::PhaseStatus::AwaitingApproval,
                 format!("phase {id} waits for an approval"),
                 out,
             );

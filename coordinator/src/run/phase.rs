@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use baton_plan::{OnFail, Risk};
+use baton_proto::kinds;
 use baton_proto::v1::{self, event::Body};
 
 use super::fold::{fnv, new_task, Command};
@@ -54,7 +55,7 @@ impl RunState {
             }
             self.tasks.insert(t.id.clone(), fresh);
         }
-        self.phase_changed(si, "running", String::new(), out);
+        self.phase_changed(si, v1::PhaseStatus::Running, String::new(), out);
         self.advance_phase(now, out);
     }
 
@@ -121,7 +122,7 @@ impl RunState {
                         "task {} (role {}) waits for an approval",
                         task.id, task.role
                     );
-                    self.phase_changed(si, "awaiting_approval", reason, out);
+                    self.phase_changed(si, v1::PhaseStatus::AwaitingApproval, reason, out);
                 } else {
                     self.dispatch(&task.id, now, out);
                 }
@@ -157,12 +158,12 @@ impl RunState {
                         step.weight,
                         baton_plan::format_duration(hold)
                     );
-                    self.phase_changed(si, "holding", reason, out);
+                    self.phase_changed(si, v1::PhaseStatus::Holding, reason, out);
                     out.push(self.stage_timer(si, at_ms));
                 }
                 _ => {
                     self.phases[si].status = PhaseStatus::Gating;
-                    self.phase_changed(si, "gating", String::new(), out);
+                    self.phase_changed(si, v1::PhaseStatus::Gating, String::new(), out);
                     self.ask_gates(si, now, out);
                 }
             }
@@ -185,7 +186,7 @@ impl RunState {
             reason = format!("loop {id} green at iteration {}", it.n);
         }
         self.phases[si].reason = reason.clone();
-        self.phase_changed(si, "passed", reason, out);
+        self.phase_changed(si, v1::PhaseStatus::Passed, reason, out);
         let after = match green {
             Some(_) => self.skip_rest_of_loop(si, now, out),
             None => si,
@@ -211,11 +212,16 @@ impl RunState {
             OnFail::Retry if phase.retries_used < plan_phase.max_retries => {
                 phase.retries_used += 1;
                 let n = phase.retries_used;
-                self.phase_changed(si, "retrying", format!("{reason} (retry {n})"), out);
+                self.phase_changed(
+                    si,
+                    v1::PhaseStatus::Retrying,
+                    format!("{reason} (retry {n})"),
+                    out,
+                );
                 self.start_phase(si, now, out);
             }
             OnFail::Retry => {
-                self.phase_changed(si, "failed", reason.clone(), out);
+                self.phase_changed(si, v1::PhaseStatus::Failed, reason.clone(), out);
                 let n = plan_phase.max_retries;
                 self.finish(
                     RunStatus::Failed,
@@ -225,7 +231,7 @@ impl RunState {
                 );
             }
             OnFail::Halt => {
-                self.phase_changed(si, "failed", reason.clone(), out);
+                self.phase_changed(si, v1::PhaseStatus::Failed, reason.clone(), out);
                 self.raise_incident("halt", si, vec![reason.clone()], false, now, out);
                 self.finish(
                     RunStatus::Halted,
@@ -235,7 +241,7 @@ impl RunState {
                 );
             }
             OnFail::Rollback => {
-                self.phase_changed(si, "failed", reason.clone(), out);
+                self.phase_changed(si, v1::PhaseStatus::Failed, reason.clone(), out);
                 if let Some(step) = stage.canary {
                     let good = self.known_good.get(&self.canary_key(si)).copied();
                     let known = match good {
@@ -256,7 +262,7 @@ impl RunState {
     pub(super) fn phase_changed(
         &self,
         si: usize,
-        status: &str,
+        status: v1::PhaseStatus,
         reason: String,
         out: &mut Vec<Command>,
     ) {
@@ -264,15 +270,11 @@ impl RunState {
         out.push(Command::Emit {
             msg_id: format!(
                 "{}:{}:{:x}",
-                baton_proto::subjects::msg_id::phase(&self.run_id, &p.id, status, p.round),
+                baton_proto::subjects::msg_id::phase(&self.run_id, &p.id, status.as_str(), p.round),
                 p.retries_used,
                 fnv(reason.as_bytes())
             ),
-            body: Body::PhaseChanged(v1::PhaseChanged {
-                phase_id: p.id.clone(),
-                status: status.to_string(),
-                reason,
-            }),
+            body: Body::PhaseChanged(kinds::phase_changed(p.id.clone(), status, reason)),
         });
     }
 
@@ -289,10 +291,7 @@ impl RunState {
         self.mode = Mode::Done;
         out.push(Command::Emit {
             msg_id: baton_proto::subjects::msg_id::finished_run(&self.run_id),
-            body: Body::RunFinished(v1::RunFinished {
-                status: status.as_str().to_string(),
-                reason,
-            }),
+            body: Body::RunFinished(kinds::run_finished(status.into(), reason)),
         });
     }
 }

@@ -1,6 +1,8 @@
 //! Rollback: the steps of every phase started so far, newest phase first,
 //! one at a time.
 
+use baton_proto::v1;
+
 use super::fold::Command;
 use super::state::*;
 
@@ -39,7 +41,7 @@ impl RunState {
             );
             if !any_failed && ran {
                 self.phases[pi].status = PhaseStatus::RolledBack;
-                self.phase_changed(pi, "rolled_back", String::new(), out);
+                self.phase_changed(pi, v1::PhaseStatus::RolledBack, String::new(), out);
             }
         }
         let reason = std::mem::take(&mut self.reason);

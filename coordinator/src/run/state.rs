@@ -1,8 +1,13 @@
 //! The state of one run: what the fold reads and writes, and what a snapshot stores.
+//!
+//! The status enums here are the states a run, a stage and a task can be
+//! in; they convert to and from the wire's (`v1::RunStatus`, ...), whose
+//! names they take. Snapshots store them as those lowercase snake_case names.
 
 use std::collections::BTreeMap;
 
 use baton_plan::Plan;
+use baton_proto::v1;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,18 +22,41 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Its name in snapshots, views and audit records: the wire's.
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::RolledBack => "rolled_back",
-            RunStatus::Halted => "halted",
-            RunStatus::Cancelled => "cancelled",
-        }
+        v1::RunStatus::from(self).as_str()
     }
     pub fn is_terminal(self) -> bool {
         self != RunStatus::Running
+    }
+}
+
+impl From<RunStatus> for v1::RunStatus {
+    fn from(s: RunStatus) -> Self {
+        match s {
+            RunStatus::Running => v1::RunStatus::Running,
+            RunStatus::Succeeded => v1::RunStatus::Succeeded,
+            RunStatus::Failed => v1::RunStatus::Failed,
+            RunStatus::RolledBack => v1::RunStatus::RolledBack,
+            RunStatus::Halted => v1::RunStatus::Halted,
+            RunStatus::Cancelled => v1::RunStatus::Cancelled,
+        }
+    }
+}
+
+impl TryFrom<v1::RunStatus> for RunStatus {
+    /// `Unspecified`, the one value with no state.
+    type Error = v1::RunStatus;
+    fn try_from(s: v1::RunStatus) -> Result<Self, v1::RunStatus> {
+        Ok(match s {
+            v1::RunStatus::Running => RunStatus::Running,
+            v1::RunStatus::Succeeded => RunStatus::Succeeded,
+            v1::RunStatus::Failed => RunStatus::Failed,
+            v1::RunStatus::RolledBack => RunStatus::RolledBack,
+            v1::RunStatus::Halted => RunStatus::Halted,
+            v1::RunStatus::Cancelled => RunStatus::Cancelled,
+            v1::RunStatus::Unspecified => return Err(s),
+        })
     }
 }
 
@@ -49,17 +77,46 @@ pub enum PhaseStatus {
 }
 
 impl PhaseStatus {
+    /// Its name in snapshots, views and audit records: the wire's.
     pub fn as_str(self) -> &'static str {
-        match self {
-            PhaseStatus::Pending => "pending",
-            PhaseStatus::Running => "running",
-            PhaseStatus::Gating => "gating",
-            PhaseStatus::Passed => "passed",
-            PhaseStatus::Failed => "failed",
-            PhaseStatus::RolledBack => "rolled_back",
-            PhaseStatus::Holding => "holding",
-            PhaseStatus::Skipped => "skipped",
+        v1::PhaseStatus::from(self).as_str()
+    }
+}
+
+impl From<PhaseStatus> for v1::PhaseStatus {
+    fn from(s: PhaseStatus) -> Self {
+        match s {
+            PhaseStatus::Pending => v1::PhaseStatus::Pending,
+            PhaseStatus::Running => v1::PhaseStatus::Running,
+            PhaseStatus::Gating => v1::PhaseStatus::Gating,
+            PhaseStatus::Passed => v1::PhaseStatus::Passed,
+            PhaseStatus::Failed => v1::PhaseStatus::Failed,
+            PhaseStatus::RolledBack => v1::PhaseStatus::RolledBack,
+            PhaseStatus::Holding => v1::PhaseStatus::Holding,
+            PhaseStatus::Skipped => v1::PhaseStatus::Skipped,
         }
+    }
+}
+
+impl TryFrom<v1::PhaseStatus> for PhaseStatus {
+    /// `Unspecified`, or a status that is only announced (`awaiting_approval`,
+    /// `retrying`, `waiting`): a stage is never in it.
+    type Error = v1::PhaseStatus;
+    fn try_from(s: v1::PhaseStatus) -> Result<Self, v1::PhaseStatus> {
+        Ok(match s {
+            v1::PhaseStatus::Pending => PhaseStatus::Pending,
+            v1::PhaseStatus::Running => PhaseStatus::Running,
+            v1::PhaseStatus::Gating => PhaseStatus::Gating,
+            v1::PhaseStatus::Passed => PhaseStatus::Passed,
+            v1::PhaseStatus::Failed => PhaseStatus::Failed,
+            v1::PhaseStatus::RolledBack => PhaseStatus::RolledBack,
+            v1::PhaseStatus::Holding => PhaseStatus::Holding,
+            v1::PhaseStatus::Skipped => PhaseStatus::Skipped,
+            v1::PhaseStatus::Unspecified
+            | v1::PhaseStatus::AwaitingApproval
+            | v1::PhaseStatus::Retrying
+            | v1::PhaseStatus::Waiting => return Err(s),
+        })
     }
 }
 
@@ -80,18 +137,9 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
+    /// Its name in snapshots, views and gate requests: the wire's.
     pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Pending => "pending",
-            TaskStatus::AwaitingApproval => "awaiting_approval",
-            TaskStatus::Queued => "queued",
-            TaskStatus::Running => "running",
-            TaskStatus::RetryWait => "retry_wait",
-            TaskStatus::Succeeded => "succeeded",
-            TaskStatus::Failed => "failed",
-            TaskStatus::Skipped => "skipped",
-            TaskStatus::Cancelled => "cancelled",
-        }
+        v1::TaskStatus::from(self).as_str()
     }
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -101,6 +149,41 @@ impl TaskStatus {
                 | TaskStatus::Skipped
                 | TaskStatus::Cancelled
         )
+    }
+}
+
+impl From<TaskStatus> for v1::TaskStatus {
+    fn from(s: TaskStatus) -> Self {
+        match s {
+            TaskStatus::Pending => v1::TaskStatus::Pending,
+            TaskStatus::AwaitingApproval => v1::TaskStatus::AwaitingApproval,
+            TaskStatus::Queued => v1::TaskStatus::Queued,
+            TaskStatus::Running => v1::TaskStatus::Running,
+            TaskStatus::RetryWait => v1::TaskStatus::RetryWait,
+            TaskStatus::Succeeded => v1::TaskStatus::Succeeded,
+            TaskStatus::Failed => v1::TaskStatus::Failed,
+            TaskStatus::Skipped => v1::TaskStatus::Skipped,
+            TaskStatus::Cancelled => v1::TaskStatus::Cancelled,
+        }
+    }
+}
+
+impl TryFrom<v1::TaskStatus> for TaskStatus {
+    /// `Unspecified`, the one value with no state.
+    type Error = v1::TaskStatus;
+    fn try_from(s: v1::TaskStatus) -> Result<Self, v1::TaskStatus> {
+        Ok(match s {
+            v1::TaskStatus::Pending => TaskStatus::Pending,
+            v1::TaskStatus::AwaitingApproval => TaskStatus::AwaitingApproval,
+            v1::TaskStatus::Queued => TaskStatus::Queued,
+            v1::TaskStatus::Running => TaskStatus::Running,
+            v1::TaskStatus::RetryWait => TaskStatus::RetryWait,
+            v1::TaskStatus::Succeeded => TaskStatus::Succeeded,
+            v1::TaskStatus::Failed => TaskStatus::Failed,
+            v1::TaskStatus::Skipped => TaskStatus::Skipped,
+            v1::TaskStatus::Cancelled => TaskStatus::Cancelled,
+            v1::TaskStatus::Unspecified => return Err(s),
+        })
     }
 }
 
@@ -313,4 +396,82 @@ pub struct RunState {
     /// Per canary phase (`<phase>` or `<phase>@<env>`): the last weight that passed.
     #[serde(default)]
     pub known_good: BTreeMap<String, u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Snapshots store the serde names: they must stay the wire's names.
+    #[test]
+    fn statuses_serialize_as_their_wire_names_and_convert_both_ways() {
+        fn check<S, W>(all: &[S])
+        where
+            S: Copy + std::fmt::Debug + PartialEq + Serialize + TryFrom<W>,
+            W: From<S>,
+            <S as TryFrom<W>>::Error: std::fmt::Debug,
+        {
+            for &s in all {
+                let json = serde_json::to_value(s).unwrap();
+                let back = S::try_from(W::from(s)).unwrap();
+                assert_eq!((json, back), (serde_json::Value::from(name(s)), s));
+            }
+        }
+        fn name<S: Serialize>(s: S) -> String {
+            serde_json::to_value(s)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+        use RunStatus as R;
+        let runs = [
+            R::Running,
+            R::Succeeded,
+            R::Failed,
+            R::RolledBack,
+            R::Halted,
+            R::Cancelled,
+        ];
+        check::<RunStatus, v1::RunStatus>(&runs);
+        for s in runs {
+            assert_eq!(s.as_str(), name(s));
+        }
+        use PhaseStatus as P;
+        let phases = [
+            P::Pending,
+            P::Running,
+            P::Gating,
+            P::Passed,
+            P::Failed,
+            P::RolledBack,
+            P::Holding,
+            P::Skipped,
+        ];
+        check::<PhaseStatus, v1::PhaseStatus>(&phases);
+        for s in phases {
+            assert_eq!(s.as_str(), name(s));
+        }
+        use TaskStatus as T;
+        let tasks = [
+            T::Pending,
+            T::AwaitingApproval,
+            T::Queued,
+            T::Running,
+            T::RetryWait,
+            T::Succeeded,
+            T::Failed,
+            T::Skipped,
+            T::Cancelled,
+        ];
+        check::<TaskStatus, v1::TaskStatus>(&tasks);
+        for s in tasks {
+            assert_eq!(s.as_str(), name(s));
+        }
+        assert_eq!(
+            PhaseStatus::try_from(v1::PhaseStatus::AwaitingApproval),
+            Err(v1::PhaseStatus::AwaitingApproval)
+        );
+        assert!(RunStatus::try_from(v1::RunStatus::Unspecified).is_err());
+    }
 }

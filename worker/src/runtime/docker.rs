@@ -61,7 +61,7 @@ impl DockerRuntime {
     /// Connect (`DOCKER_HOST` or the local socket), negotiate the API
     /// version down to the engine's, and ping.
     pub async fn connect(policy: SandboxPolicy) -> Result<Self, RuntimeError> {
-        policy.check().map_err(RuntimeError::InvalidSpec)?;
+        policy.check()?;
         let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
         let endpoint = host
             .clone()

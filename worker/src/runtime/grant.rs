@@ -23,6 +23,10 @@ use baton_proto::v1;
 use super::result::format_mib;
 use super::Limits;
 
+#[path = "grant_refused.rs"]
+mod refused;
+pub use refused::Refused;
+
 /// Path components never mounted, wherever they are: an engine's socket
 /// hands out root on the host.
 const NEVER_MOUNT: &[&str] = &["docker.sock", "containerd.sock", "podman.sock"];
@@ -110,13 +114,13 @@ pub fn grant(
     ws: Option<&v1::Workspace>,
     defaults: &Limits,
     ceiling: &Ceiling,
-) -> Result<(Limits, Grant, Option<v1::Workspace>), String> {
+) -> Result<(Limits, Grant, Option<v1::Workspace>), Refused> {
     let ws = workspace(ws, ceiling)?;
     let Some(req) = req else {
         return Ok((defaults.clone(), Grant::default(), ws));
     };
     if req.network && !ceiling.allow_network {
-        return Err("the role asks for network access, which this worker does not allow — start the worker with --allow-network, or remove `sandbox.network` from the role".into());
+        return Err(Refused::Network);
     }
     let mut mounts = Vec::new();
     for m in &req.mounts {
@@ -160,7 +164,7 @@ pub fn grant(
 fn workspace(
     ws: Option<&v1::Workspace>,
     ceiling: &Ceiling,
-) -> Result<Option<v1::Workspace>, String> {
+) -> Result<Option<v1::Workspace>, Refused> {
     let Some(ws) = ws.filter(|w| !w.kind.is_empty()) else {
         return Ok(None);
     };
@@ -170,11 +174,10 @@ fn workspace(
     let fix = "or point the plan's workspace.host_path (or the input that fills it) there";
     let host = host_path("workspace host path", &ws.source, ceiling, fix)?;
     let Some(source) = host.to_str() else {
-        return Err(format!(
-            "workspace host path {} resolves to {}, which is not UTF-8 — use a path of plain characters",
-            ws.source,
-            host.display()
-        ));
+        return Err(Refused::NotUtf8 {
+            given: ws.source.clone(),
+            resolved: host,
+        });
     };
     Ok(Some(v1::Workspace {
         source: source.to_string(),
@@ -187,10 +190,10 @@ fn resource(
     asked: i64,
     default: i64,
     max: i64,
-    key: &str,
-    flag: &str,
+    key: &'static str,
+    flag: &'static str,
     show: impl Fn(i64) -> String,
-) -> Result<i64, String> {
+) -> Result<i64, Refused> {
     if asked <= 0 {
         return Ok(default);
     }
@@ -201,31 +204,30 @@ fn resource(
         max.max(default)
     };
     if max > 0 && asked > max {
-        return Err(format!(
-            "the role asks for {key} {}, above this worker's ceiling of {} — start the worker with {flag} {asked_raw} or more, or lower `sandbox.{key}` in the role",
-            show(asked),
-            show(max),
-            asked_raw = match key {
+        return Err(Refused::AboveCeiling {
+            key,
+            asked: show(asked),
+            max: show(max),
+            flag,
+            flag_value: match key {
                 "cpus" => format!("{}", asked as f64 / 1e9),
                 "memory" => format!("{}m", (asked + (1 << 20) - 1) >> 20),
                 _ => asked.to_string(),
-            }
-        ));
+            },
+        });
     }
     Ok(asked)
 }
 
-fn mount(m: &v1::SandboxMount, ceiling: &Ceiling) -> Result<BindMount, String> {
+fn mount(m: &v1::SandboxMount, ceiling: &Ceiling) -> Result<BindMount, Refused> {
     let path = Path::new(&m.path);
     let reserved = RESERVED
         .iter()
         .any(|r| path.starts_with(r) || Path::new(r).starts_with(path));
     if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) || reserved {
-        return Err(format!(
-            "mount path {:?} in the container must be absolute, without `..`, and outside {}",
-            m.path,
-            RESERVED.join(", ")
-        ));
+        return Err(Refused::ContainerPath {
+            path: m.path.clone(),
+        });
     }
     let fix = "or remove the mount from the role";
     Ok(BindMount {
@@ -239,34 +241,54 @@ fn mount(m: &v1::SandboxMount, ceiling: &Ceiling) -> Result<BindMount, String> {
 /// errors; `fix` is the other way out): absolute, not [`never_mounted`],
 /// resolved on this host, and under one of `--allow-mounts`. Returns the
 /// resolved path, which is what must be mounted.
-pub fn host_path(what: &str, given: &str, ceiling: &Ceiling, fix: &str) -> Result<PathBuf, String> {
+pub fn host_path(
+    what: &'static str,
+    given: &str,
+    ceiling: &Ceiling,
+    fix: &'static str,
+) -> Result<PathBuf, Refused> {
     let lexical = Path::new(given);
     if !lexical.is_absolute() || lexical.components().any(|c| c == Component::ParentDir) {
-        return Err(format!(
-            "{what} {given:?} must be absolute and without `..` — give the full path on the worker's host"
-        ));
+        return Err(Refused::NotAbsolute {
+            what,
+            given: given.to_string(),
+        });
     }
+    let never = |resolved: Option<&Path>, why: String| Refused::NeverMounted {
+        what,
+        given: given.to_string(),
+        resolved: resolved.map(Path::to_path_buf),
+        why,
+    };
+    let outside = |resolved: Option<&Path>| Refused::Outside {
+        what,
+        given: given.to_string(),
+        resolved: resolved.map(Path::to_path_buf),
+        allowed: ceiling.allow_mounts.clone(),
+        fix,
+    };
     if let Some(why) = never_mounted(lexical) {
-        return Err(never(what, given, None, &why));
+        return Err(never(None, why));
     }
     if ceiling.allow_mounts.is_empty() {
-        return Err(outside(what, given, None, ceiling, fix));
+        return Err(outside(None));
     }
-    let resolved = std::fs::canonicalize(lexical).map_err(|e| {
-        format!(
-            "{what} {given} cannot be resolved on this worker ({e}) — create it under one of the worker's --allow-mounts DIR, {fix}"
-        )
+    let resolved = std::fs::canonicalize(lexical).map_err(|source| Refused::Unresolvable {
+        what,
+        given: given.to_string(),
+        fix,
+        source,
     })?;
     let shown = (resolved != lexical).then_some(resolved.as_path());
     if let Some(why) = never_mounted(&resolved).or_else(|| socket_file(&resolved)) {
-        return Err(never(what, given, shown, &why));
+        return Err(never(shown, why));
     }
     let allowed = ceiling
         .allow_mounts
         .iter()
         .any(|root| resolved.starts_with(std::fs::canonicalize(root).unwrap_or(root.clone())));
     if !allowed {
-        return Err(outside(what, given, shown, ceiling, fix));
+        return Err(outside(shown));
     }
     Ok(resolved)
 }
@@ -313,45 +335,6 @@ fn socket_file(p: &Path) -> Option<String> {
     meta.file_type()
         .is_socket()
         .then(|| "it is a socket, a door into the program serving it".to_string())
-}
-
-/// `given`, and what it resolves to when that differs.
-fn show(given: &str, resolved: Option<&Path>) -> String {
-    match resolved {
-        Some(r) => format!("{given} (resolves to {})", r.display()),
-        None => given.to_string(),
-    }
-}
-
-fn never(what: &str, given: &str, resolved: Option<&Path>, why: &str) -> String {
-    format!(
-        "{what} {} is refused: {why}; it is never mounted, whatever --allow-mounts says — use a directory of its own (e.g. /srv/baton/<name>) under one of the worker's --allow-mounts DIR",
-        show(given, resolved)
-    )
-}
-
-fn outside(
-    what: &str,
-    given: &str,
-    resolved: Option<&Path>,
-    ceiling: &Ceiling,
-    fix: &str,
-) -> String {
-    let allowed = if ceiling.allow_mounts.is_empty() {
-        "none".to_string()
-    } else {
-        ceiling
-            .allow_mounts
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let dir = resolved.map_or(given.to_string(), |r| r.display().to_string());
-    format!(
-        "{what} {} is outside what this worker allows (--allow-mounts: {allowed}) — start the worker with --allow-mounts DIR for a directory holding it (e.g. --allow-mounts {dir}), {fix}",
-        show(given, resolved)
-    )
 }
 
 #[cfg(test)]

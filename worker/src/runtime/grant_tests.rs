@@ -11,7 +11,7 @@ fn grant(
     req: Option<&v1::SandboxRequest>,
     defaults: &Limits,
     ceiling: &Ceiling,
-) -> Result<(Limits, Grant), String> {
+) -> Result<(Limits, Grant), Refused> {
     super::grant(req, None, defaults, ceiling).map(|(l, g, _)| (l, g))
 }
 
@@ -57,7 +57,9 @@ fn network_needs_the_allow_flag() {
         network: true,
         ..req()
     };
-    let e = grant(Some(&r), &Limits::default(), &Ceiling::default()).unwrap_err();
+    let e = grant(Some(&r), &Limits::default(), &Ceiling::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--allow-network"), "{e}");
     let open = Ceiling {
         allow_network: true,
@@ -73,7 +75,9 @@ fn mounts_only_under_allowed_directories() {
     let cache = root.path().join("cache");
     std::fs::create_dir(&cache).unwrap();
     let r = mount_of(&cache);
-    let e = grant(Some(&r), &Limits::default(), &Ceiling::default()).unwrap_err();
+    let e = grant(Some(&r), &Limits::default(), &Ceiling::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains(&format!("--allow-mounts {}", cache.display())) && e.contains("none"),
         "{e}"
@@ -90,7 +94,7 @@ fn mounts_only_under_allowed_directories() {
         &allow(&[root.path()]),
     );
     std::fs::remove_dir(&sibling).unwrap();
-    assert!(e.unwrap_err().contains("outside"));
+    assert!(e.unwrap_err().to_string().contains("outside"));
 }
 
 #[test]
@@ -156,7 +160,9 @@ fn symlinks_are_resolved_before_the_check() {
     let ceiling = allow(&[root.path()]);
     let etc = root.path().join("etc-link");
     std::os::unix::fs::symlink("/etc", &etc).unwrap();
-    let e = host_path("workspace host path", etc.to_str().unwrap(), &ceiling, "").unwrap_err();
+    let e = host_path("workspace host path", etc.to_str().unwrap(), &ceiling, "")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("(resolves to /etc)") && e.contains("never mounted"),
         "{e}"
@@ -165,7 +171,9 @@ fn symlinks_are_resolved_before_the_check() {
     let out = tempfile::tempdir().unwrap();
     let away = root.path().join("away");
     std::os::unix::fs::symlink(out.path(), &away).unwrap();
-    let e = host_path("workspace host path", away.to_str().unwrap(), &ceiling, "").unwrap_err();
+    let e = host_path("workspace host path", away.to_str().unwrap(), &ceiling, "")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("outside") && e.contains("--allow-mounts DIR"),
         "{e}"
@@ -181,7 +189,10 @@ fn symlinks_are_resolved_before_the_check() {
         &ceiling,
         "",
     );
-    assert_eq!(got, Ok(real.canonicalize().unwrap()));
+    assert_eq!(
+        got.map_err(|e| e.to_string()),
+        Ok(real.canonicalize().unwrap())
+    );
 }
 
 #[test]
@@ -191,16 +202,22 @@ fn host_workspaces_get_the_same_check_and_are_resolved() {
     std::fs::create_dir(&repo).unwrap();
     let d = Limits::default();
     let check = |ws: &v1::Workspace, c: &Ceiling| super::grant(None, Some(ws), &d, c);
-    let e = check(&host_ws("/"), &allow(&[Path::new("/")])).unwrap_err();
+    let e = check(&host_ws("/"), &allow(&[Path::new("/")]))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("workspace host path / is refused: it is the host's root filesystem")
             && e.contains("--allow-mounts DIR"),
         "{e}"
     );
-    let e = check(&host_ws(repo.to_str().unwrap()), &Ceiling::default()).unwrap_err();
+    let e = check(&host_ws(repo.to_str().unwrap()), &Ceiling::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--allow-mounts: none"), "{e}");
     let missing = root.path().join("missing");
-    let e = check(&host_ws(missing.to_str().unwrap()), &allow(&[root.path()])).unwrap_err();
+    let e = check(&host_ws(missing.to_str().unwrap()), &allow(&[root.path()]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cannot be resolved"), "{e}");
     let (_, _, ws) = check(&host_ws(repo.to_str().unwrap()), &allow(&[root.path()])).unwrap();
     let want = repo.canonicalize().unwrap().to_string_lossy().into_owned();
@@ -239,7 +256,9 @@ fn resources_within_the_ceiling_or_refused() {
         memory_bytes: 3 * GIB,
         ..req()
     };
-    let e = grant(Some(&more), &Limits::default(), &ceiling).unwrap_err();
+    let e = grant(Some(&more), &Limits::default(), &ceiling)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("memory 3072 MiB") && e.contains("2048 MiB"),
         "{e}"
@@ -249,10 +268,14 @@ fn resources_within_the_ceiling_or_refused() {
         nano_cpus: 4_000_000_000,
         ..req()
     };
-    let e = grant(Some(&cpus), &Limits::default(), &ceiling).unwrap_err();
+    let e = grant(Some(&cpus), &Limits::default(), &ceiling)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--max-cpus 4"), "{e}");
     // The default ceiling is the default limits: nothing above them.
-    let e = grant(Some(&r), &Limits::default(), &Ceiling::default()).unwrap_err();
+    let e = grant(Some(&r), &Limits::default(), &Ceiling::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("ceiling"), "{e}");
     // ... unless the worker's own limits are higher: those are never refused.
     let roomy = Limits {

@@ -174,6 +174,9 @@ pub enum RuntimeError {
     ImageMissing { image: String },
     #[error("invalid task spec: {0}")]
     InvalidSpec(String),
+    /// The worker's own sandbox settings are refused (at start, never per task).
+    #[error(transparent)]
+    UnsafePolicy(#[from] sandbox::UnsafePolicy),
     #[error("Docker API error: {0}")]
     Docker(#[from] bollard::errors::Error),
     #[error("I/O error: {0}")]

@@ -26,6 +26,33 @@ pub const QUOTE_BYTES: usize = 200;
 
 pub const NO_RESULT: &str = "task printed no result — print {\"result\":\"ok\"} as the last line of stdout or write /baton/out/result.json";
 
+/// Why a task's result document is not a report. The text becomes the
+/// attempt's error.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("result.json is larger than {} KiB — put large data in /baton/out/ as artifacts and keep outputs small", MAX_RESULT_FILE_BYTES / 1024)]
+    TooLarge,
+    /// `what` is `result` (the last stdout line) or `result.json`; `quoted`
+    /// the first [`QUOTE_BYTES`] of the text.
+    #[error("{what} is not JSON: {quoted}")]
+    NotJson {
+        what: &'static str,
+        quoted: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{what} is not a JSON object: {quoted}")]
+    NotAnObject { what: &'static str, quoted: String },
+    #[error("{what} has no \"result\" field (expected \"ok\" or \"fail\"): {quoted}")]
+    NoResultField { what: &'static str, quoted: String },
+    #[error("{what} is malformed: {source}")]
+    Malformed {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// What [`evaluate`] decided.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verdict {
@@ -44,7 +71,7 @@ pub fn evaluate(
     last_stdout_line: Option<&str>,
     result_file: Option<&[u8]>,
 ) -> Verdict {
-    let parsed: Option<Result<TaskReport, String>> = match (result_file, last_stdout_line) {
+    let parsed: Option<Result<TaskReport, ReportError>> = match (result_file, last_stdout_line) {
         (Some(bytes), _) => Some(parse_file(bytes)),
         (None, Some(line)) if !line.trim().is_empty() => Some(parse_report(line, "result")),
         _ => None,
@@ -63,7 +90,7 @@ pub fn evaluate(
 
     let report = match parsed {
         None => return fail(None, NO_RESULT.to_string()),
-        Some(Err(e)) => return fail(None, e),
+        Some(Err(e)) => return fail(None, e.to_string()),
         Some(Ok(report)) => report,
     };
     match report.result.as_str() {
@@ -100,32 +127,37 @@ fn fail(report: Option<TaskReport>, error: String) -> Verdict {
     }
 }
 
-fn parse_file(bytes: &[u8]) -> Result<TaskReport, String> {
+fn parse_file(bytes: &[u8]) -> Result<TaskReport, ReportError> {
     if bytes.len() > MAX_RESULT_FILE_BYTES {
-        return Err(format!(
-            "result.json is larger than {} KiB — put large data in /baton/out/ as artifacts and keep outputs small",
-            MAX_RESULT_FILE_BYTES / 1024
-        ));
+        return Err(ReportError::TooLarge);
     }
     parse_report(&String::from_utf8_lossy(bytes), "result.json")
 }
 
 /// Parse one result document. `what` names the source in error messages
 /// (`result` for stdout, `result.json` for the file).
-pub fn parse_report(text: &str, what: &str) -> Result<TaskReport, String> {
+pub fn parse_report(text: &str, what: &'static str) -> Result<TaskReport, ReportError> {
     let text = text.trim();
+    let quoted = || quote(text).to_string();
     let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|_| format!("{what} is not JSON: {}", quote(text)))?;
+        serde_json::from_str(text).map_err(|source| ReportError::NotJson {
+            what,
+            quoted: quoted(),
+            source,
+        })?;
     let Some(object) = value.as_object() else {
-        return Err(format!("{what} is not a JSON object: {}", quote(text)));
+        return Err(ReportError::NotAnObject {
+            what,
+            quoted: quoted(),
+        });
     };
     if !object.contains_key("result") {
-        return Err(format!(
-            "{what} has no \"result\" field (expected \"ok\" or \"fail\"): {}",
-            quote(text)
-        ));
+        return Err(ReportError::NoResultField {
+            what,
+            quoted: quoted(),
+        });
     }
-    serde_json::from_value(value).map_err(|e| format!("{what} is malformed: {e}"))
+    serde_json::from_value(value).map_err(|source| ReportError::Malformed { what, source })
 }
 
 /// The first [`QUOTE_BYTES`] bytes of `s`, cut at a character boundary.

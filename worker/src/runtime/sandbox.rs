@@ -57,20 +57,26 @@ impl Default for SandboxPolicy {
     }
 }
 
+/// A [`SandboxPolicy`] the worker refuses to start with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafePolicy {
+    #[error("the sandbox user {user:?} is root or unset — tasks never run as root; use a numeric uid:gid such as 10001:10001")]
+    RootUser { user: String },
+}
+
 impl SandboxPolicy {
     /// Refuses a policy that would run tasks as root: uid 0, gid 0, the
     /// name `root`, or no user at all (the image's default, often root).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), UnsafePolicy> {
         let (user, group) = match self.user.split_once(':') {
             Some((u, g)) => (u.trim(), Some(g.trim())),
             None => (self.user.trim(), None),
         };
         let is_root = |s: &str| s == "0" || s == "root";
         if user.is_empty() || is_root(user) || group.is_some_and(|g| g.is_empty() || is_root(g)) {
-            return Err(format!(
-                "the sandbox user {:?} is root or unset — tasks never run as root; use a numeric uid:gid such as 10001:10001",
-                self.user
-            ));
+            return Err(UnsafePolicy::RootUser {
+                user: self.user.clone(),
+            });
         }
         Ok(())
     }

@@ -101,20 +101,14 @@ impl SecretPolicy {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, SecretError> {
         for p in &self.allow_env {
-            env_pattern(p).map_err(SecretError::BadPolicy)?;
+            env_pattern(p)?;
         }
         for d in &self.allow_dirs {
             if !d.is_absolute() {
-                return Err(SecretError::BadPolicy(format!(
-                    "--allow-secret-dir {} is not an absolute path — give it from /",
-                    d.display()
-                )));
+                return Err(PolicyError::RelativeDir { dir: d.clone() }.into());
             }
             if !std::fs::metadata(d).is_ok_and(|m| m.is_dir()) {
-                return Err(SecretError::BadPolicy(format!(
-                    "--allow-secret-dir {} is not a directory on this host — create it, or drop the flag",
-                    d.display()
-                )));
+                return Err(PolicyError::NotADir { dir: d.clone() }.into());
             }
         }
         // Their contents are compared too; certificates are public, so a
@@ -401,9 +395,20 @@ pub(super) fn reserved_env(var: &str) -> Option<&'static str> {
     None
 }
 
+/// The worker's own `--allow-secret-*` settings are wrong: it does not start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("--allow-secret-env {pattern:?} is neither a variable name nor a prefix ending in `*` — write e.g. DEPLOY_TOKEN or DEPLOY_*")]
+    EnvPattern { pattern: String },
+    #[error("--allow-secret-dir {} is not an absolute path — give it from /", dir.display())]
+    RelativeDir { dir: PathBuf },
+    #[error("--allow-secret-dir {} is not a directory on this host — create it, or drop the flag", dir.display())]
+    NotADir { dir: PathBuf },
+}
+
 /// Check one `--allow-secret-env` pattern: a variable name, or a prefix
 /// ending in `*` (`DEPLOY_*`, or `*` for every variable).
-pub fn env_pattern(p: &str) -> Result<String, String> {
+pub fn env_pattern(p: &str) -> Result<String, PolicyError> {
     let (body, wildcard) = match p.strip_suffix('*') {
         Some(b) => (b, true),
         None => (p, false),
@@ -414,9 +419,9 @@ pub fn env_pattern(p: &str) -> Result<String, String> {
     if ok {
         Ok(p.to_string())
     } else {
-        Err(format!(
-            "--allow-secret-env {p:?} is neither a variable name nor a prefix ending in `*` — write e.g. DEPLOY_TOKEN or DEPLOY_*"
-        ))
+        Err(PolicyError::EnvPattern {
+            pattern: p.to_string(),
+        })
     }
 }
 
