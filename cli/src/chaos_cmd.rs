@@ -1,9 +1,9 @@
-//! `baton chaos`: the command line of [`baton::chaos`].
+//! `baton chaos`: the command line of [`baton_chaos`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use baton::chaos::{self, ChaosOptions, FaultKind};
+use baton_chaos::{self as chaos, ChaosOptions, FaultKind};
 use clap::Args;
 
 use crate::exit::{Exit, FAILED};

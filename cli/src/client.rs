@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use baton::admin_client::{self, Admin, ClientTls};
+use baton_proto::client::{self as admin_client, Admin, ClientTls};
 use baton_proto::v1::{self, event::Body};
 use futures::StreamExt;
 
@@ -36,7 +36,7 @@ pub(crate) fn read_plan(file: &Path) -> Result<String, Exit> {
 
 /// Exit 1, with nothing more to say, unless the run succeeded.
 fn succeeded(r: &v1::Run) -> Result<(), Exit> {
-    if r.status == "succeeded" {
+    if r.run_status() == v1::RunStatus::Succeeded {
         Ok(())
     } else {
         Err(Exit::silent(FAILED))
@@ -164,7 +164,7 @@ async fn follow(c: &mut Admin, run_id: &str, print: bool) {
             })
             .await
         {
-            if r.into_inner().status != "running" {
+            if r.into_inner().run_status() != v1::RunStatus::Running {
                 return;
             }
         }
@@ -202,7 +202,7 @@ pub async fn runs(a: RunsArgs) -> Result<(), Exit> {
     if a.json {
         let v: Vec<_> = runs
             .iter()
-            .map(|r| serde_json::json!({"run_id": r.run_id, "plan": r.plan, "status": r.status, "created_ms": r.created_ms, "waiting": r.waiting}))
+            .map(|r| serde_json::json!({"run_id": r.run_id, "plan": r.plan, "status": r.run_status().as_str(), "created_ms": r.created_ms, "waiting": r.waiting}))
             .collect();
         println!("{}", serde_json::Value::Array(v));
     } else {
@@ -210,7 +210,10 @@ pub async fn runs(a: RunsArgs) -> Result<(), Exit> {
         for r in runs {
             println!(
                 "{:<20} {:<22} {:<12} {}",
-                r.run_id, r.plan, r.status, r.waiting
+                r.run_id,
+                r.plan,
+                r.run_status().as_str(),
+                r.waiting
             );
         }
     }

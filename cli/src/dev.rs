@@ -4,8 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use baton_proto::kinds::{self, EventKind};
 use baton_proto::supervise::Supervisor;
-use baton_proto::v1::event::Body;
+use baton_proto::v1::{self, event::Body};
 use clap::Args;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -225,7 +226,7 @@ async fn auto_approve(
         .await
         .map_err(|e| e.to_string())?;
     let mut sub = client
-        .subscribe(baton_proto::subjects::events_of_kind("phase"))
+        .subscribe(EventKind::PhaseChanged.of_every_run())
         .await
         .map_err(|e| e.to_string())?;
     loop {
@@ -239,7 +240,7 @@ async fn auto_approve(
         let Some(Body::PhaseChanged(p)) = &ev.body else {
             continue;
         };
-        if p.status != "awaiting_approval" {
+        if kinds::phase_status(p) != v1::PhaseStatus::AwaitingApproval {
             continue;
         }
         // Like any approver: a request on `baton.approve.<identity>.<run>`,
@@ -277,7 +278,7 @@ fn dev_secret_policy(
 ) -> baton_worker::secrets::SecretPolicy {
     let mut policy = a.secrets.clone();
     policy.allow_secret_env.insert(0, DEV_SECRET_ENV.into());
-    let tokens = baton::admin_client::dev_token_path("dev")
+    let tokens = baton_proto::client::dev_token_path("dev")
         .and_then(|p| p.parent().map(std::path::Path::to_path_buf));
     let own = [
         Some(evidence_key.to_path_buf()),

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 
-use baton::admin_client::dev_token_path;
+use baton_proto::client::dev_token_path;
 use baton_proto::secret::Secret;
 
 /// Write `token` 0600 for clients of `addr`; with auth off, remove any

@@ -7,7 +7,7 @@
 
 use std::fmt::Display;
 
-use baton::admin_client;
+use baton_proto::client as admin_client;
 
 /// Something failed: the server, a write, a run that did not succeed.
 pub const FAILED: u8 = 1;

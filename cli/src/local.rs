@@ -14,7 +14,7 @@ use baton_worker::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin_client::{Admin, ClientTls};
+use baton_proto::client::{Admin, ClientTls};
 
 /// How much longer than the workers' grace the parts may take to stop.
 const STOP_MARGIN: Duration = Duration::from_secs(10);
@@ -152,7 +152,7 @@ impl LocalBaton {
 
     /// A plaintext client with [`LocalBaton::token`].
     pub async fn admin(&self) -> Result<Admin, String> {
-        crate::admin_client::connect(
+        baton_proto::client::connect(
             &format!("http://{}", self.grpc_addr),
             self.token.as_ref(),
             &ClientTls::default(),
@@ -223,7 +223,7 @@ pub async fn wait_end(admin: &Admin, run: &str, timeout: Duration) -> Result<v1:
             }
         }
         if let Some(r) = read(&mut admin, run).await {
-            if r.status != "running" {
+            if r.run_status() != v1::RunStatus::Running {
                 return Ok(r);
             }
             last = Some(r);
@@ -351,14 +351,14 @@ mod tests {
         let r = wait_end(&admin, &run, Duration::from_secs(30))
             .await
             .unwrap();
-        assert_eq!(r.status, "succeeded", "{r:#?}");
+        assert_eq!(r.run_status(), v1::RunStatus::Succeeded, "{r:#?}");
 
         // Already ended: the replay ends with `finished`, no quiet spell is waited out.
         let asked = Instant::now();
         let again = wait_end(&admin, &run, Duration::from_secs(30))
             .await
             .unwrap();
-        assert_eq!(again.status, "succeeded");
+        assert_eq!(again.run_status(), v1::RunStatus::Succeeded);
         assert!(asked.elapsed() < QUIET, "took {:?}", asked.elapsed());
 
         // A run that does not exist never ends: the timeout, with nothing known.

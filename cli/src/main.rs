@@ -1,5 +1,19 @@
 //! `baton`: the one binary. Services (`dev`, `coordinator`, `worker`, `gates`),
 //! client commands, and the bench harness.
+//!
+//! # Layout
+//! - this file: the command line, and the one place an [`exit::Exit`] is printed.
+//! - `services`: `baton coordinator|worker|gates` under one supervisor; `dev`
+//!   (with `dev_roles`, `dev_token`): all of them in one process.
+//! - `client`: the admin API's commands (`plan`, `run`, `status`, `runs`, `workers`,
+//!   approve/reject, `cancel`, `logs`), printed by `render`; `role_cmd`, `token_cmd`, `audit_cmd`,
+//!   `evidence_cmd`: the other client commands.
+//! - `exit`: [`exit::Exit`], every command's error: an exit code and its message,
+//!   mapped once from `tonic::Status`.
+//! - `*_args`: flags shared by several commands (NATS auth, admin auth, hooks,
+//!   sandbox and secrets).
+//! - `telemetry`: logs (colour only on a TTY) and OTLP traces.
+//! - `bench`: `baton bench`; `chaos_cmd`: `baton chaos` over `baton-chaos`.
 #![forbid(unsafe_code)]
 
 mod audit_cmd;

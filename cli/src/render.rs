@@ -9,7 +9,7 @@ pub fn run_json(r: &v1::Run) -> Value {
     json!({
         "run_id": r.run_id,
         "plan": r.plan,
-        "status": r.status,
+        "status": r.run_status().as_str(),
         "reason": r.reason,
         "waiting": r.waiting,
         "created_ms": r.created_ms,
@@ -28,10 +28,10 @@ pub fn run_json(r: &v1::Run) -> Value {
             "environment": p.environment,
             "canary_weight": p.canary_weight,
             "iteration": p.iteration,
-            "status": p.status,
+            "status": p.phase_status().as_str(),
             "reason": p.reason,
             "outcomes": p.outcomes.iter().map(|o| json!({
-                "task": o.task_id, "status": o.status, "error": o.error,
+                "task": o.task_id, "status": o.task_status().as_str(), "error": o.error,
                 "outputs": serde_json::from_str::<Value>(&o.outputs_json).unwrap_or(Value::Null),
                 "artifacts": o.artifacts.iter().map(artifact_json).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
@@ -44,7 +44,7 @@ pub fn run_json(r: &v1::Run) -> Value {
             "phase": t.phase,
             "role": t.role,
             "rollback": t.rollback,
-            "status": t.status,
+            "status": t.task_status().as_str(),
             "attempts": t.attempts,
             "exit_code": t.exit_code,
             "result": serde_json::from_str::<Value>(&t.result_json).unwrap_or(Value::Null),
@@ -75,14 +75,39 @@ fn artifacts_line(list: &[v1::Artifact]) -> String {
     format!("\n        artifacts: {}", items.join(", "))
 }
 
-fn mark(status: &str) -> &'static str {
+/// The mark before a stage's line: where it is, at a glance.
+fn phase_mark(status: v1::PhaseStatus) -> &'static str {
+    use v1::PhaseStatus as S;
     match status {
-        "succeeded" | "passed" | "pass" => "✓",
-        "failed" | "fail" => "✗",
-        "skipped" | "rolled_back" => "↺",
-        "holding" | "waiting" => "⏳",
-        "awaiting_approval" | "pending" => "⏸",
-        "running" | "queued" | "gating" => "…",
+        S::Passed => "✓",
+        S::Failed => "✗",
+        S::Skipped | S::RolledBack => "↺",
+        S::Holding | S::Waiting => "⏳",
+        S::AwaitingApproval | S::Pending => "⏸",
+        S::Running | S::Gating => "…",
+        S::Retrying | S::Unspecified => "·",
+    }
+}
+
+/// The mark before a task's line.
+fn task_mark(status: v1::TaskStatus) -> &'static str {
+    use v1::TaskStatus as S;
+    match status {
+        S::Succeeded => "✓",
+        S::Failed => "✗",
+        S::Skipped => "↺",
+        S::AwaitingApproval | S::Pending => "⏸",
+        S::Running | S::Queued => "…",
+        S::RetryWait | S::Cancelled | S::Unspecified => "·",
+    }
+}
+
+/// The mark before a gate's line: its verdict as the admin API names it.
+fn verdict_mark(verdict: &str) -> &'static str {
+    match verdict {
+        "pass" => "✓",
+        "fail" => "✗",
+        "pending" => "⏸",
         _ => "·",
     }
 }
@@ -91,10 +116,10 @@ fn task_line(t: &v1::TaskView) -> String {
     let kind = if t.rollback { "rollback " } else { "" };
     let mut s = format!(
         "\n    {} {kind}{} [{}] {}",
-        mark(&t.status),
+        task_mark(t.task_status()),
         t.id,
         t.role,
-        t.status
+        t.task_status().as_str()
     );
     if t.attempts > 1 {
         s += &format!(" after {} attempts", t.attempts);
@@ -123,7 +148,12 @@ fn task_line(t: &v1::TaskView) -> String {
 }
 
 pub fn run_text(r: &v1::Run) -> String {
-    let mut s = format!("run {} · plan {} · {}", r.run_id, r.plan, r.status);
+    let mut s = format!(
+        "run {} · plan {} · {}",
+        r.run_id,
+        r.plan,
+        r.run_status().as_str()
+    );
     if !r.reason.is_empty() {
         s += &format!("\n  reason: {}", r.reason);
     }
@@ -139,13 +169,21 @@ pub fn run_text(r: &v1::Run) -> String {
         );
     }
     for p in &r.phases {
-        s += &format!("\n{} phase {} ({})", mark(&p.status), p.id, p.status);
-        if !p.reason.is_empty() && p.status != "failed" {
+        let status = p.phase_status();
+        s += &format!(
+            "\n{} phase {} ({})",
+            phase_mark(status),
+            p.id,
+            status.as_str()
+        );
+        if !p.reason.is_empty() && status != v1::PhaseStatus::Failed {
             s += &format!(" — {}", p.reason);
         }
         // A stage that ended keeps its tasks' outcomes (later stages may run
         // them again); where the task's latest run is this stage, show it in full.
-        let here = |t: &&v1::TaskView| t.phase == p.id && (!t.rollback || t.status != "pending");
+        let here = |t: &&v1::TaskView| {
+            t.phase == p.id && (!t.rollback || t.task_status() != v1::TaskStatus::Pending)
+        };
         if p.outcomes.is_empty() {
             for t in r.tasks.iter().filter(here) {
                 s += &task_line(t);
@@ -160,7 +198,13 @@ pub fn run_text(r: &v1::Run) -> String {
                 {
                     Some(t) => s += &task_line(t),
                     None => {
-                        s += &format!("\n    {} {} {}", mark(&o.status), o.task_id, o.status);
+                        let status = o.task_status();
+                        s += &format!(
+                            "\n    {} {} {}",
+                            task_mark(status),
+                            o.task_id,
+                            status.as_str()
+                        );
                         if !o.error.is_empty() {
                             s += &format!(" — {}", o.error);
                         }
@@ -177,7 +221,7 @@ pub fn run_text(r: &v1::Run) -> String {
         for g in &p.gates {
             s += &format!(
                 "\n    {} gate {}: {}",
-                mark(&g.verdict),
+                verdict_mark(&g.verdict),
                 g.kind,
                 g.reasons.join("; ")
             );
@@ -200,11 +244,13 @@ pub fn event_line(e: &v1::Event) -> Option<String> {
     Some(match e.body.as_ref()? {
         Body::RunSubmitted(s) => format!("submitted by {} via {}", s.submitted_by, s.trigger),
         Body::PhaseChanged(p) => {
-            let status = kinds::phase_status(p).as_str();
+            let status = kinds::phase_status(p);
+            let mark = phase_mark(status);
+            let status = status.as_str();
             if p.reason.is_empty() {
-                format!("{} phase {} {status}", mark(status), p.phase_id)
+                format!("{mark} phase {} {status}", p.phase_id)
             } else {
-                format!("{} phase {} {status}: {}", mark(status), p.phase_id, p.reason)
+                format!("{mark} phase {} {status}: {}", p.phase_id, p.reason)
             }
         }
         Body::TaskStarted(t) => format!(
@@ -226,7 +272,7 @@ pub fn event_line(e: &v1::Event) -> Option<String> {
             };
             format!(
                 "  {} gate {} {}: {}",
-                mark(v),
+                verdict_mark(v),
                 g.kind,
                 v,
                 g.reasons.join("; ")
@@ -300,4 +346,74 @@ pub fn workers_text(ws: &[v1::WorkerInfo]) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The marks as they were chosen from a status's text, before the
+    /// statuses were enums: every status keeps its mark.
+    fn mark_by_name(status: &str) -> &'static str {
+        match status {
+            "succeeded" | "passed" | "pass" => "✓",
+            "failed" | "fail" => "✗",
+            "skipped" | "rolled_back" => "↺",
+            "holding" | "waiting" => "⏳",
+            "awaiting_approval" | "pending" => "⏸",
+            "running" | "queued" | "gating" => "…",
+            _ => "·",
+        }
+    }
+
+    #[test]
+    fn every_status_keeps_its_mark() {
+        for v in 0..20 {
+            if let Ok(s) = v1::PhaseStatus::try_from(v) {
+                assert_eq!(phase_mark(s), mark_by_name(s.as_str()), "{s}");
+            }
+            if let Ok(s) = v1::TaskStatus::try_from(v) {
+                assert_eq!(task_mark(s), mark_by_name(s.as_str()), "{s}");
+            }
+        }
+        for v in ["pass", "fail", "pending", "", "other"] {
+            assert_eq!(verdict_mark(v), mark_by_name(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn statuses_print_by_their_names() {
+        let r = v1::Run {
+            run_id: "r1".into(),
+            plan: "p".into(),
+            run_status: v1::RunStatus::RolledBack.into(),
+            phases: vec![v1::PhaseView {
+                id: "build".into(),
+                phase_status: v1::PhaseStatus::AwaitingApproval.into(),
+                outcomes: vec![v1::TaskOutcome {
+                    task_id: "old".into(),
+                    task_status: v1::TaskStatus::Skipped.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            tasks: vec![v1::TaskView {
+                id: "make".into(),
+                phase: "build".into(),
+                role: "dev".into(),
+                task_status: v1::TaskStatus::RetryWait.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            run_text(&r),
+            "run r1 · plan p · rolled_back\n⏸ phase build (awaiting_approval)\n    ↺ old skipped"
+        );
+        let j = run_json(&r);
+        assert_eq!(j["status"], "rolled_back");
+        assert_eq!(j["phases"][0]["status"], "awaiting_approval");
+        assert_eq!(j["phases"][0]["outcomes"][0]["status"], "skipped");
+        assert_eq!(j["tasks"][0]["status"], "retry_wait");
+    }
 }

@@ -5,6 +5,7 @@ use std::pin::Pin;
 
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::consumer::DeliverPolicy;
+use baton_proto::kinds::EventKind;
 use baton_proto::v1::{self, admin_server::Admin, event::Body};
 use baton_proto::{bus, codec, subjects};
 use futures::{Stream, StreamExt};
@@ -106,7 +107,7 @@ impl Admin for AdminService {
         // The submission is the run's first event: if it is absent, so is the run.
         let exists = self
             .events
-            .get_last_raw_message_by_subject(&subjects::event(&run_id, "submitted"))
+            .get_last_raw_message_by_subject(&EventKind::RunSubmitted.subject(&run_id))
             .await
             .is_ok();
         if !exists {

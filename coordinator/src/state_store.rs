@@ -52,7 +52,7 @@ impl RunStore {
     /// A run whose submission is on the bus but not folded yet: folding the
     /// submission alone (the fold is pure) gives exactly its first state.
     async fn just_submitted(&self, run_id: &str) -> Result<Arc<RunState>, Error> {
-        let subject = baton_proto::subjects::event(run_id, "submitted");
+        let subject = baton_proto::kinds::EventKind::RunSubmitted.subject(run_id);
         let Ok(raw) = self.events.get_last_raw_message_by_subject(&subject).await else {
             return Err(Error::RunNotFound(run_id.to_string()));
         };

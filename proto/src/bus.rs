@@ -93,7 +93,7 @@ pub async fn publish_event(
     body: Body,
     traceparent: &str,
 ) -> Result<(), async_nats::Error> {
-    let subject = crate::subjects::event(run_id, crate::codec::event_kind(&body));
+    let subject = crate::codec::event_subject(run_id, &body);
     let ev: Event = crate::codec::event_now(run_id, body);
     publish_acked(js, subject, msg_id, &ev, traceparent).await
 }

@@ -7,14 +7,14 @@
 //!
 //! # Statuses of events written before the enums
 //!
-//! `PhaseChanged` and `RunFinished` once carried their status as text only
-//! (`string status`). The enum is a new field beside it, so an old event
-//! still decodes; read a status through [`phase_status`] and
-//! [`run_status`], which take the enum and fall back to the old text when
-//! the enum is unspecified. `TaskSummary` still carries text only (see
-//! `bus.proto`); [`task_status`] reads it. Build the messages with
-//! [`phase_changed`], [`run_finished`] and [`task_summary`], which decide
-//! what is written.
+//! `PhaseChanged`, `RunFinished` and `TaskSummary` once carried their
+//! status as text only (`string status`). The enum is a new field beside
+//! it, so an old message still decodes; read a status through
+//! [`phase_status`], [`run_status`] and [`task_status`], which take the enum
+//! and fall back to the old text when the enum is unspecified. The text is
+//! deprecated and no longer written: build the messages with
+//! [`phase_changed`], [`run_finished`] and [`task_summary`], which write the
+//! enum only.
 
 use std::fmt;
 use std::str::FromStr;
@@ -57,7 +57,8 @@ macro_rules! vocabulary {
         }
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                // `pad`, so widths and alignment (`{:<12}`) apply as to a `str`.
+                f.pad(self.as_str())
             }
         }
     };
@@ -195,8 +196,14 @@ fn enum_or_legacy<S: TryFrom<i32> + Copy + PartialEq>(
 
 /// A `PhaseChanged`'s status, from an event of either shape.
 pub fn phase_status(p: &v1::PhaseChanged) -> v1::PhaseStatus {
-    let u = v1::PhaseStatus::Unspecified;
-    enum_or_legacy(p.phase_status, u, &p.status, v1::PhaseStatus::parse)
+    #[allow(deprecated)] // the fallback is what the old field is kept for
+    let legacy = &p.status;
+    enum_or_legacy(
+        p.phase_status,
+        v1::PhaseStatus::Unspecified,
+        legacy,
+        v1::PhaseStatus::parse,
+    )
 }
 
 /// A `RunFinished`'s status, from an event of either shape.
@@ -211,13 +218,19 @@ pub fn run_status(f: &v1::RunFinished) -> v1::RunStatus {
     )
 }
 
-/// A `TaskSummary`'s status (`Unspecified` if its text is empty or unknown).
+/// A `TaskSummary`'s status, from a gate request of either shape.
 pub fn task_status(t: &v1::TaskSummary) -> v1::TaskStatus {
-    v1::TaskStatus::parse(&t.status).unwrap_or(v1::TaskStatus::Unspecified)
+    #[allow(deprecated)] // the fallback is what the old field is kept for
+    let legacy = &t.status;
+    enum_or_legacy(
+        t.task_status,
+        v1::TaskStatus::Unspecified,
+        legacy,
+        v1::TaskStatus::parse,
+    )
 }
 
-/// A `PhaseChanged` as coordinators write it now: the enum, and the old
-/// text too while readers of the text remain (see `bus.proto`).
+/// A `PhaseChanged` as coordinators write it now: the enum only.
 pub fn phase_changed(
     phase_id: String,
     status: v1::PhaseStatus,
@@ -225,9 +238,9 @@ pub fn phase_changed(
 ) -> v1::PhaseChanged {
     v1::PhaseChanged {
         phase_id,
-        status: status.as_str().to_string(),
-        reason,
         phase_status: status.into(),
+        reason,
+        ..Default::default()
     }
 }
 
@@ -240,13 +253,13 @@ pub fn run_finished(status: v1::RunStatus, reason: String) -> v1::RunFinished {
     }
 }
 
-/// A `TaskSummary` as coordinators write it now: the status by name (see
-/// `bus.proto`).
+/// A `TaskSummary` as coordinators write it now: the enum only.
 pub fn task_summary(task_id: String, status: v1::TaskStatus, error: String) -> v1::TaskSummary {
     v1::TaskSummary {
         task_id,
-        status: status.as_str().to_string(),
+        task_status: status.into(),
         error,
+        ..Default::default()
     }
 }
 
@@ -345,6 +358,9 @@ mod tests {
         assert_eq!(v1::TaskStatus::RetryWait.as_str(), "retry_wait");
         assert_eq!("holding".parse(), Ok(v1::PhaseStatus::Holding));
         assert!("HOLDING".parse::<v1::PhaseStatus>().is_err());
+        // Printed like the `str` it stands for, widths included (`baton runs`).
+        assert_eq!(format!("{:<9}|", v1::RunStatus::Halted), "halted   |");
+        assert_eq!(format!("{}", v1::TaskStatus::RetryWait), "retry_wait");
     }
 
     /// The messages as they were before the enums: the string field alone,
@@ -376,6 +392,24 @@ mod tests {
             pub phase_changed: Option<PhaseChanged>,
             #[prost(message, optional, tag = "22")]
             pub run_finished: Option<RunFinished>,
+        }
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct TaskSummary {
+            #[prost(string, tag = "1")]
+            pub task_id: String,
+            #[prost(string, tag = "2")]
+            pub status: String,
+            #[prost(string, tag = "3")]
+            pub error: String,
+        }
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct GateRequest {
+            #[prost(string, tag = "1")]
+            pub run_id: String,
+            #[prost(string, tag = "2")]
+            pub phase_id: String,
+            #[prost(message, repeated, tag = "6")]
+            pub tasks: Vec<TaskSummary>,
         }
     }
 
@@ -413,6 +447,37 @@ mod tests {
             panic!("{ev:?}")
         };
         assert_eq!(run_status(f), v1::RunStatus::RolledBack);
+
+        let old = old_shape::GateRequest {
+            run_id: "r1".into(),
+            phase_id: "verify".into(),
+            tasks: vec![
+                old_shape::TaskSummary {
+                    task_id: "a".into(),
+                    status: "succeeded".into(),
+                    error: String::new(),
+                },
+                old_shape::TaskSummary {
+                    task_id: "b".into(),
+                    status: "failed".into(),
+                    error: "exit 1".into(),
+                },
+            ],
+        };
+        let req = v1::GateRequest::decode(old.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(req.tasks[0].task_status, 0, "the old request has no enum");
+        let read: Vec<_> = req
+            .tasks
+            .iter()
+            .map(|t| (t.task_id.as_str(), task_status(t), t.error.as_str()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("a", v1::TaskStatus::Succeeded, ""),
+                ("b", v1::TaskStatus::Failed, "exit 1"),
+            ]
+        );
     }
 
     #[test]
@@ -420,15 +485,22 @@ mod tests {
         let p = phase_changed("p".into(), v1::PhaseStatus::Gating, String::new());
         let back = v1::PhaseChanged::decode(p.encode_to_vec().as_slice()).unwrap();
         assert_eq!(phase_status(&back), v1::PhaseStatus::Gating);
-        // A reader of the old shape still sees the text.
+        // Only the enum is written: a reader of the old shape sees no status.
         let old = old_shape::PhaseChanged::decode(p.encode_to_vec().as_slice()).unwrap();
-        assert_eq!(old.status, "gating");
+        assert_eq!((old.phase_id.as_str(), old.status.as_str()), ("p", ""));
 
-        let t = task_summary("t".into(), v1::TaskStatus::Skipped, String::new());
+        let t = task_summary("t".into(), v1::TaskStatus::Skipped, "e".into());
         let back = v1::TaskSummary::decode(t.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(task_status(&back), v1::TaskStatus::Skipped);
+        // Only the enum is written: a reader of the old shape sees no status.
+        let old = old_shape::TaskSummary::decode(t.encode_to_vec().as_slice()).unwrap();
         assert_eq!(
-            (task_status(&back), back.status.as_str()),
-            (v1::TaskStatus::Skipped, "skipped")
+            (
+                old.task_id.as_str(),
+                old.status.as_str(),
+                old.error.as_str()
+            ),
+            ("t", "", "e")
         );
 
         let f = run_finished(v1::RunStatus::Halted, "r".into());
@@ -439,14 +511,31 @@ mod tests {
         assert_eq!((old.status.as_str(), old.reason.as_str()), ("", "r"));
 
         // Both set: the enum is the status.
-        let mut p = phase_changed("p".into(), v1::PhaseStatus::Passed, String::new());
-        p.status = "failed".into();
+        let p = v1::PhaseChanged {
+            #[allow(deprecated)]
+            status: "failed".into(),
+            ..phase_changed("p".into(), v1::PhaseStatus::Passed, String::new())
+        };
         assert_eq!(phase_status(&p), v1::PhaseStatus::Passed);
+        let t = v1::TaskSummary {
+            #[allow(deprecated)]
+            status: "failed".into(),
+            ..task_summary("t".into(), v1::TaskStatus::Succeeded, String::new())
+        };
+        assert_eq!(task_status(&t), v1::TaskStatus::Succeeded);
         // Neither, or text no Baton wrote.
-        let mut p = v1::PhaseChanged::default();
+        let p = v1::PhaseChanged::default();
         assert_eq!(phase_status(&p), v1::PhaseStatus::Unspecified);
-        p.status = "exploded".into();
+        let p = v1::PhaseChanged {
+            #[allow(deprecated)]
+            status: "exploded".into(),
+            ..Default::default()
+        };
         assert_eq!(phase_status(&p), v1::PhaseStatus::Unspecified);
+        assert_eq!(
+            task_status(&v1::TaskSummary::default()),
+            v1::TaskStatus::Unspecified
+        );
         // An enum value from a newer Baton that this one does not know.
         let f = v1::RunFinished {
             run_status: 99,

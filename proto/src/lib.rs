@@ -4,6 +4,7 @@
 //! - `baton/v1/bus.proto` → [`v1`]: events, task dispatches and gate requests on NATS JetStream,
 //!   and the status enums ([`v1::RunStatus`], [`v1::PhaseStatus`], [`v1::TaskStatus`]).
 //! - `baton/v1/admin.proto` → [`v1::admin_client`], [`v1::admin_server`]: the gRPC admin service.
+//! - [`client`]: connecting to the admin API as a client: the token (never a flag), TLS and mTLS.
 //! - [`subjects`]: stream, consumer and subject names, the `Nats-Msg-Id` of every publish,
 //!   and the one rule for ids in subjects and keys ([`subjects::valid_token`]).
 //! - [`kinds`]: the wire vocabulary as typed values: [`kinds::EventKind`] (one per event body,
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bus;
+pub mod client;
 pub mod codec;
 pub mod kinds;
 pub mod nats_auth;

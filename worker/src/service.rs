@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, AckKind};
+use baton_proto::kinds::EventKind;
 use baton_proto::subjects;
 use baton_proto::supervise::Supervisor;
 use baton_proto::topology::TopologyOptions;
@@ -215,10 +216,12 @@ impl Worker {
         let tasks = TaskTracker::new();
         let fetchers = TaskTracker::new();
         // Cancellations of runs reach running tasks through core NATS.
-        let cancels = self.subscribe(subjects::events_of_kind("cancel")).await?;
+        let cancels = self
+            .subscribe(EventKind::CancelRequested.of_every_run())
+            .await?;
         // A `stop_when` incident stops the run's tasks at once, as a cancellation does.
         let stops = self
-            .subscribe(subjects::events_of_kind("incident"))
+            .subscribe(EventKind::Incident.of_every_run())
             .await?
             .filter(|m| {
                 let stop = baton_proto::codec::decode::<baton_proto::v1::Event>(&m.payload)

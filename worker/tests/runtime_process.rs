@@ -8,26 +8,22 @@ use std::time::{Duration, Instant};
 use artifacts_common::*;
 use baton_proto::v1;
 use baton_worker::runtime::{
-    Limits, LogLine, Outcome, ProcessRuntime, Runtime, RuntimeError, Stream, TaskSpec,
+    LogLine, Outcome, ProcessRuntime, Runtime, RuntimeError, Stream, TaskSpec,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 fn spec(script: &str) -> TaskSpec {
     TaskSpec {
-        run_id: format!("rt-process-{:08x}", rand::random::<u32>()),
-        task_id: "t1".to_string(),
-        attempt: 1,
-        image: String::new(),
-        argv: vec!["sh".into(), "-c".into(), script.into()],
         env: vec![("GREETING".into(), "hello there".into())],
-        timeout: Duration::from_secs(30),
-        limits: Limits::default(),
-        workspace: None,
-        inputs: vec![],
-        max_artifact_bytes: 0,
-        grant: Default::default(),
-        secrets: Default::default(),
+        ..TaskSpec::new(
+            format!("rt-process-{:08x}", rand::random::<u32>()),
+            "t1",
+            1,
+            "",
+            vec!["sh".into(), "-c".into(), script.into()],
+            Duration::from_secs(30),
+        )
     }
 }
 

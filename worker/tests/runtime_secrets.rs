@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use baton_proto::v1;
-use baton_worker::runtime::{Limits, LogLine, ProcessRuntime, Runtime, TaskSpec};
+use baton_worker::runtime::{LogLine, ProcessRuntime, Runtime, TaskSpec};
 use baton_worker::secrets;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -42,19 +42,15 @@ echo "{{\"result\":\"ok\",\"outputs\":{{\"k\":\"$(cat $BATON_SECRETS/key)\"}}}}"
         half + 1
     );
     let spec = TaskSpec {
-        run_id: "rt-secrets".into(),
-        task_id: "t1".into(),
-        attempt: 1,
-        image: String::new(),
-        argv: vec!["sh".into(), "-c".into(), script],
-        env: vec![],
-        timeout: Duration::from_secs(30),
-        limits: Limits::default(),
-        workspace: None,
-        inputs: vec![],
-        max_artifact_bytes: 0,
         secrets: resolved,
-        grant: Default::default(),
+        ..TaskSpec::new(
+            "rt-secrets",
+            "t1",
+            1,
+            "",
+            vec!["sh".into(), "-c".into(), script],
+            Duration::from_secs(30),
+        )
     };
     let (tx, mut rx) = mpsc::channel::<LogLine>(64);
     let drain = tokio::spawn(async move {

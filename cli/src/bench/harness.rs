@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use baton::admin_client::Admin;
+use baton_proto::client::Admin;
 use baton_proto::v1;
 use baton_worker::runtime::{DockerRuntime, NoopRuntime, SandboxPolicy};
 use futures::StreamExt;
@@ -81,9 +81,9 @@ impl Harness {
             .await
             .map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
-            r.status == "succeeded",
+            r.run_status() == v1::RunStatus::Succeeded,
             "bench run {run} ended {}: {}",
-            r.status,
+            r.run_status(),
             r.reason
         );
         Ok(r)

@@ -154,7 +154,7 @@ async fn approvals_over_nats_quorum_self_approval_reasons_and_expiry() {
         g.reasons[0].starts_with("1/2 approvals, approved so far by alice; 1 more needed"),
         "{g:?}"
     );
-    assert_eq!(c.get(&run).await.status, "running");
+    assert_eq!(c.get(&run).await.run_status(), v1::RunStatus::Running);
 
     // bob is the second person: the quorum is reached and the run ends well.
     let body = r#"{"approve":true,"reason":"canary metrics fine","task_id":""}"#;
@@ -167,7 +167,7 @@ async fn approvals_over_nats_quorum_self_approval_reasons_and_expiry() {
         "NATS approval: reply after {replied:?}, run ended {:?} after the request",
         sent.elapsed()
     );
-    assert_eq!(end.status, "succeeded", "{end:#?}");
+    assert_eq!(end.run_status(), v1::RunStatus::Succeeded, "{end:#?}");
     let gate = &end.phases[0]
         .gates
         .iter()
@@ -201,7 +201,7 @@ async fn approvals_over_nats_quorum_self_approval_reasons_and_expiry() {
     // Nobody approved the other run within its 2 s: it halts with an incident.
     let end = c.wait_end(&fast, Duration::from_secs(30)).await;
 
-    assert_eq!(end.status, "halted", "{end:#?}");
+    assert_eq!(end.run_status(), v1::RunStatus::Halted, "{end:#?}");
     assert_eq!(
         end.phases[0].reason,
         "approval expired after 2s (0/1 approvals)"

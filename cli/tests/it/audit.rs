@@ -267,7 +267,7 @@ async fn a_coordinator_taking_a_run_over_continues_its_chain_without_duplicates(
     .expect("second coordinator starts");
     let stop = tokio_util::sync::CancellationToken::new();
     let first = tokio::spawn(first.run(stop.clone()));
-    let to_first = baton::admin_client::connect(
+    let to_first = baton_proto::client::connect(
         &format!("http://{}", handle.grpc_addr),
         Some(&token),
         &Default::default(),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use baton::chaos::{self, ChaosOptions, FaultKind};
+use baton_chaos::{self as chaos, ChaosOptions, FaultKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_fault_of_each_kind_loses_nothing_and_does_nothing_twice() {

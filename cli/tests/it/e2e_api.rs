@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use baton_proto::kinds::EventKind;
 use baton_proto::v1;
 
 use crate::support::*;
@@ -35,7 +36,7 @@ async fn trigger_over_nats_starts_a_registered_plan() {
         .unwrap_or_else(|| panic!("no run id in {v}"))
         .to_string();
     let r = c.wait_end(&run, T).await;
-    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.run_status(), v1::RunStatus::Succeeded, "{r:#?}");
     let out: serde_json::Value = serde_json::from_str(&task(&r, "hello").result_json).unwrap();
     assert_eq!(out["outputs"]["who"], "nats");
 
@@ -67,7 +68,7 @@ async fn fifty_runs_at_once_all_succeed() {
     }
     for (who, run) in runs {
         let r = c.wait_end(&run, Duration::from_secs(300)).await;
-        assert_eq!(r.status, "succeeded", "{r:#?}");
+        assert_eq!(r.run_status(), v1::RunStatus::Succeeded, "{r:#?}");
         let out: serde_json::Value = serde_json::from_str(&task(&r, "hello").result_json).unwrap();
         assert_eq!(
             out["outputs"]["who"],
@@ -123,7 +124,10 @@ async fn bad_input_gets_precise_errors() {
     assert_eq!(e.code(), tonic::Code::NotFound);
     // The services survived all of it.
     let run = c.submit(ONE_TASK, &[]).await;
-    assert_eq!(c.wait_end(&run, T).await.status, "succeeded");
+    assert_eq!(
+        c.wait_end(&run, T).await.run_status(),
+        v1::RunStatus::Succeeded
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,15 +135,19 @@ async fn garbage_on_the_bus_does_not_stop_the_services() {
     let c = Cluster::start(Rt::Noop).await;
     let nc = async_nats::connect(c.nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(nc);
-    for subject in ["baton.evt.x.submitted", "baton.task.dev", "baton.gate.expr"] {
-        js.publish(subject, "\u{1}not protobuf".into())
+    let submitted = EventKind::RunSubmitted.subject("x");
+    for subject in [submitted.as_str(), "baton.task.dev", "baton.gate.expr"] {
+        js.publish(subject.to_string(), "\u{1}not protobuf".into())
             .await
             .unwrap()
             .await
             .unwrap();
     }
     let run = c.submit(ONE_TASK, &[]).await;
-    assert_eq!(c.wait_end(&run, T).await.status, "succeeded");
+    assert_eq!(
+        c.wait_end(&run, T).await.run_status(),
+        v1::RunStatus::Succeeded
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +165,7 @@ async fn admin_service_is_discoverable_through_reflection() {
         .unwrap();
     // Reflection needs a token too (any role).
     let viewer = c.issue_token("reflector", Role::Viewer);
-    let bearer = baton::admin_client::Bearer::new(Some(&viewer)).unwrap();
+    let bearer = baton_proto::client::Bearer::new(Some(&viewer)).unwrap();
     let mut client = ServerReflectionClient::with_interceptor(channel, bearer);
     let req = ServerReflectionRequest {
         host: String::new(),

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use baton::admin_client::{self, ClientTls};
 use baton_coordinator::auth::{token, Auth, TlsOptions};
+use baton_proto::client::{self as admin_client, ClientTls};
 use baton_proto::v1::{self, event::Body};
 use tonic::Code;
 
@@ -139,7 +139,7 @@ async fn the_tokens_name_is_recorded_whatever_the_body_says() {
         .await
         .expect("an approver approves");
     let r = c.wait_end(&run, T).await;
-    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.run_status(), v1::RunStatus::Succeeded, "{r:#?}");
     let events = c.events(&run).await;
     let submitted = events
         .iter()

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use baton_proto::v1::event::Body;
+use baton_proto::v1::{self, event::Body};
 use baton_worker::runtime::Limits;
 
 use crate::support::*;
@@ -14,18 +14,28 @@ async fn release_train_succeeds_after_approval() {
     let c = Cluster::start(Rt::Docker).await;
     let run = c.submit(&release_train(), &[("version", "v3.1.0")]).await;
     let waiting = c.wait_waiting(&run, T).await;
-    assert_eq!(task(&waiting, "deploy").status, "awaiting_approval");
-    assert_eq!(task(&waiting, "types").status, "succeeded");
-    assert_eq!(waiting.phases[0].status, "passed");
+    assert_eq!(
+        task(&waiting, "deploy").task_status(),
+        v1::TaskStatus::AwaitingApproval
+    );
+    assert_eq!(
+        task(&waiting, "types").task_status(),
+        v1::TaskStatus::Succeeded
+    );
+    assert_eq!(waiting.phases[0].phase_status(), v1::PhaseStatus::Passed);
     c.decide(&run, true, "reviewed").await.expect("approve");
     let r = c.wait_end(&run, T).await;
-    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.run_status(), v1::RunStatus::Succeeded, "{r:#?}");
     let deploy = task(&r, "deploy");
     assert_eq!(deploy.exit_code, Some(0));
     let result: serde_json::Value = serde_json::from_str(&deploy.result_json).unwrap();
     assert_eq!(result["outputs"]["p95_ms"], 180);
     assert_eq!(deploy.trace_id.len(), 32, "the result carries the trace id");
-    for t in r.tasks.iter().filter(|t| t.status == "succeeded") {
+    for t in r
+        .tasks
+        .iter()
+        .filter(|t| t.task_status() == v1::TaskStatus::Succeeded)
+    {
         assert_eq!(
             t.trace_id, deploy.trace_id,
             "one run is one trace: task {}",
@@ -34,7 +44,7 @@ async fn release_train_succeeds_after_approval() {
     }
     assert!(task(&r, "scan").result_json.contains("sbom.json"));
     // Rollback steps never ran.
-    assert_eq!(task(&r, "undeploy").status, "pending");
+    assert_eq!(task(&r, "undeploy").task_status(), v1::TaskStatus::Pending);
     // The env template reached the container: its log says so.
     let logs = logs_of(&c, &run, "deploy").await;
     assert!(logs.iter().any(|l| l == "deploying v3.1.0"), "{logs:?}");
@@ -48,7 +58,7 @@ async fn failing_expr_gate_rolls_back_newest_phase_first() {
     c.wait_waiting(&run, T).await;
     c.decide(&run, true, "go").await.unwrap();
     let r = c.wait_end(&run, T).await;
-    assert_eq!(r.status, "rolled_back", "{r:#?}");
+    assert_eq!(r.run_status(), v1::RunStatus::RolledBack, "{r:#?}");
     let stage = r.phases.iter().find(|p| p.id == "stage").unwrap();
     let expr_gate = stage.gates.iter().find(|g| g.kind == "expr").unwrap();
     assert_eq!(expr_gate.verdict, "fail");
@@ -57,8 +67,14 @@ async fn failing_expr_gate_rolls_back_newest_phase_first() {
         "{:?}",
         expr_gate.reasons
     );
-    assert_eq!(task(&r, "undeploy").status, "succeeded");
-    assert_eq!(task(&r, "revert-types").status, "succeeded");
+    assert_eq!(
+        task(&r, "undeploy").task_status(),
+        v1::TaskStatus::Succeeded
+    );
+    assert_eq!(
+        task(&r, "revert-types").task_status(),
+        v1::TaskStatus::Succeeded
+    );
     // Order: stage's rollback finished before readiness's started.
     let events = c.events(&run).await;
     let pos = |want: &str, started: bool| {
@@ -85,8 +101,12 @@ async fn task_retries_then_succeeds_and_phase_retry_reruns() {
     let run = c.submit(yaml, &[]).await;
     let r = c.wait_end(&run, T).await;
     let t = task(&r, "second-time-lucky");
-    assert_eq!((t.status.as_str(), t.attempts), ("succeeded", 2), "{r:#?}");
-    assert_eq!(r.status, "failed", "{r:#?}");
+    assert_eq!(
+        (t.task_status(), t.attempts),
+        (v1::TaskStatus::Succeeded, 2),
+        "{r:#?}"
+    );
+    assert_eq!(r.run_status(), v1::RunStatus::Failed, "{r:#?}");
     assert!(r.reason.contains("failed after 1 retries"), "{}", r.reason);
     let events = c.events(&run).await;
     let check_runs = events
@@ -107,26 +127,26 @@ async fn timeout_memory_limit_bad_result_and_missing_image_fail_clearly() {
     let started = std::time::Instant::now();
     let run = c.submit(yaml, &[]).await;
     let r = c.wait_end(&run, T).await;
-    assert_eq!(r.status, "halted", "{r:#?}");
+    assert_eq!(r.run_status(), v1::RunStatus::Halted, "{r:#?}");
     let slow = task(&r, "slow");
-    assert_eq!(slow.status, "failed");
+    assert_eq!(slow.task_status(), v1::TaskStatus::Failed);
     assert!(slow.error.contains("timed out after 2s"), "{}", slow.error);
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "the timeout was enforced"
     );
     let hog = task(&r, "hog");
-    assert_eq!(hog.status, "failed", "{hog:#?}");
+    assert_eq!(hog.task_status(), v1::TaskStatus::Failed, "{hog:#?}");
     assert!(hog.error.contains("memory limit"), "{}", hog.error);
     let chatty = task(&r, "chatty");
-    assert_eq!(chatty.status, "failed");
+    assert_eq!(chatty.task_status(), v1::TaskStatus::Failed);
     assert!(
         chatty.error.contains("not JSON: this is not json at all"),
         "{}",
         chatty.error
     );
     let ghost = task(&r, "ghost");
-    assert_eq!(ghost.status, "failed");
+    assert_eq!(ghost.task_status(), v1::TaskStatus::Failed);
     assert_eq!(
         ghost.attempts, 1,
         "a missing image is permanent: no retries burnt"
@@ -159,9 +179,9 @@ async fn rejection_fails_the_task_and_rolls_back() {
         .await
         .expect("reject");
     let r = c.wait_end(&run, T).await;
-    assert_eq!(r.status, "rolled_back", "{r:#?}");
+    assert_eq!(r.run_status(), v1::RunStatus::RolledBack, "{r:#?}");
     let deploy = task(&r, "deploy");
-    assert_eq!(deploy.status, "failed");
+    assert_eq!(deploy.task_status(), v1::TaskStatus::Failed);
     assert_eq!(deploy.attempts, 0, "a rejected task never reaches a worker");
     assert!(
         deploy
@@ -170,7 +190,10 @@ async fn rejection_fails_the_task_and_rolls_back() {
         "{}",
         deploy.error
     );
-    assert_eq!(task(&r, "undeploy").status, "succeeded");
+    assert_eq!(
+        task(&r, "undeploy").task_status(),
+        v1::TaskStatus::Succeeded
+    );
     // Nothing waits any more, so a second decision is refused.
     let e = c.decide(&run, true, "late").await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
@@ -193,7 +216,7 @@ phases:
     let run = c.submit(yaml, &[]).await;
     baton_test_support::assert_eventually!(
         T,
-        task(&c.get(&run).await, "sleeper").status == "running",
+        task(&c.get(&run).await, "sleeper").task_status() == v1::TaskStatus::Running,
         "sleeper never ran"
     );
     let t0 = std::time::Instant::now();
@@ -207,7 +230,7 @@ phases:
         .await
         .unwrap();
     let r = c.wait_end(&run, T).await;
-    assert_eq!(r.status, "cancelled");
+    assert_eq!(r.run_status(), v1::RunStatus::Cancelled);
     let containers = baton_test_support::LabelledContainers::new("org.baton.run", &run);
     baton_test_support::assert_eventually!(
         Duration::from_secs(20),
@@ -269,9 +292,13 @@ async fn host_path_from_a_trigger_input_cannot_reach_the_host_root() {
                 .any(|l| l.contains("SAW-HOST-ROOT") || l.contains("WROTE")),
             "repo={repo}: {logs:?}"
         );
-        assert_ne!(r.status, "succeeded", "{r:#?}");
+        assert_ne!(r.run_status(), v1::RunStatus::Succeeded, "{r:#?}");
         let t = task(&r, "patch");
-        assert_eq!(t.status, "failed", "repo={repo}: {t:#?}");
+        assert_eq!(
+            t.task_status(),
+            v1::TaskStatus::Failed,
+            "repo={repo}: {t:#?}"
+        );
         assert_eq!(t.attempts, 1, "a refusal is permanent: no retries: {t:#?}");
         assert!(
             t.error.contains(&format!("workspace host path {repo}"))

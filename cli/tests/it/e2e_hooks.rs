@@ -30,7 +30,7 @@ const ALERT: &str = r#"{
 struct Hooked {
     nats: NatsServer,
     local: baton::local::LocalBaton,
-    admin: baton::admin_client::Admin,
+    admin: baton_proto::client::Admin,
     base: String,
     http: reqwest::Client,
 }
@@ -124,7 +124,7 @@ impl Hooked {
         let r = baton::local::wait_end(&self.admin, &run, T)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(r.status, "succeeded", "{r:#?}");
+        assert_eq!(r.run_status(), v1::RunStatus::Succeeded, "{r:#?}");
         let t = task(&r, "hello");
         let out: serde_json::Value = serde_json::from_str(&t.result_json).unwrap();
         out["outputs"].clone()

@@ -57,10 +57,16 @@ phases:
     );
     let run = c.submit(&yaml, &[]).await;
     let r = c.wait_end(&run, T).await;
-    assert_eq!(r.status, "rolled_back", "{} {:?}", r.reason, r.phases);
+    assert_eq!(
+        r.run_status(),
+        v1::RunStatus::RolledBack,
+        "{} {:?}",
+        r.reason,
+        r.phases
+    );
     assert!(r.reason.contains("stop_when"), "{}", r.reason);
-    assert_eq!(task(&r, "long").status, "cancelled");
-    assert_eq!(task(&r, "undo").status, "succeeded");
+    assert_eq!(task(&r, "long").task_status(), v1::TaskStatus::Cancelled);
+    assert_eq!(task(&r, "undo").task_status(), v1::TaskStatus::Succeeded);
     assert_eq!(r.incidents.len(), 1);
     assert_eq!(
         (r.incidents[0].kind.as_str(), r.incidents[0].stop),
@@ -118,7 +124,7 @@ phases:
     );
     let run = c.submit(&yaml, &[]).await;
     let r = c.wait_end(&run, T).await;
-    assert_eq!(r.status, "halted");
+    assert_eq!(r.run_status(), v1::RunStatus::Halted);
     let inc: &v1::Incident = &r.incidents[0];
     assert_eq!(
         (inc.kind.as_str(), inc.phase_id.as_str()),

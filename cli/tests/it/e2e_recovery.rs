@@ -12,7 +12,7 @@ use crate::support::*;
 async fn start_coordinator(
     url: &str,
 ) -> (
-    baton::admin_client::Admin,
+    baton_proto::client::Admin,
     CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
@@ -29,7 +29,7 @@ async fn start_coordinator(
     let stop = CancellationToken::new();
     let t = stop.clone();
     let j = tokio::spawn(async move { c.run(t).await.expect("coordinator runs") });
-    let admin = baton::admin_client::connect(
+    let admin = baton_proto::client::connect(
         &format!("http://{}", h.grpc_addr),
         Some(&token),
         &Default::default(),
@@ -80,7 +80,7 @@ async fn a_restarted_coordinator_finishes_the_run_in_flight() {
                 .into_inner()
                 .tasks
                 .iter()
-                .any(|t| t.id == "slow" && t.status == "running")),
+                .any(|t| t.id == "slow" && t.task_status() == v1::TaskStatus::Running)),
         "slow never ran"
     );
     stop.cancel();
@@ -89,7 +89,7 @@ async fn a_restarted_coordinator_finishes_the_run_in_flight() {
     let r = baton::local::wait_end(&admin2, &run, Duration::from_secs(60))
         .await
         .unwrap();
-    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.run_status(), v1::RunStatus::Succeeded, "{r:#?}");
     let slow = task(&r, "slow");
     assert_eq!(slow.attempts, 1, "the task was not run again");
     let after: serde_json::Value = serde_json::from_str(&task(&r, "after").result_json).unwrap();

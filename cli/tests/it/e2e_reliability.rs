@@ -79,7 +79,7 @@ async fn a_message_delivered_too_often_is_dead_lettered_and_the_run_says_so() {
         .await
         .unwrap_or_else(|e| panic!("the run never learnt of its dead letter: {e}"));
     // The phase fails on it and, as `on_fail` defaults to rollback, rolls back.
-    assert_eq!(r.status, "rolled_back", "{r:#?}");
+    assert_eq!(r.run_status(), v1::RunStatus::RolledBack, "{r:#?}");
     let t = task(&r, "lonely");
     assert!(
         t.error.contains("dead-lettered") && t.error.contains("BATON_DEADLETTER"),
@@ -154,7 +154,7 @@ async fn a_nats_restart_in_the_middle_of_100_runs_loses_none() {
         {
             let mut done = 0;
             for r in runs.iter().take(20) {
-                done += usize::from(c.get(r).await.status != "running");
+                done += usize::from(c.get(r).await.run_status() != v1::RunStatus::Running);
             }
             done >= 3
         },
@@ -164,8 +164,8 @@ async fn a_nats_restart_in_the_middle_of_100_runs_loses_none() {
     let mut failed = Vec::new();
     for r in &runs {
         match baton::local::wait_end(&c.admin, r, Duration::from_secs(120)).await {
-            Ok(run) if run.status == "succeeded" => {}
-            Ok(run) => failed.push(format!("{r}: {} {}", run.status, run.reason)),
+            Ok(run) if run.run_status() == v1::RunStatus::Succeeded => {}
+            Ok(run) => failed.push(format!("{r}: {} {}", run.run_status(), run.reason)),
             Err(e) => failed.push(e),
         }
     }

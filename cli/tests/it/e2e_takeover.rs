@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use baton::admin_client::Admin;
-use baton::chaos::cluster::{Cluster, ClusterOptions};
+use baton_chaos::cluster::{Cluster, ClusterOptions};
+use baton_proto::client::Admin;
 use baton_proto::{kinds, v1};
 
 use crate::support::{ensure_agent_image, events, eventually, SLOW_THEN_TEMPLATED};
@@ -95,7 +95,7 @@ async fn a_killed_coordinators_run_is_taken_over_by_its_peer_without_repeating_a
     wait_for(&a1, &run, Duration::from_secs(30), "slow runs", |r| {
         r.tasks
             .iter()
-            .any(|t| t.id == "slow" && t.status == "running")
+            .any(|t| t.id == "slow" && t.task_status() == v1::TaskStatus::Running)
     })
     .await;
     let killed = Instant::now();
@@ -108,7 +108,12 @@ async fn a_killed_coordinators_run_is_taken_over_by_its_peer_without_repeating_a
     );
     let took = killed.elapsed();
     let r = wait_end(&a1, &run, Duration::from_secs(30)).await;
-    assert_eq!(r.status, "succeeded", "{r:#?}\n{}", c.logs(30));
+    assert_eq!(
+        r.run_status(),
+        v1::RunStatus::Succeeded,
+        "{r:#?}\n{}",
+        c.logs(30)
+    );
     let slow = r.tasks.iter().find(|t| t.id == "slow").unwrap();
     assert_eq!((slow.attempts, slow.lost), (1, 0), "slow was run again");
     let after: serde_json::Value = serde_json::from_str(
@@ -156,7 +161,7 @@ async fn a_coordinator_that_stops_hands_its_runs_over_at_once() {
     wait_for(&a1, &run, Duration::from_secs(30), "slow runs", |r| {
         r.tasks
             .iter()
-            .any(|t| t.id == "slow" && t.status == "running")
+            .any(|t| t.id == "slow" && t.task_status() == v1::TaskStatus::Running)
     })
     .await;
     let stopped = Instant::now();
@@ -176,7 +181,7 @@ async fn a_coordinator_that_stops_hands_its_runs_over_at_once() {
         "handover waited for the 20s lease to expire"
     );
     let r = wait_end(&a1, &run, Duration::from_secs(30)).await;
-    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.run_status(), v1::RunStatus::Succeeded, "{r:#?}");
     assert_eq!(r.tasks.iter().find(|t| t.id == "slow").unwrap().attempts, 1);
 }
 
@@ -211,7 +216,9 @@ async fn slow_task_running(c: &Cluster) -> (Admin, String, usize) {
     let a = admin(c, 0).await;
     let run = submit(&a, ONE_SLOW).await;
     wait_for(&a, &run, Duration::from_secs(30), "slow runs", |r| {
-        r.tasks.iter().any(|t| t.status == "running")
+        r.tasks
+            .iter()
+            .any(|t| t.task_status() == v1::TaskStatus::Running)
     })
     .await;
     let holder = holder(&a, &run).await;
@@ -248,7 +255,7 @@ async fn a_task_whose_worker_is_killed_runs_again_as_the_next_attempt_within_the
         "attempt 2 came {rerun:?} after the kill; the ack deadline is 2s"
     );
     let r = wait_end(&a, &run, Duration::from_secs(30)).await;
-    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.run_status(), v1::RunStatus::Succeeded, "{r:#?}");
     assert_eq!((r.tasks[0].attempts, r.tasks[0].lost), (2, 1));
     // What `baton status` prints for it.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
@@ -279,10 +286,10 @@ async fn a_frozen_workers_late_result_is_recorded_but_not_folded() {
         &run,
         Duration::from_secs(30),
         "late result recorded",
-        |r| !r.tasks[0].stale_results.is_empty() && r.status != "running",
+        |r| !r.tasks[0].stale_results.is_empty() && r.run_status() != v1::RunStatus::Running,
     )
     .await;
-    assert_eq!(r.status, "succeeded");
+    assert_eq!(r.run_status(), v1::RunStatus::Succeeded);
     let t = &r.tasks[0];
     assert_eq!((t.attempts, t.lost), (2, 1));
     assert_eq!(t.stale_results[0].attempt, 1);

@@ -10,10 +10,9 @@ use base64::Engine as _;
 use baton_coordinator::evidence;
 use baton_proto::v1;
 use baton_test_support::NatsServer;
-use baton_worker::runtime::{DockerRuntime, SandboxPolicy};
 use sha2::{Digest, Sha256};
 
-use crate::support::{eventually, log_entries, submit_to, worker_id};
+use crate::support::{dev_worker, eventually, log_entries, submit_to};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -60,21 +59,13 @@ fn temp_dir() -> Dir {
 async fn start(
     nats: &NatsServer,
     key: &Path,
-) -> (baton::local::LocalBaton, baton::admin_client::Admin) {
-    let runtime = DockerRuntime::connect(SandboxPolicy::default())
-        .await
-        .expect("Docker must be reachable for this test (it is never skipped)")
-        .into();
-    let worker = baton::local::WorkerSpec {
-        options: baton_worker::Options {
-            worker_id: worker_id(),
-            roles: vec!["dev".into()],
-            concurrency: 4,
-            grace: Duration::from_secs(2),
-            ..Default::default()
-        },
-        runtime,
-    };
+) -> (baton::local::LocalBaton, baton_proto::client::Admin) {
+    let worker = dev_worker(baton_worker::Options {
+        concurrency: 4,
+        grace: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await;
     let coordinator = baton_coordinator::Options {
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         evidence_key: Some(key.to_path_buf()),
@@ -87,7 +78,7 @@ async fn start(
     (local, admin)
 }
 
-async fn wait_for_approval(admin: &baton::admin_client::Admin, run: &str) {
+async fn wait_for_approval(admin: &baton_proto::client::Admin, run: &str) {
     eventually("never waited for approval", T, async || {
         let r = admin
             .clone()
@@ -98,7 +89,11 @@ async fn wait_for_approval(admin: &baton::admin_client::Admin, run: &str) {
         if r.waiting.contains("approval") {
             return Some(());
         }
-        assert_eq!(r.status, "running", "ended instead of waiting: {r:#?}");
+        assert_eq!(
+            r.run_status(),
+            v1::RunStatus::Running,
+            "ended instead of waiting: {r:#?}"
+        );
         None
     })
     .await;
@@ -167,7 +162,7 @@ async fn a_run_with_an_approval_exports_evidence_that_verifies_offline_and_any_c
         .await
         .expect("approve");
     let end = baton::local::wait_end(&admin, &run, T).await.expect("ends");
-    assert_eq!(end.status, "succeeded", "{end:#?}");
+    assert_eq!(end.run_status(), v1::RunStatus::Succeeded, "{end:#?}");
 
     let file = dir.0.join("run.intoto.json");
     export_when_stored(&server, token, &run, &file).await;

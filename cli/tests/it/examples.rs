@@ -37,7 +37,7 @@ fn phase<'a>(r: &'a v1::Run, id: &str) -> &'a v1::PhaseView {
 fn ids(r: &v1::Run) -> Vec<(String, String)> {
     r.phases
         .iter()
-        .map(|p| (p.id.clone(), p.status.clone()))
+        .map(|p| (p.id.clone(), p.phase_status().as_str().to_string()))
         .collect()
 }
 
@@ -45,7 +45,7 @@ fn ids(r: &v1::Run) -> Vec<(String, String)> {
 fn report_run(name: &str, r: &v1::Run) {
     eprintln!(
         "example {name}: {} in {:.1} s, {} stages, {} task runs",
-        r.status,
+        r.run_status(),
         (r.finished_ms - r.created_ms) as f64 / 1000.0,
         r.phases.len(),
         r.phases.iter().map(|p| p.outcomes.len()).sum::<usize>()
@@ -93,7 +93,13 @@ async fn enhancement_sprint_merges_eight_roles_in_dependency_order() {
     let r = c.wait_end(&run, T).await;
     report_run("enhancement-sprint", &r);
     remove_volume(&run);
-    assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
+    assert_eq!(
+        r.run_status(),
+        v1::RunStatus::Succeeded,
+        "{:?} {}",
+        ids(&r),
+        r.reason
+    );
     assert_eq!(
         outputs(task(&r, "build-arch"))["read_only"],
         true,
@@ -136,7 +142,10 @@ async fn release_train_ga_promotes_through_environments_and_canary_then_flips_ga
     let breach = c.submit(&yaml, &[("breach_at", "50")]).await;
     for run in [&good, &breach] {
         let waiting = c.wait_waiting(run, T).await;
-        assert_eq!(phase(&waiting, "p6-release@stage").status, "passed");
+        assert_eq!(
+            phase(&waiting, "p6-release@stage").phase_status(),
+            v1::PhaseStatus::Passed
+        );
         assert!(
             waiting
                 .waiting
@@ -148,7 +157,13 @@ async fn release_train_ga_promotes_through_environments_and_canary_then_flips_ga
     }
     let r = c.wait_end(&good, T).await;
     report_run("release-train-ga", &r);
-    assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
+    assert_eq!(
+        r.run_status(),
+        v1::RunStatus::Succeeded,
+        "{:?} {}",
+        ids(&r),
+        r.reason
+    );
     for s in [
         "p6-release@dev",
         "p6-release@stage",
@@ -156,10 +171,13 @@ async fn release_train_ga_promotes_through_environments_and_canary_then_flips_ga
         "p6-prod-canary/10%",
         "p6-prod-canary/50%",
     ] {
-        assert_eq!(phase(&r, s).status, "passed", "{s}");
+        assert_eq!(phase(&r, s).phase_status(), v1::PhaseStatus::Passed, "{s}");
     }
     let last = phase(&r, "p6-prod-canary/100%");
-    assert_eq!((last.status.as_str(), last.canary_weight), ("passed", 100));
+    assert_eq!(
+        (last.phase_status(), last.canary_weight),
+        (v1::PhaseStatus::Passed, 100)
+    );
     assert_eq!(last.reason, "canary promoted: every step passed");
     assert_eq!(outputs(task(&r, "evidence-pack"))["evidence_files"], 4);
     let deploys = logs_of(&c, &good, "deploy").await;
@@ -181,12 +199,24 @@ async fn release_train_ga_promotes_through_environments_and_canary_then_flips_ga
 
     let r = c.wait_end(&breach, T).await;
     report_run("release-train-ga breach_at=50", &r);
-    assert_eq!(r.status, "rolled_back", "{:?} {}", ids(&r), r.reason);
-    assert_eq!(phase(&r, "p6-prod-canary/10%").status, "rolled_back");
-    assert_eq!(phase(&r, "p6-prod-canary/100%").status, "pending");
     assert_eq!(
-        task(&r, "flip-ga-flags").status,
-        "pending",
+        r.run_status(),
+        v1::RunStatus::RolledBack,
+        "{:?} {}",
+        ids(&r),
+        r.reason
+    );
+    assert_eq!(
+        phase(&r, "p6-prod-canary/10%").phase_status(),
+        v1::PhaseStatus::RolledBack
+    );
+    assert_eq!(
+        phase(&r, "p6-prod-canary/100%").phase_status(),
+        v1::PhaseStatus::Pending
+    );
+    assert_eq!(
+        task(&r, "flip-ga-flags").task_status(),
+        v1::TaskStatus::Pending,
         "GA is never flipped on a breach"
     );
     let inc = &r.incidents[0];
@@ -216,33 +246,47 @@ async fn infra_enhancement_routes_by_risk_at_every_level() {
     for (risk, run) in runs {
         let r = c.wait_end(&run, T).await;
         report_run(&format!("infra-enhancement risk={risk}"), &r);
-        assert_eq!(r.status, "succeeded", "{risk}: {:?} {}", ids(&r), r.reason);
+        assert_eq!(
+            r.run_status(),
+            v1::RunStatus::Succeeded,
+            "{risk}: {:?} {}",
+            ids(&r),
+            r.reason
+        );
         let high = matches!(risk, "high" | "critical");
         for t in ["security-review", "performance-tests", "security-scan"] {
-            let want = if high { "succeeded" } else { "skipped" };
-            assert_eq!(task(&r, t).status, want, "{risk}: {t}");
+            let want = if high {
+                v1::TaskStatus::Succeeded
+            } else {
+                v1::TaskStatus::Skipped
+            };
+            assert_eq!(task(&r, t).task_status(), want, "{risk}: {t}");
         }
         let staging = task(&r, "staging-deploy");
         if risk == "low" {
-            assert_eq!(staging.status, "skipped");
+            assert_eq!(staging.task_status(), v1::TaskStatus::Skipped);
             assert!(
                 staging.error.contains(r#"inputs.risk = "low""#),
                 "{}",
                 staging.error
             );
         } else {
-            assert_eq!(staging.status, "succeeded", "{risk}");
+            assert_eq!(staging.task_status(), v1::TaskStatus::Succeeded, "{risk}");
         }
-        assert_eq!(task(&r, "production-deploy").status, "succeeded", "{risk}");
+        assert_eq!(
+            task(&r, "production-deploy").task_status(),
+            v1::TaskStatus::Succeeded,
+            "{risk}"
+        );
         let window = phase(&r, "maintenance-window");
         if risk == "critical" {
-            assert_eq!(window.status, "passed");
+            assert_eq!(window.phase_status(), v1::PhaseStatus::Passed);
             assert!(window
                 .gates
                 .iter()
                 .any(|g| g.kind == "window" && g.verdict == "pass"));
         } else {
-            assert_eq!(window.status, "skipped", "{risk}");
+            assert_eq!(window.phase_status(), v1::PhaseStatus::Skipped, "{risk}");
             assert!(window.reason.contains("is false"), "{}", window.reason);
         }
     }
@@ -280,7 +324,10 @@ async fn agent_dag_finds_the_planted_secret_and_patches_it_after_approval() {
         .submit(&yaml, &[("repo", repo.path().to_str().unwrap())])
         .await;
     let waiting = c.wait_waiting(&run, T).await;
-    assert_eq!(task(&waiting, "patch").status, "awaiting_approval");
+    assert_eq!(
+        task(&waiting, "patch").task_status(),
+        v1::TaskStatus::AwaitingApproval
+    );
     let found = outputs(task(&waiting, "compliance"));
     assert_eq!(
         (found["violations"].as_i64(), found["severity"].as_str()),
@@ -306,7 +353,13 @@ async fn agent_dag_finds_the_planted_secret_and_patches_it_after_approval() {
     c.decide(&run, true, "patch it").await.expect("approve");
     let r = c.wait_end(&run, T).await;
     report_run("agent-dag", &r);
-    assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
+    assert_eq!(
+        r.run_status(),
+        v1::RunStatus::Succeeded,
+        "{:?} {}",
+        ids(&r),
+        r.reason
+    );
     assert_eq!(outputs(task(&r, "rescan"))["passed"], true);
     let patched = std::fs::read_to_string(&settings).unwrap();
     assert!(
@@ -337,7 +390,13 @@ async fn quality_loop_goes_green_on_iteration_three_or_gives_up_at_five() {
     let r = c.wait_end(&green, T).await;
     report_run("quality-loop", &r);
     remove_volume(&green);
-    assert_eq!(r.status, "succeeded", "{:?} {}", ids(&r), r.reason);
+    assert_eq!(
+        r.run_status(),
+        v1::RunStatus::Succeeded,
+        "{:?} {}",
+        ids(&r),
+        r.reason
+    );
     let verdicts: Vec<(u32, &str)> = r
         .iterations
         .iter()
@@ -353,7 +412,7 @@ async fn quality_loop_goes_green_on_iteration_three_or_gives_up_at_five() {
             (5, "skipped")
         ]
     );
-    assert_eq!(phase(&r, "scan#4").status, "skipped");
+    assert_eq!(phase(&r, "scan#4").phase_status(), v1::PhaseStatus::Skipped);
     let scan3 = logs_of(&c, &green, "scan").await;
     assert!(
         scan3
@@ -370,7 +429,13 @@ async fn quality_loop_goes_green_on_iteration_three_or_gives_up_at_five() {
     let r = c.wait_end(&stuck, T).await;
     report_run("quality-loop fix_per_iteration=0", &r);
     remove_volume(&stuck);
-    assert_eq!(r.status, "halted", "{:?} {}", ids(&r), r.reason);
+    assert_eq!(
+        r.run_status(),
+        v1::RunStatus::Halted,
+        "{:?} {}",
+        ids(&r),
+        r.reason
+    );
     assert!(
         r.reason
             .contains("repeat until-green gave up: not green after 5 iterations"),

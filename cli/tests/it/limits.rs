@@ -2,6 +2,8 @@
 //! refused with a message that names the limit, and the coordinator keeps
 //! serving (a deep expression used to overflow its stack).
 
+use baton_proto::v1;
+
 use crate::support::*;
 
 const SMALL: &str = "\
@@ -55,5 +57,5 @@ async fn oversized_and_deep_input_is_refused_and_the_coordinator_keeps_serving()
     // Still serving: a normal plan runs to the end.
     let run = c.submit(SMALL, &[]).await;
     let r = c.wait_end(&run, std::time::Duration::from_secs(60)).await;
-    assert_eq!(r.status, "succeeded", "{r:#?}");
+    assert_eq!(r.run_status(), v1::RunStatus::Succeeded, "{r:#?}");
 }

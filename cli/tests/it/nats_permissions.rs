@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
+use baton_proto::kinds::EventKind;
 use baton_proto::nats_auth::{Error as AuthError, NatsAuth, Secret};
 use baton_proto::v1::{self, event::Body};
 use baton_proto::{bus, codec, subjects};
@@ -83,7 +84,7 @@ async fn client_with_errors(
 }
 
 struct Parts {
-    admin: baton::admin_client::Admin,
+    admin: baton_proto::client::Admin,
     handle: baton_coordinator::Handle,
     cancel: CancellationToken,
 }
@@ -138,7 +139,7 @@ async fn start_parts(url: &str) -> Parts {
     tokio::spawn(async move { gates.run(t).await });
     let t = cancel.child_token();
     tokio::spawn(async move { worker.run(t).await });
-    let admin = baton::admin_client::connect(
+    let admin = baton_proto::client::connect(
         &format!("http://{}", handle.grpc_addr),
         Some(&token),
         &Default::default(),
@@ -195,7 +196,7 @@ async fn each_component_as_its_own_user_runs_a_plan_and_a_worker_cannot_decide()
     let parts = start_parts(&nats.url()).await;
     let run = submit_to(&parts.admin, GATED, "gated.yaml").await;
     let ended = baton::local::wait_end(&parts.admin, &run, T).await.unwrap();
-    assert_eq!(ended.status, "succeeded", "{ended:#?}");
+    assert_eq!(ended.run_status(), v1::RunStatus::Succeeded, "{ended:#?}");
 
     // Read as the coordinator (the only user allowed to read streams whole).
     let admin_client = bus::connect_with(&nats.url(), "test-reader", &as_user("coordinator"))
@@ -240,8 +241,8 @@ async fn each_component_as_its_own_user_runs_a_plan_and_a_worker_cannot_decide()
         ..Default::default()
     });
     for (body, subject) in [
-        (forged_decision, subjects::event(&run, "decision")),
-        (forged_gate, subjects::event(&run, "gate")),
+        (forged_decision, EventKind::Decision.subject(&run)),
+        (forged_gate, EventKind::GateEvaluated.subject(&run)),
     ] {
         let ev = codec::event_now(&run, body);
         let r = bus::publish(&wjs, subject.clone(), "forged", &ev, "").await;
@@ -262,8 +263,8 @@ async fn each_component_as_its_own_user_runs_a_plan_and_a_worker_cannot_decide()
         .unwrap();
     worker.flush().await.unwrap();
     for subject in [
-        subjects::event(&run, "decision"),
-        subjects::event(&run, "gate"),
+        EventKind::Decision.subject(&run),
+        EventKind::GateEvaluated.subject(&run),
         subjects::approval("alice", &run),
     ] {
         let want = format!("Permissions Violation for Publish to \"{subject}\"");
@@ -286,8 +287,8 @@ async fn each_component_as_its_own_user_runs_a_plan_and_a_worker_cannot_decide()
     // The server saw them as the worker's: refused at the server, not dropped by the client.
     let log = nats.log();
     for subject in [
-        subjects::event(&run, "decision"),
-        subjects::event(&run, "gate"),
+        EventKind::Decision.subject(&run),
+        EventKind::GateEvaluated.subject(&run),
         subjects::approval("alice", &run),
     ] {
         let want = format!("\"$G/user:worker\" - Publish Violation - Subject \"{subject}\"");
@@ -453,7 +454,7 @@ async fn hostile_a_worker_cannot_forge_approvals_under_its_own_subjects() {
     let run = submit(&parts, FOUR_EYES, "four-eyes.yaml").await;
     assert_eventually!(
         T,
-        get_run(&parts, &run).await.phases[0].status == "gating",
+        get_run(&parts, &run).await.phases[0].phase_status() == v1::PhaseStatus::Gating,
         "the build phase waits for its approvals: {:#?}",
         get_run(&parts, &run).await
     );
@@ -472,7 +473,7 @@ async fn hostile_a_worker_cannot_forge_approvals_under_its_own_subjects() {
         );
         let ack = bus::publish(
             &wjs,
-            subjects::event(&run, "task_finished"),
+            EventKind::TaskFinished.subject(&run),
             &format!("forged-{who}"),
             &ev,
             "",
@@ -486,10 +487,15 @@ async fn hostile_a_worker_cannot_forge_approvals_under_its_own_subjects() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let now = get_run(&parts, &run).await;
     assert_eq!(
-        now.status, "running",
+        now.run_status(),
+        v1::RunStatus::Running,
         "forged approvals moved the run: {now:#?}"
     );
-    assert_eq!(now.phases[0].status, "gating", "{now:#?}");
+    assert_eq!(
+        now.phases[0].phase_status(),
+        v1::PhaseStatus::Gating,
+        "{now:#?}"
+    );
     let approval = now.phases[0]
         .gates
         .iter()
@@ -531,7 +537,7 @@ phases:
     let run = submit(&parts, plan, "slow.yaml").await;
     assert_eventually!(
         T,
-        get_run(&parts, &run).await.tasks[0].status == "running",
+        get_run(&parts, &run).await.tasks[0].task_status() == v1::TaskStatus::Running,
         "the task runs: {:#?}",
         get_run(&parts, &run).await
     );
@@ -560,7 +566,7 @@ phases:
     });
     let ack = bus::publish(
         &wjs,
-        subjects::event(&run, "task_finished"),
+        EventKind::TaskFinished.subject(&run),
         &format!("forged-finish-{run}"),
         &codec::event_now(&run, forged),
         "",
@@ -571,8 +577,8 @@ phases:
 
     let ended = baton::local::wait_end(&parts.admin, &run, T).await.unwrap();
     assert_eq!(
-        (ended.status.as_str(), ended.tasks[0].status.as_str()),
-        ("rolled_back", "failed"),
+        (ended.run_status(), ended.tasks[0].task_status()),
+        (v1::RunStatus::RolledBack, v1::TaskStatus::Failed),
         "the forged success counted instead of the real failure: {ended:#?}"
     );
     assert!(!format!("{ended:?}").contains("forged"), "{ended:#?}");
@@ -604,7 +610,7 @@ async fn hostile_workers_read_only_claims_pull_only_their_roles_and_inboxes_are_
     let parts = start_parts(&nats.url()).await;
     let run = submit(&parts, GATED, "gated.yaml").await;
     let ended = baton::local::wait_end(&parts.admin, &run, T).await.unwrap();
-    assert_eq!(ended.status, "succeeded", "{ended:#?}");
+    assert_eq!(ended.run_status(), v1::RunStatus::Succeeded, "{ended:#?}");
 
     let worker = bus::connect_with(&nats.url(), "hostile", &as_user("worker"))
         .await
@@ -632,14 +638,14 @@ async fn hostile_workers_read_only_claims_pull_only_their_roles_and_inboxes_are_
     let events = wjs.get_stream(subjects::EVENTS_STREAM).await.unwrap();
     assert!(
         events
-            .get_last_raw_message_by_subject(&subjects::event(&run, "submitted"))
+            .get_last_raw_message_by_subject(&EventKind::RunSubmitted.subject(&run))
             .await
             .is_err(),
         "a worker read the submitted plan and inputs"
     );
     assert!(
         events
-            .direct_get_last_for_subject(subjects::event(&run, "submitted"))
+            .direct_get_last_for_subject(EventKind::RunSubmitted.subject(&run))
             .await
             .is_err(),
         "a worker read the submitted plan with a direct get"

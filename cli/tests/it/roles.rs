@@ -5,6 +5,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+use baton_proto::v1;
+
 use crate::support::*;
 
 fn baton() -> Command {
@@ -102,7 +104,7 @@ async fn registered_role_schema_fails_a_mismatching_result_and_passes_a_matching
         )
         .await;
     let r = c.wait_end(&run, Duration::from_secs(60)).await;
-    assert_ne!(r.status, "succeeded");
+    assert_ne!(r.run_status(), v1::RunStatus::Succeeded);
     let t = task(&r, "check");
     assert_eq!(
         t.error,
@@ -114,7 +116,7 @@ async fn registered_role_schema_fails_a_mismatching_result_and_passes_a_matching
     let report = r#"{"result":"ok","outputs":{"verdict":"approve","findings":0,"target":"'"$BATON_INPUT_TARGET"'"}}"#;
     let run = c.submit(&plan(report), &[]).await;
     let r = c.wait_end(&run, Duration::from_secs(60)).await;
-    assert_eq!(r.status, "succeeded", "{r:?}");
+    assert_eq!(r.run_status(), v1::RunStatus::Succeeded, "{r:?}");
     let out = baton()
         .args(["status", &run, "--json", "--server", &server])
         .output()

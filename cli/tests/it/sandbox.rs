@@ -5,6 +5,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+use baton_proto::v1;
+
 use crate::support::*;
 
 const WIDE: &str = r#"name: wide
@@ -54,11 +56,11 @@ async fn a_worker_refuses_what_it_was_not_allowed_for_good() {
     let r = c.wait_end(&run, Duration::from_secs(60)).await;
     // With no rollback steps, the phase's failure ends the run either way.
     assert!(
-        ["failed", "rolled_back"].contains(&r.status.as_str()),
+        [v1::RunStatus::Failed, v1::RunStatus::RolledBack].contains(&r.run_status()),
         "{r:#?}"
     );
     let t = task(&r, "fetch");
-    assert_eq!(t.status, "failed", "{t:#?}");
+    assert_eq!(t.task_status(), v1::TaskStatus::Failed, "{t:#?}");
     assert_eq!(t.attempts, 1, "a refusal is permanent: no retries: {t:#?}");
     assert!(
         t.error.contains("sandbox refused by worker") && t.error.contains("--allow-network"),

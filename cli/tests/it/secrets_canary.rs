@@ -19,13 +19,12 @@ use base64::Engine;
 use baton_proto::nats_auth::{NatsAuth, Secret};
 use baton_proto::v1;
 use baton_test_support::NatsServer;
-use baton_worker::runtime::{DockerRuntime, SandboxPolicy};
 use baton_worker::secrets::SecretPolicy;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
 use crate::support::logs::{with_captured_logs, Captured};
-use crate::support::{self, eventually, worker_id};
+use crate::support::{self, eventually};
 
 const PLAN: &str = include_str!("fixtures/canary.yaml");
 
@@ -89,24 +88,17 @@ async fn run_canary_plan(
     captured: &Captured,
 ) -> (
     baton::local::LocalBaton,
-    baton::admin_client::Admin,
+    baton_proto::client::Admin,
     String,
     v1::Run,
 ) {
-    let runtime = DockerRuntime::connect(SandboxPolicy::default())
-        .await
-        .expect("Docker must be reachable for this test (it is never skipped)");
-    let worker = baton::local::WorkerSpec {
-        options: baton_worker::Options {
-            worker_id: worker_id(),
-            roles: vec!["dev".into()],
-            concurrency: 4,
-            grace: Duration::from_secs(2),
-            secret_policy: SecretPolicy::new(["CANARY_*"], [dir]),
-            ..Default::default()
-        },
-        runtime: runtime.into(),
-    };
+    let worker = support::dev_worker(baton_worker::Options {
+        concurrency: 4,
+        grace: Duration::from_secs(2),
+        secret_policy: SecretPolicy::new(["CANARY_*"], [dir]),
+        ..Default::default()
+    })
+    .await;
     let local =
         baton::local::LocalBaton::start(&nats.url(), "127.0.0.1:0".parse().unwrap(), vec![worker])
             .await
@@ -128,7 +120,7 @@ async fn run_canary_plan(
 async fn everything_stored(
     mut nats: NatsServer,
     mut local: baton::local::LocalBaton,
-    admin: &baton::admin_client::Admin,
+    admin: &baton_proto::client::Admin,
     run: &v1::Run,
     logs: &[v1::LogEntry],
     captured: &Captured,
@@ -211,14 +203,22 @@ async fn canary_run(captured: Captured) {
         run_canary_plan(&nats, dir.path(), plan, "canary.yaml", &captured).await;
 
     // The secrets reached the tasks (else nothing was at risk of leaking).
-    assert_eq!(support::task(&run, "print").status, "succeeded", "{run:#?}");
-    assert_eq!(support::task(&run, "check").status, "succeeded", "{run:#?}");
+    assert_eq!(
+        support::task(&run, "print").task_status(),
+        v1::TaskStatus::Succeeded,
+        "{run:#?}"
+    );
+    assert_eq!(
+        support::task(&run, "check").task_status(),
+        v1::TaskStatus::Succeeded,
+        "{run:#?}"
+    );
     assert_eq!(support::task(&run, "print").artifacts.len(), 3, "{run:#?}");
     let fails = support::task(&run, "fails");
-    assert_eq!(fails.status, "failed");
+    assert_eq!(fails.task_status(), v1::TaskStatus::Failed);
     assert_eq!(fails.error, "deploy failed with token [REDACTED:S]");
     let missing = support::task(&run, "missing");
-    assert_eq!(missing.status, "failed");
+    assert_eq!(missing.task_status(), v1::TaskStatus::Failed);
     assert!(
         missing.error.starts_with(&format!(
             "secret `M`: the worker has no environment variable {env_var}_MISSING"
@@ -252,7 +252,7 @@ async fn canary_run(captured: Captured) {
         ),
     ] {
         let t = support::task(&run, id);
-        assert_eq!((t.status.as_str(), t.attempts), ("failed", 1), "{t:#?}");
+        assert_eq!((t.task_status(), t.attempts), (v1::TaskStatus::Failed, 1), "{t:#?}");
         assert!(t.error.starts_with(&want), "{id}: {}", t.error);
     }
     let unlisted = support::task(&run, "unlisted");
@@ -571,7 +571,11 @@ async fn nats_password_run(captured: Captured) {
     let lines: Vec<&str> = left.logs.iter().map(|l| l.line.as_str()).collect();
     println!(
         "run {}; task take: {} after {} attempt(s), error {:?}, result {:?}; its log: {lines:?}",
-        left.run.status, take.status, take.attempts, take.error, take.result_json
+        left.run.run_status(),
+        take.task_status(),
+        take.attempts,
+        take.error,
+        take.result_json
     );
     let found = leaks(&left.stored, &[("the worker's NATS password", &password)]);
     assert!(
@@ -579,7 +583,12 @@ async fn nats_password_run(captured: Captured) {
         "the worker's NATS password got out:\n{}",
         found.join("\n")
     );
-    assert_eq!(take.status, "failed", "{:#?}", left.run);
+    assert_eq!(
+        take.task_status(),
+        v1::TaskStatus::Failed,
+        "{:#?}",
+        left.run
+    );
     assert_eq!(take.error, STEAL_REFUSED);
     assert_eq!(take.attempts, 1, "a refusal is not retried: {take:#?}");
     assert_eq!(finished_permanently(&left.events, "take"), [true]);
@@ -657,8 +666,8 @@ async fn allowing_everything_run(captured: Captured) {
         found.join("\n")
     );
     assert_eq!(
-        support::task(&left.run, "allowed").status,
-        "succeeded",
+        support::task(&left.run, "allowed").task_status(),
+        v1::TaskStatus::Succeeded,
         "{:#?}",
         left.run
     );
@@ -709,7 +718,11 @@ async fn allowing_everything_run(captured: Captured) {
         ),
     ] {
         let t = support::task(&left.run, id);
-        assert_eq!((t.status.as_str(), t.attempts), ("failed", 1), "{t:#?}");
+        assert_eq!(
+            (t.task_status(), t.attempts),
+            (v1::TaskStatus::Failed, 1),
+            "{t:#?}"
+        );
         assert!(t.error.contains(&want), "{id}: {}", t.error);
         assert_eq!(finished_permanently(&left.events, id), [true], "{id}");
     }
@@ -817,7 +830,11 @@ async fn redaction_run(captured: Captured) {
     .await;
 
     for t in ["named", "reader", "encoded", "lines"] {
-        assert_eq!(support::task(&run, t).status, "succeeded", "{t}: {run:#?}");
+        assert_eq!(
+            support::task(&run, t).task_status(),
+            v1::TaskStatus::Succeeded,
+            "{t}: {run:#?}"
+        );
     }
     // What each task shows; checked after the search, so that a failure
     // lists every leak first.

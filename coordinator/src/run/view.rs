@@ -144,7 +144,7 @@ pub fn to_proto(st: &RunState) -> v1::Run {
     v1::Run {
         run_id: st.run_id.clone(),
         plan: st.plan.name.clone(),
-        status: st.status.as_str().to_string(),
+        run_status: v1::RunStatus::from(st.status).into(),
         reason: st.reason.clone(),
         created_ms: st.created_ms,
         finished_ms: st.finished_ms,
@@ -162,14 +162,14 @@ pub fn to_proto(st: &RunState) -> v1::Run {
                     .iter()
                     .map(|o| v1::TaskOutcome {
                         task_id: o.task_id.clone(),
-                        status: o.status.as_str().to_string(),
+                        task_status: v1::TaskStatus::from(o.status).into(),
                         error: o.error.clone(),
                         outputs_json: Value::Object(o.outputs.clone()).to_string(),
                         artifacts: o.artifacts.iter().map(v1::Artifact::from).collect(),
                     })
                     .collect(),
                 id: p.id.clone(),
-                status: p.status.as_str().to_string(),
+                phase_status: v1::PhaseStatus::from(p.status).into(),
                 gates: p
                     .gates
                     .iter()
@@ -192,7 +192,7 @@ pub fn to_proto(st: &RunState) -> v1::Run {
                     id: t.id.clone(),
                     phase: t.phase.clone(),
                     role: t.role.clone(),
-                    status: t.status.as_str().to_string(),
+                    task_status: v1::TaskStatus::from(t.status).into(),
                     attempts: t.attempt - t.base_attempt.min(t.attempt),
                     exit_code: t.exit_code,
                     result_json: t.report_json.clone(),
@@ -265,7 +265,7 @@ pub fn summary(st: &RunState) -> v1::RunSummary {
     v1::RunSummary {
         run_id: st.run_id.clone(),
         plan: st.plan.name.clone(),
-        status: st.status.as_str().to_string(),
+        run_status: v1::RunStatus::from(st.status).into(),
         created_ms: st.created_ms,
         waiting: waiting(st),
     }

@@ -1,22 +1,28 @@
 //! `tasks: all_ok` and `tasks: { min_ok: N }`: how many of the phase's tasks succeeded.
 
-use baton_proto::v1::{GateRequest, TasksGate};
+use baton_proto::kinds;
+use baton_proto::v1::{GateRequest, TaskStatus, TasksGate};
 
 use super::Answer;
 
 pub fn evaluate(g: &TasksGate, req: &GateRequest) -> Answer {
     let total = req.tasks.len() as u32;
-    let ok = req.tasks.iter().filter(|t| t.status == "succeeded").count() as u32;
+    let ok = req
+        .tasks
+        .iter()
+        .filter(|t| kinds::task_status(t) == TaskStatus::Succeeded)
+        .count() as u32;
     let needed = if g.min_ok == 0 { total } else { g.min_ok };
     let not_ok: Vec<String> = req
         .tasks
         .iter()
-        .filter(|t| t.status != "succeeded")
-        .map(|t| {
+        .map(|t| (t, kinds::task_status(t)))
+        .filter(|(_, status)| *status != TaskStatus::Succeeded)
+        .map(|(t, status)| {
             if t.error.is_empty() {
-                format!("task {} {}", t.task_id, t.status)
+                format!("task {} {status}", t.task_id)
             } else {
-                format!("task {} {}: {}", t.task_id, t.status, t.error)
+                format!("task {} {status}: {}", t.task_id, t.error)
             }
         })
         .collect();
@@ -37,21 +43,23 @@ pub fn evaluate(g: &TasksGate, req: &GateRequest) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_proto::v1::{TaskSummary, Verdict};
+    use baton_proto::v1::Verdict;
 
     fn req(statuses: &[&str]) -> GateRequest {
         GateRequest {
             tasks: statuses
                 .iter()
                 .enumerate()
-                .map(|(i, s)| TaskSummary {
-                    task_id: format!("t{i}"),
-                    status: s.to_string(),
-                    error: if *s == "failed" {
-                        "exit code 2".into()
-                    } else {
-                        String::new()
-                    },
+                .map(|(i, s)| {
+                    kinds::task_summary(
+                        format!("t{i}"),
+                        s.parse().unwrap(),
+                        if *s == "failed" {
+                            "exit code 2".into()
+                        } else {
+                            String::new()
+                        },
+                    )
                 })
                 .collect(),
             ..Default::default()

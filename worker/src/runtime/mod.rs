@@ -103,6 +103,36 @@ pub struct TaskSpec {
     pub secrets: crate::secrets::Secrets,
 }
 
+impl TaskSpec {
+    /// Attempt `attempt` of `task_id` in `run_id`: `argv` in `image` with no
+    /// environment, workspace, inputs, grant or secrets, default limits and
+    /// the default artifact size; change the fields that differ.
+    pub fn new(
+        run_id: impl Into<String>,
+        task_id: impl Into<String>,
+        attempt: u32,
+        image: impl Into<String>,
+        argv: Vec<String>,
+        timeout: Duration,
+    ) -> Self {
+        TaskSpec {
+            run_id: run_id.into(),
+            task_id: task_id.into(),
+            attempt,
+            image: image.into(),
+            argv,
+            env: vec![],
+            timeout,
+            limits: Limits::default(),
+            workspace: None,
+            inputs: vec![],
+            max_artifact_bytes: 0,
+            grant: Default::default(),
+            secrets: Default::default(),
+        }
+    }
+}
+
 /// Resource limits of one attempt (Docker only; `<= 0` means unlimited).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -53,21 +53,7 @@ mod tests {
 
     #[tokio::test]
     async fn succeeds_immediately() {
-        let spec = TaskSpec {
-            run_id: "r".into(),
-            task_id: "t".into(),
-            attempt: 1,
-            image: String::new(),
-            argv: vec![],
-            env: vec![],
-            timeout: std::time::Duration::from_secs(1),
-            limits: Default::default(),
-            workspace: None,
-            inputs: vec![],
-            max_artifact_bytes: 0,
-            grant: Default::default(),
-            secrets: Default::default(),
-        };
+        let spec = TaskSpec::new("r", "t", 1, "", vec![], std::time::Duration::from_secs(1));
         let (tx, _rx) = mpsc::channel(1);
         let rt = crate::runtime::Runtime::Noop(NoopRuntime::new());
         let outcome = rt.run(&spec, tx, CancellationToken::new()).await.unwrap();

@@ -239,19 +239,15 @@ mod tests {
 
     fn spec() -> TaskSpec {
         TaskSpec {
-            run_id: "run-1".into(),
-            task_id: "build/lint".into(),
-            attempt: 2,
-            image: "baton/agent:local".into(),
-            argv: vec!["echo".into(), "hi".into()],
             env: vec![("A".into(), "1".into())],
-            timeout: Duration::from_secs(5),
-            limits: Limits::default(),
-            workspace: None,
-            inputs: vec![],
-            max_artifact_bytes: 0,
-            grant: Default::default(),
-            secrets: Default::default(),
+            ..TaskSpec::new(
+                "run-1",
+                "build/lint",
+                2,
+                "baton/agent:local",
+                vec!["echo".into(), "hi".into()],
+                Duration::from_secs(5),
+            )
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use baton_test_support::workspace_root;
 use baton_worker::runtime::{
-    DockerRuntime, Limits, LogLine, Outcome, Runtime, RuntimeError, SandboxPolicy, Stream, TaskSpec,
+    DockerRuntime, LogLine, Outcome, Runtime, RuntimeError, SandboxPolicy, Stream, TaskSpec,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -50,19 +50,15 @@ pub fn unique(prefix: &str) -> String {
 
 pub fn spec(run_id: &str, script: &str) -> TaskSpec {
     TaskSpec {
-        run_id: run_id.to_string(),
-        task_id: "t1".to_string(),
-        attempt: 1,
-        image: IMAGE.to_string(),
-        argv: vec!["sh".into(), "-c".into(), script.into()],
         env: vec![("GREETING".into(), "hello there".into())],
-        timeout: Duration::from_secs(30),
-        limits: Limits::default(),
-        workspace: None,
-        inputs: vec![],
-        max_artifact_bytes: 0,
-        grant: Default::default(),
-        secrets: Default::default(),
+        ..TaskSpec::new(
+            run_id,
+            "t1",
+            1,
+            IMAGE,
+            vec!["sh".into(), "-c".into(), script.into()],
+            Duration::from_secs(30),
+        )
     }
 }
 

@@ -7,10 +7,9 @@ use async_nats::jetstream::{self, consumer::pull::OrderedConfig, stream};
 use baton_coordinator::audit::Record;
 use baton_proto::{subjects, v1};
 use baton_test_support::NatsServer;
-use baton_worker::runtime::{DockerRuntime, SandboxPolicy};
 use futures::StreamExt;
 
-use super::{eventually, worker_id};
+use super::{dev_worker, eventually};
 
 /// An approval, then a failing gate whose phase rolls back.
 pub const PLAN: &str = include_str!("../fixtures/audited.yaml");
@@ -18,7 +17,7 @@ pub const PLAN: &str = include_str!("../fixtures/audited.yaml");
 pub struct Baton {
     pub nats: NatsServer,
     pub js: jetstream::Context,
-    pub admin: baton::admin_client::Admin,
+    pub admin: baton_proto::client::Admin,
     _local: baton::local::LocalBaton,
 }
 
@@ -37,18 +36,11 @@ pub async fn start(open_audit: bool) -> Baton {
         .await
         .unwrap();
     }
-    let runtime = DockerRuntime::connect(SandboxPolicy::default())
-        .await
-        .expect("Docker must be reachable for this test (it is never skipped)");
-    let worker = baton::local::WorkerSpec {
-        options: baton_worker::Options {
-            worker_id: worker_id(),
-            roles: vec!["dev".into()],
-            concurrency: 2,
-            ..Default::default()
-        },
-        runtime: runtime.into(),
-    };
+    let worker = dev_worker(baton_worker::Options {
+        concurrency: 2,
+        ..Default::default()
+    })
+    .await;
     let local =
         baton::local::LocalBaton::start(&nats.url(), "127.0.0.1:0".parse().unwrap(), vec![worker])
             .await

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use baton::admin_client::Admin;
-use baton::admin_client::ClientTls;
 pub use baton_coordinator::auth::Role;
 use baton_coordinator::auth::{token, Auth, Identity, TokenStore};
+pub use baton_proto::client::Admin;
+use baton_proto::client::ClientTls;
 use baton_proto::secret::Secret;
 use baton_proto::v1;
 use baton_test_support::NatsServer;
@@ -58,7 +58,7 @@ struct TokenFile(std::path::PathBuf);
 impl TokenFile {
     fn write(addr: std::net::SocketAddr, token: &Secret) -> TokenFile {
         use std::os::unix::fs::OpenOptionsExt;
-        let path = baton::admin_client::dev_token_path(&addr.to_string()).expect("a state dir");
+        let path = baton_proto::client::dev_token_path(&addr.to_string()).expect("a state dir");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let _ = std::fs::remove_file(&path);
         let mut f = std::fs::OpenOptions::new()
@@ -122,6 +122,19 @@ pub async fn runtime(rt: Rt) -> Runtime {
         }
         Rt::Process => ProcessRuntime::new().into(),
         Rt::Noop => NoopRuntime::new().into(),
+    }
+}
+
+/// A Docker worker serving role `dev` under a fresh id, with the rest of
+/// `options`.
+pub async fn dev_worker(options: baton_worker::Options) -> baton::local::WorkerSpec {
+    baton::local::WorkerSpec {
+        options: baton_worker::Options {
+            worker_id: worker_id(),
+            roles: vec!["dev".into()],
+            ..options
+        },
+        runtime: runtime(Rt::Docker).await,
     }
 }
 
@@ -221,7 +234,7 @@ impl Cluster {
 
     /// A client sending `token` (None: no credentials at all).
     pub async fn client_with(&self, token: Option<&Secret>) -> Admin {
-        baton::admin_client::connect(&self.server(), token, &ClientTls::default())
+        baton_proto::client::connect(&self.server(), token, &ClientTls::default())
             .await
             .expect("admin connects")
     }
@@ -284,7 +297,7 @@ impl Cluster {
                 return Some(r);
             }
             assert!(
-                r.status == "running",
+                r.run_status() == v1::RunStatus::Running,
                 "run ended instead of waiting: {r:#?}"
             );
             None

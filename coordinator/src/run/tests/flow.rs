@@ -96,7 +96,10 @@ fn environments_expand_and_carry_their_own_gates() {
     let view = view::to_proto(&sim.st);
     assert_eq!(view.phases[3].environment, "prod");
     assert_eq!(view.phases[3].phase, "deploy");
-    assert_eq!(view.phases[3].outcomes[0].status, "succeeded");
+    assert_eq!(
+        view.phases[3].outcomes[0].task_status(),
+        v1::TaskStatus::Succeeded
+    );
     let d = view.tasks.iter().find(|t| t.id == "d").unwrap();
     assert_eq!(d.attempts, 1, "each environment counts its own attempts");
 }

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use baton_proto::kinds;
 use baton_proto::v1::{self, event::Body};
 use serde::Serialize;
 
@@ -83,13 +84,15 @@ pub fn invariants(
             inv.violations.push(format!("run {run}: no final state"));
             continue;
         };
-        if r.status == "succeeded" {
+        if r.run_status() == v1::RunStatus::Succeeded {
             inv.runs_succeeded += 1;
         } else {
             inv.runs_lost += 1;
             inv.violations.push(format!(
                 "run {run} ended {} ({}), waiting: {}",
-                r.status, r.reason, r.waiting
+                r.run_status(),
+                r.reason,
+                r.waiting
             ));
         }
         // Phases: each announced running once and passed once.
@@ -97,16 +100,16 @@ pub fn invariants(
         for s in events.get(run).into_iter().flatten() {
             if let Some(Body::PhaseChanged(p)) = &s.event.body {
                 let c = counts.entry(p.phase_id.as_str()).or_default();
-                match p.status.as_str() {
-                    "running" => c.0 += 1,
-                    "passed" => c.1 += 1,
+                match kinds::phase_status(p) {
+                    v1::PhaseStatus::Running => c.0 += 1,
+                    v1::PhaseStatus::Passed => c.1 += 1,
                     _ => {}
                 }
             }
         }
         for p in &r.phases {
             let (running, passed) = counts.get(p.id.as_str()).copied().unwrap_or_default();
-            if r.status == "succeeded" && passed == 0 {
+            if r.run_status() == v1::RunStatus::Succeeded && passed == 0 {
                 inv.phases_skipped += 1;
                 inv.violations
                     .push(format!("run {run}: phase {} never passed", p.id));
@@ -149,7 +152,7 @@ pub fn invariants(
         for t in &r.tasks {
             inv.lost_attempts += t.lost;
             inv.stale_results += t.stale_results.len();
-            if t.status != "succeeded" {
+            if t.task_status() != v1::TaskStatus::Succeeded {
                 continue;
             }
             if t.attempts > 1 + t.lost {
@@ -180,7 +183,9 @@ pub fn task_latencies(runs: &[String], events: &HashMap<String, Vec<Seen>>) -> V
         let mut done: HashMap<&str, i64> = HashMap::new();
         for s in events.get(run).into_iter().flatten() {
             match &s.event.body {
-                Some(Body::PhaseChanged(p)) if p.status == "running" => {
+                Some(Body::PhaseChanged(p))
+                    if kinds::phase_status(p) == v1::PhaseStatus::Running =>
+                {
                     phase_start.entry(p.phase_id.as_str()).or_insert(s.time_ms);
                 }
                 Some(Body::TaskFinished(f)) if f.ok => {
@@ -225,12 +230,12 @@ mod tests {
     fn run(tasks: &[(&str, u32, u32)]) -> v1::Run {
         v1::Run {
             run_id: "r".into(),
-            status: "succeeded".into(),
+            run_status: v1::RunStatus::Succeeded.into(),
             tasks: tasks
                 .iter()
                 .map(|(id, attempts, lost)| v1::TaskView {
                     id: id.to_string(),
-                    status: "succeeded".into(),
+                    task_status: v1::TaskStatus::Succeeded.into(),
                     attempts: *attempts,
                     lost: *lost,
                     ..Default::default()

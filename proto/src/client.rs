@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use baton_proto::secret::Secret;
-use baton_proto::v1::admin_client::AdminClient;
+use crate::secret::Secret;
+use crate::v1::admin_client::AdminClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};

@@ -1,6 +1,7 @@
-//! `baton chaos`: run many runs on a Baton of separate processes while
+//! The chaos suite: run many runs on a Baton of separate processes while
 //! killing, freezing and cutting off its parts, then check that nothing was
-//! lost or done twice.
+//! lost or done twice. Test tooling: no service crate depends on it; the
+//! `baton` binary links it for the thin `baton chaos` command.
 //!
 //! # Layout
 //! - this file: options, the schedule, the report.
@@ -8,6 +9,7 @@
 //! - `proxy`: the cuttable link between a worker and NATS.
 //! - `faults`: injecting one fault and timing the recovery.
 //! - `check`: the chaos plan and the invariants.
+#![forbid(unsafe_code)]
 
 pub mod check;
 pub mod cluster;
@@ -18,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::admin_client::Admin;
+use baton_proto::client::Admin;
 use baton_proto::v1;
 use futures::StreamExt;
 use rand::{seq::SliceRandom, SeedableRng};
@@ -355,7 +357,7 @@ async fn wait_all(admins: &[Admin], runs: &[String], deadline: Instant) {
         let mut still = Vec::new();
         for r in open {
             match get_run(admins, &r).await {
-                Some(run) if run.status != "running" => {}
+                Some(run) if run.run_status() != v1::RunStatus::Running => {}
                 _ => still.push(r),
             }
         }

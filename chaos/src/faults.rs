@@ -8,8 +8,8 @@ use futures::StreamExt;
 use rand::Rng;
 use serde::Serialize;
 
-use super::check::Seen;
-use super::cluster::Cluster;
+use crate::check::Seen;
+use crate::cluster::Cluster;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,7 +61,7 @@ impl std::str::FromStr for FaultKind {
 }
 
 /// About how long injecting and lifting one fault takes.
-pub fn expected_duration(kind: FaultKind, o: &super::ChaosOptions) -> Duration {
+pub fn expected_duration(kind: FaultKind, o: &crate::ChaosOptions) -> Duration {
     match kind {
         FaultKind::WorkerKill => Duration::from_millis(500),
         FaultKind::CoordinatorKill => o.lease_ttl + Duration::from_millis(500),

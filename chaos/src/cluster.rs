@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use baton_test_support::{NatsOptions, NatsServer};
 
-use super::proxy::Proxy;
+use crate::proxy::Proxy;
 
 pub struct ClusterOptions {
     pub baton_bin: PathBuf,
@@ -282,11 +282,11 @@ impl Cluster {
     }
 
     /// A client of coordinator `i` that sends the cluster's admin token.
-    pub async fn admin(&self, i: usize) -> Result<crate::admin_client::Admin, String> {
-        crate::admin_client::connect(
+    pub async fn admin(&self, i: usize) -> Result<baton_proto::client::Admin, String> {
+        baton_proto::client::connect(
             &format!("http://{}", self.grpc[i]),
             Some(&self.token),
-            &crate::admin_client::ClientTls::default(),
+            &baton_proto::client::ClientTls::default(),
         )
         .await
     }
