@@ -182,52 +182,29 @@ vocabulary!(v1::TaskStatus, "task status", [
 
 /// The enum when it is set, else the old text (`Unspecified` if that is
 /// empty or unknown too).
-fn enum_or_legacy<S: TryFrom<i32> + Copy + PartialEq>(
-    value: i32,
-    unspecified: S,
-    legacy: &str,
-    parse: fn(&str) -> Option<S>,
-) -> S {
+fn enum_or_legacy<S: TryFrom<i32> + FromStr + Default + PartialEq>(value: i32, legacy: &str) -> S {
     match S::try_from(value) {
-        Ok(s) if s != unspecified => s,
-        _ => parse(legacy).unwrap_or(unspecified),
+        Ok(s) if s != S::default() => s,
+        _ => legacy.parse().unwrap_or_default(),
     }
 }
 
 /// A `PhaseChanged`'s status, from an event of either shape.
+#[allow(deprecated)] // the fallback is what the old field is kept for
 pub fn phase_status(p: &v1::PhaseChanged) -> v1::PhaseStatus {
-    #[allow(deprecated)] // the fallback is what the old field is kept for
-    let legacy = &p.status;
-    enum_or_legacy(
-        p.phase_status,
-        v1::PhaseStatus::Unspecified,
-        legacy,
-        v1::PhaseStatus::parse,
-    )
+    enum_or_legacy(p.phase_status, &p.status)
 }
 
 /// A `RunFinished`'s status, from an event of either shape.
+#[allow(deprecated)] // the fallback is what the old field is kept for
 pub fn run_status(f: &v1::RunFinished) -> v1::RunStatus {
-    #[allow(deprecated)] // the fallback is what the old field is kept for
-    let legacy = &f.status;
-    enum_or_legacy(
-        f.run_status,
-        v1::RunStatus::Unspecified,
-        legacy,
-        v1::RunStatus::parse,
-    )
+    enum_or_legacy(f.run_status, &f.status)
 }
 
 /// A `TaskSummary`'s status, from a gate request of either shape.
+#[allow(deprecated)] // the fallback is what the old field is kept for
 pub fn task_status(t: &v1::TaskSummary) -> v1::TaskStatus {
-    #[allow(deprecated)] // the fallback is what the old field is kept for
-    let legacy = &t.status;
-    enum_or_legacy(
-        t.task_status,
-        v1::TaskStatus::Unspecified,
-        legacy,
-        v1::TaskStatus::parse,
-    )
+    enum_or_legacy(t.task_status, &t.status)
 }
 
 /// A `PhaseChanged` as coordinators write it now: the enum only.

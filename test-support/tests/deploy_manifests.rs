@@ -960,14 +960,30 @@ impl Workload<'_> {
     }
 
     fn baton_cmds(&self) -> Vec<BatonCmd> {
+        self.baton_containers()
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect()
+    }
+
+    /// Every container of the Baton image, with its command line.
+    fn baton_containers(&self) -> Vec<(&MarkedMappingNode, BatonCmd)> {
         self.containers()
             .into_iter()
             .filter(|c| get_str(c, &["image"]) == Some(BATON_IMAGE))
             .filter_map(|c| {
                 let mut argv = words(c.get_node("command"));
                 argv.extend(words(c.get_node("args")));
-                BatonCmd::parse(&argv)
+                Some((c, BatonCmd::parse(&argv)?))
             })
+            .collect()
+    }
+
+    /// The containers that run a Baton service (coordinator, gates, worker).
+    fn baton_services(&self) -> Vec<(&MarkedMappingNode, BatonCmd)> {
+        self.baton_containers()
+            .into_iter()
+            .filter(|(_, cmd)| matches!(cmd.sub.as_str(), "coordinator" | "gates" | "worker"))
             .collect()
     }
 
@@ -2195,19 +2211,7 @@ fn k8s_nats_requires_tls_and_the_users_and_every_baton_service_connects_with_tls
     let mut password_secrets: BTreeMap<String, String> = BTreeMap::new();
     let mut baton = 0;
     for w in &loads {
-        for c in w
-            .containers()
-            .into_iter()
-            .filter(|c| get_str(c, &["image"]) == Some(BATON_IMAGE))
-        {
-            let mut argv = words(c.get_node("command"));
-            argv.extend(words(c.get_node("args")));
-            let Some(cmd) = BatonCmd::parse(&argv) else {
-                continue;
-            };
-            if !matches!(cmd.sub.as_str(), "coordinator" | "gates" | "worker") {
-                continue;
-            }
+        for (c, cmd) in w.baton_services() {
             baton += 1;
             let at = w.at();
             check_baton_nats_auth(&mut p, &at, &cmd);
@@ -3411,19 +3415,7 @@ fn k8s_nats_cluster_runs_with_the_users_and_tls_and_every_service_connects() {
     let files = tempfile::tempdir().unwrap();
     let mut creds = Vec::new();
     for w in &loads {
-        for c in w
-            .containers()
-            .into_iter()
-            .filter(|c| get_str(c, &["image"]) == Some(BATON_IMAGE))
-        {
-            let mut argv = words(c.get_node("command"));
-            argv.extend(words(c.get_node("args")));
-            let Some(cmd) = BatonCmd::parse(&argv) else {
-                continue;
-            };
-            if !matches!(cmd.sub.as_str(), "coordinator" | "gates" | "worker") {
-                continue;
-            }
+        for (c, cmd) in w.baton_services() {
             let read = |flag: &str| -> Option<Vec<u8>> {
                 let (s, k) = secret_at(w.pod, c, cmd.flags.get(flag)?)?;
                 secrets.get(&s)?.get(&k).cloned()

@@ -11,25 +11,9 @@ use futures::StreamExt;
 
 use crate::support::*;
 
-const FOUR_EYES: &str = r#"
-name: four-eyes
-roles: { ops: { image: "baton/agent:local" } }
-phases:
-  - id: prod
-    tasks: [ { id: deploy, role: ops, run: ["sh", "-c", "echo '{\"result\":\"ok\"}'"] } ]
-    gates:
-      - approval: { quorum: 2, allow_self_approval: false, expires: 1h, on_expiry: fail }
-"#;
+const FOUR_EYES: &str = include_str!("fixtures/four-eyes.yaml");
 
-const EXPIRES_FAST: &str = r#"
-name: expires-fast
-roles: { ops: { image: "baton/agent:local" } }
-phases:
-  - id: prod
-    tasks: [ { id: deploy, role: ops, run: ["sh", "-c", "echo '{\"result\":\"ok\"}'"] } ]
-    gates:
-      - approval: { expires: 2s, on_expiry: halt }
-"#;
+const EXPIRES_FAST: &str = include_str!("fixtures/expires-fast.yaml");
 
 /// A request on `baton.approve.<identity>.<run>`, as a credential of that
 /// identity would send it; the coordinator's JSON reply.
@@ -58,13 +42,7 @@ fn error_of(reply: &serde_json::Value) -> &str {
 
 /// Who the run's submission names: the identity its submitter's credential had.
 async fn submitter(c: &Cluster, run: &str) -> String {
-    let mut s = c
-        .admin
-        .clone()
-        .watch_run(v1::WatchRunRequest { run_id: run.into() })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut s = watch(&c.admin, run).await;
     match s.next().await.expect("first event").expect("event").event {
         Some(v1::Event {
             body: Some(Body::RunSubmitted(sub)),
@@ -77,13 +55,7 @@ async fn submitter(c: &Cluster, run: &str) -> String {
 /// The approval gate's answer to the round asked after the run's `n`-th
 /// decision, read live from the run's events.
 async fn approval_answer_after(c: &Cluster, run: &str, n: usize) -> v1::GateEvaluated {
-    let mut s = c
-        .admin
-        .clone()
-        .watch_run(v1::WatchRunRequest { run_id: run.into() })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut s = watch(&c.admin, run).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut decisions = 0;
     loop {

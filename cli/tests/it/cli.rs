@@ -9,6 +9,17 @@ fn baton() -> Command {
     Command::new(env!("CARGO_BIN_EXE_baton"))
 }
 
+/// Run `cmd`; its output, after asserting that it succeeded.
+fn succeeds(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn example(name: &str) -> String {
     baton_test_support::workspace_root()
         .join("examples")
@@ -19,15 +30,7 @@ fn example(name: &str) -> String {
 
 #[test]
 fn plan_validate_prints_a_summary() {
-    let out = baton()
-        .args(["plan", "validate", &example("release-train.yaml")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeds(baton().args(["plan", "validate", &example("release-train.yaml")]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("release-train"), "{text}");
     assert!(text.contains("deploy"), "{text}");
@@ -120,15 +123,7 @@ async fn run_wait_json_and_approve_through_the_cli() {
         },
     )
     .await;
-    let out = baton()
-        .args(["approve", &run, "--reason", "ship it", "--server", &server])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(baton().args(["approve", &run, "--reason", "ship it", "--server", &server]));
     let out = waiter
         .await
         .unwrap()

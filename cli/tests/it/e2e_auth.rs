@@ -13,17 +13,7 @@ use crate::support::*;
 const T: Duration = Duration::from_secs(30);
 
 /// One task whose role needs an approval; the noop runtime runs it at once after.
-const GATED: &str = r#"
-name: gated
-roles:
-  ops: { image: "baton/agent:local", risk: approval_required }
-phases:
-  - id: only
-    tasks:
-      - id: deploy
-        role: ops
-        run: ["true"]
-"#;
+const GATED: &str = include_str!("fixtures/gated.yaml");
 
 fn decision(run: &str, by: &str) -> v1::DecisionRequest {
     v1::DecisionRequest {

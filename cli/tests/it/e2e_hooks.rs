@@ -89,18 +89,7 @@ impl Hooked {
         body: &str,
         headers: &[(&str, String)],
     ) -> (u16, serde_json::Value) {
-        let mut req = self
-            .http
-            .post(format!("{}/hooks/{plan}", self.base))
-            .body(body.to_string());
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        let res = req.send().await.expect("webhook answers");
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        (status, v)
+        self.post_to(&self.base, plan, body, headers).await
     }
 
     async fn signed(&self, plan: &str, body: &str) -> (u16, serde_json::Value) {
@@ -287,19 +276,7 @@ async fn without_a_secret_webhooks_are_off() {
 // (docs/architecture.md, "Triggers"), not with the coordinator's own code, so
 // that it checks the documentation as much as the server.
 
-const OTHER: &str = r#"
-name: other
-inputs:
-  who: { default: "world" }
-roles:
-  dev: { image: "baton/agent:local" }
-phases:
-  - id: only
-    tasks:
-      - id: hello
-        role: dev
-        run: ["sh", "-c", "echo '{\"result\":\"ok\"}'"]
-"#;
+const OTHER: &str = include_str!("fixtures/other-plan.yaml");
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -351,7 +328,7 @@ impl Hooked {
         base: &str,
         plan: &str,
         body: &str,
-        headers: &[(&'static str, String)],
+        headers: &[(&str, String)],
     ) -> (u16, serde_json::Value) {
         let mut req = self
             .http

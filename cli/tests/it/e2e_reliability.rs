@@ -9,17 +9,7 @@ use futures::StreamExt;
 
 use crate::support::*;
 
-const ROLE_NOBODY_SERVES: &str = r#"
-name: orphan
-roles:
-  nobody: { image: "baton/agent:local" }
-phases:
-  - id: only
-    tasks:
-      - id: lonely
-        role: nobody
-        run: ["sh", "-c", "echo '{\"result\":\"ok\"}'"]
-"#;
+const ROLE_NOBODY_SERVES: &str = include_str!("fixtures/role-nobody-serves.yaml");
 
 /// Take one message, if any comes within 700 ms, and never answer it: a
 /// worker that dies right after taking its task.

@@ -226,17 +226,7 @@ async fn slow_task_running(c: &Cluster) -> (Admin, String, usize) {
     (a, run, i)
 }
 
-const ONE_SLOW: &str = r#"
-name: lost
-roles:
-  dev: { image: "baton/agent:local" }
-phases:
-  - id: only
-    tasks:
-      - id: slow
-        role: dev
-        run: ["sh", "-c", "sleep 4; echo '{\"result\":\"ok\"}'"]
-"#;
+const ONE_SLOW: &str = include_str!("fixtures/one-slow.yaml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_whose_worker_is_killed_runs_again_as_the_next_attempt_within_the_ack_deadline() {

@@ -13,17 +13,7 @@ fn baton() -> Command {
     Command::new(env!("CARGO_BIN_EXE_baton"))
 }
 
-const ROLE_FILE: &str = r#"
-roles:
-  qa:
-    image: baton/agent:local
-    inputs:
-      target: { type: string, required: true, description: "path to review" }
-    outputs:
-      verdict:  { type: string, enum: [approve, request_changes], required: true }
-      findings: { type: integer, required: true }
-      target:   { type: string }
-"#;
+const ROLE_FILE: &str = include_str!("fixtures/role-file.yaml");
 
 /// A plan whose `qa` task prints `report` as its result; `qa` is not declared.
 fn plan(report: &str) -> String {

@@ -9,19 +9,7 @@ use baton_proto::v1;
 
 use crate::support::*;
 
-const WIDE: &str = r#"name: wide
-roles:
-  dev:
-    image: "baton/agent:local"
-    sandbox: { network: true, mounts: [{ host: /srv/cache, path: /cache }], pids: 512 }
-phases:
-  - id: only
-    tasks:
-      - id: fetch
-        role: dev
-        retries: 3
-        run: ["sh", "-c", "echo '{\"result\":\"ok\"}'"]
-"#;
+const WIDE: &str = include_str!("fixtures/wide.yaml");
 
 #[test]
 fn plan_validate_warns_per_widening_and_still_validates() {

@@ -78,6 +78,38 @@ fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// A NATS password no test output holds by chance.
+fn random_password() -> String {
+    format!(
+        "natspw-{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+/// Stop `local`, then `nats`; every file NATS stored.
+async fn stop_and_read_store(
+    mut local: baton::local::LocalBaton,
+    nats: &mut NatsServer,
+) -> Vec<(String, Vec<u8>)> {
+    local.cancel.cancel();
+    for part in std::mem::take(&mut local.parts) {
+        let _ = tokio::time::timeout(Duration::from_secs(10), part).await;
+    }
+    nats.kill();
+    stored_files(nats.store_dir())
+}
+
+/// Every file NATS stored under `dir`: its path and its bytes.
+fn stored_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    files
+        .iter()
+        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
+        .collect()
+}
+
 /// A Baton in this process, with one Docker worker that allows `CANARY_*`
 /// and files under `dir`, runs `plan` to its end.
 async fn run_canary_plan(
@@ -134,25 +166,15 @@ async fn everything_stored(
         api_bytes.extend_from_slice(format!("{e:?}\n").as_bytes());
     }
     api_bytes.extend_from_slice(format!("{run:?}").as_bytes());
-    local.cancel.cancel();
-    for part in std::mem::take(&mut local.parts) {
-        let _ = tokio::time::timeout(Duration::from_secs(10), part).await;
-    }
-    nats.kill();
-
-    let mut files = Vec::new();
-    files_under(nats.store_dir(), &mut files);
-    let mut stored: Vec<(String, Vec<u8>)> = files
-        .iter()
-        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
-        .collect();
+    let mut stored = stop_and_read_store(local, &mut nats).await;
+    let store_files = stored.len();
     stored.push(("service logs".into(), captured.bytes()));
     stored.push(("events, logs and run via the API".into(), api_bytes));
     let total: usize = stored.iter().map(|(_, b)| b.len()).sum();
     let redacted: usize = stored.iter().map(|(_, b)| count(b, b"[REDACTED:")).sum();
     println!(
         "searched {total} bytes in {} store files, the service logs and the API answers; {redacted} redaction markers",
-        files.len()
+        store_files
     );
     assert!(
         redacted > 0,
@@ -473,18 +495,7 @@ async fn run_on_worker_process(
     api_bytes.extend_from_slice(format!("{run:?}").as_bytes());
 
     let worker_output = worker.stop().await;
-    local.cancel.cancel();
-    let mut local = local;
-    for part in std::mem::take(&mut local.parts) {
-        let _ = tokio::time::timeout(Duration::from_secs(10), part).await;
-    }
-    nats.kill();
-    let mut files = Vec::new();
-    files_under(nats.store_dir(), &mut files);
-    let mut stored: Vec<(String, Vec<u8>)> = files
-        .iter()
-        .map(|f| (f.display().to_string(), std::fs::read(f).unwrap()))
-        .collect();
+    let mut stored = stop_and_read_store(local, &mut nats).await;
     stored.push(("service logs".into(), captured.bytes()));
     stored.push(("the worker's output".into(), worker_output));
     stored.push(("events, logs and run via the API".into(), api_bytes));
@@ -545,11 +556,7 @@ fn a_plan_cannot_take_the_workers_nats_password() {
 }
 
 async fn nats_password_run(captured: Captured) {
-    let password = format!(
-        "natspw-{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    );
+    let password = random_password();
     let (nats, auth) = server_with_worker_password(&password);
     let left = run_on_worker_process(
         nats,
@@ -613,11 +620,7 @@ fn allowing_everything_still_keeps_batons_own_credentials() {
 }
 
 async fn allowing_everything_run(captured: Captured) {
-    let password = format!(
-        "natspw-{:016x}{:016x}",
-        rand::random::<u64>(),
-        rand::random::<u64>()
-    );
+    let password = random_password();
     let deploy_token = canary("deploy");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().canonicalize().unwrap();

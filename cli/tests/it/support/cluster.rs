@@ -357,14 +357,19 @@ pub async fn submit_request(admin: &Admin, req: v1::SubmitRunRequest) -> String 
         .run_id
 }
 
-pub async fn events(admin: &Admin, run: &str) -> Vec<v1::Event> {
-    use futures::StreamExt;
-    let mut s = admin
+/// The run's events from its first, live: `WatchRun`.
+pub async fn watch(admin: &Admin, run: &str) -> tonic::Streaming<v1::RunEvent> {
+    admin
         .clone()
         .watch_run(v1::WatchRunRequest { run_id: run.into() })
         .await
         .expect("watch")
-        .into_inner();
+        .into_inner()
+}
+
+pub async fn events(admin: &Admin, run: &str) -> Vec<v1::Event> {
+    use futures::StreamExt;
+    let mut s = watch(admin, run).await;
     let mut out = Vec::new();
     while let Ok(Some(Ok(e))) = tokio::time::timeout(Duration::from_secs(5), s.next()).await {
         out.push(e.event.unwrap());
