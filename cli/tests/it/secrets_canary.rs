@@ -151,7 +151,7 @@ async fn run_canary_plan(
 /// quiet, every file of the NATS store and the services' log output.
 async fn everything_stored(
     mut nats: NatsServer,
-    mut local: baton::local::LocalBaton,
+    local: baton::local::LocalBaton,
     admin: &baton_proto::client::Admin,
     run: &v1::Run,
     logs: &[v1::LogEntry],
