@@ -282,7 +282,10 @@ impl Cluster {
     }
 
     /// A client of coordinator `i` that sends the cluster's admin token.
-    pub async fn admin(&self, i: usize) -> Result<baton_proto::client::Admin, String> {
+    pub async fn admin(
+        &self,
+        i: usize,
+    ) -> Result<baton_proto::client::Admin, baton_proto::client::ClientError> {
         baton_proto::client::connect(
             &format!("http://{}", self.grpc[i]),
             Some(&self.token),

@@ -203,7 +203,7 @@ pub async fn run(o: ChaosOptions) -> Result<Report, String> {
     let plan = check::plan_yaml(o.tasks_per_run, o.phases, o.task_ms, &sink);
     let mut admins = Vec::new();
     for i in 0..cluster.grpc.len() {
-        admins.push(cluster.admin(i).await?);
+        admins.push(cluster.admin(i).await.map_err(|e| e.to_string())?);
     }
     let client = baton_proto::bus::connect(&cluster.nats_url(), "baton-chaos").await?;
     let js = async_nats::jetstream::new(client);

@@ -151,7 +151,7 @@ impl LocalBaton {
     }
 
     /// A plaintext client with [`LocalBaton::token`].
-    pub async fn admin(&self) -> Result<Admin, String> {
+    pub async fn admin(&self) -> Result<Admin, baton_proto::client::ClientError> {
         baton_proto::client::connect(
             &format!("http://{}", self.grpc_addr),
             self.token.as_ref(),

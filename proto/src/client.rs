@@ -15,6 +15,57 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 pub const TOKEN_ENV: &str = "BATON_TOKEN";
 pub const TOKEN_FILE_ENV: &str = "BATON_TOKEN_FILE";
 
+/// Why a client could not be set up or connect. Each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the token holds characters a header cannot carry — copy it again from `baton token create`")]
+    TokenNotAHeader,
+    #[error("cannot read {flag} {}: {source}", path.display())]
+    ReadTlsFile {
+        flag: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("give --tls-client-cert and --tls-client-key together")]
+    HalfAnIdentity,
+    #[error("`{server}` is not a server address ({source}) — write e.g. http://127.0.0.1:7233")]
+    NotAnAddress {
+        server: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("bad TLS settings for {server}: {source}")]
+    Tls {
+        server: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("TLS options were given but {server} is plaintext — write https://…")]
+    TlsOnPlaintext { server: String },
+    /// `causes` spells the whole chain: a TLS refusal is only said in the
+    /// innermost error.
+    #[error("cannot reach the coordinator at {server}: {causes} — start one with `baton dev`, or pass --server")]
+    Unreachable {
+        server: String,
+        causes: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("cannot read the token file {}: {source}", path.display())]
+    ReadTokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the token file {} is empty", path.display())]
+    EmptyTokenFile { path: PathBuf },
+    #[error(
+        "the token is given twice, in {TOKEN_ENV} and in --token-file/{TOKEN_FILE_ENV} — keep one"
+    )]
+    TokenTwice,
+}
+
 /// An admin client that sends its token with every call.
 pub type Admin = AdminClient<InterceptedService<Channel, Bearer>>;
 
@@ -24,13 +75,13 @@ pub type Admin = AdminClient<InterceptedService<Channel, Bearer>>;
 pub struct Bearer(Option<MetadataValue<Ascii>>);
 
 impl Bearer {
-    pub fn new(token: Option<&Secret>) -> Result<Self, String> {
+    pub fn new(token: Option<&Secret>) -> Result<Self, ClientError> {
         let Some(t) = token else {
             return Ok(Bearer(None));
         };
         let mut v: MetadataValue<Ascii> = format!("Bearer {}", t.expose())
             .parse()
-            .map_err(|_| "the token holds characters a header cannot carry — copy it again from `baton token create`".to_string())?;
+            .map_err(|_| ClientError::TokenNotAHeader)?;
         v.set_sensitive(true);
         Ok(Bearer(Some(v)))
     }
@@ -57,16 +108,20 @@ impl ClientTls {
         ca: Option<&Path>,
         cert: Option<&Path>,
         key: Option<&Path>,
-    ) -> Result<Self, String> {
-        let read = |flag: &str, p: &Path| {
-            std::fs::read(p).map_err(|e| format!("cannot read {flag} {}: {e}", p.display()))
+    ) -> Result<Self, ClientError> {
+        let read = |flag: &'static str, p: &Path| {
+            std::fs::read(p).map_err(|source| ClientError::ReadTlsFile {
+                flag,
+                path: p.to_path_buf(),
+                source,
+            })
         };
         let cert_and_key_pem = match (cert, key) {
             (Some(c), Some(k)) => {
                 Some((read("--tls-client-cert", c)?, read("--tls-client-key", k)?))
             }
             (None, None) => None,
-            _ => return Err("give --tls-client-cert and --tls-client-key together".into()),
+            _ => return Err(ClientError::HalfAnIdentity),
         };
         Ok(Self {
             ca_pem: ca.map(|p| read("--tls-ca", p)).transpose()?,
@@ -92,25 +147,34 @@ pub async fn connect(
     server: &str,
     token: Option<&Secret>,
     tls: &ClientTls,
-) -> Result<Admin, String> {
+) -> Result<Admin, ClientError> {
     let bearer = Bearer::new(token)?;
     let mut endpoint = Endpoint::from_shared(server.to_string())
-        .map_err(|e| {
-            format!("`{server}` is not a server address ({e}) — write e.g. http://127.0.0.1:7233")
+        .map_err(|source| ClientError::NotAnAddress {
+            server: server.into(),
+            source,
         })?
         .connect_timeout(std::time::Duration::from_secs(5));
     if server.starts_with("https://") {
         endpoint = endpoint
             .tls_config(tls.config())
-            .map_err(|e| format!("bad TLS settings for {server}: {e}"))?;
+            .map_err(|source| ClientError::Tls {
+                server: server.into(),
+                source,
+            })?;
     } else if tls.ca_pem.is_some() || tls.cert_and_key_pem.is_some() {
-        return Err(format!(
-            "TLS options were given but {server} is plaintext — write https://…"
-        ));
+        return Err(ClientError::TlsOnPlaintext {
+            server: server.into(),
+        });
     }
-    let channel = endpoint.connect().await.map_err(|e| {
-        format!("cannot reach the coordinator at {server}: {} — start one with `baton dev`, or pass --server", chain(&e))
-    })?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| ClientError::Unreachable {
+            server: server.into(),
+            causes: chain(&e),
+            source: e,
+        })?;
     Ok(AdminClient::with_interceptor(channel, bearer))
 }
 
@@ -157,26 +221,31 @@ pub fn authority(server: &str) -> &str {
 }
 
 /// Read a token file: its first line, trimmed.
-pub fn read_token_file(path: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+pub fn read_token_file(path: &Path) -> Result<Secret, ClientError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ClientError::ReadTokenFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let t = text.lines().next().unwrap_or("").trim();
     if t.is_empty() {
-        return Err(format!("the token file {} is empty", path.display()));
+        return Err(ClientError::EmptyTokenFile {
+            path: path.to_path_buf(),
+        });
     }
     Ok(Secret::new(t))
 }
 
 /// The token to send: BATON_TOKEN, or the token file (flag or
 /// BATON_TOKEN_FILE), or the one `baton dev` wrote for this server; or none.
-pub fn resolve_token(token_file: Option<&Path>, server: &str) -> Result<Option<Secret>, String> {
+pub fn resolve_token(
+    token_file: Option<&Path>,
+    server: &str,
+) -> Result<Option<Secret>, ClientError> {
     let env = std::env::var(TOKEN_ENV)
         .ok()
         .filter(|s| !s.trim().is_empty());
     match (env, token_file) {
-        (Some(_), Some(_)) => Err(format!(
-            "the token is given twice, in {TOKEN_ENV} and in --token-file/{TOKEN_FILE_ENV} — keep one"
-        )),
+        (Some(_), Some(_)) => Err(ClientError::TokenTwice),
         (Some(t), None) => Ok(Some(Secret::new(t.trim()))),
         (None, Some(p)) => read_token_file(p).map(Some),
         (None, None) => match dev_token_path(authority(server)) {

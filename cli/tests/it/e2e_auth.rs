@@ -209,7 +209,9 @@ async fn try_list(
     local: &baton::local::LocalBaton,
     tls: &ClientTls,
 ) -> Result<usize, String> {
-    let a = admin_client::connect(url, local.token.as_ref(), tls).await?;
+    let a = admin_client::connect(url, local.token.as_ref(), tls)
+        .await
+        .map_err(|e| e.to_string())?;
     list(&a)
         .await
         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
