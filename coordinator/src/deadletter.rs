@@ -59,7 +59,7 @@ async fn move_one(
     headers.insert("Baton-Deliveries", deliveries.to_string().as_str());
     headers.insert(
         async_nats::header::NATS_MESSAGE_ID,
-        format!("dlq:{seq}").as_str(),
+        subjects::msg_id::deadletter_copy(seq).as_str(),
     );
     let ack = js
         .send_publish(

@@ -214,6 +214,10 @@ pub mod msg_id {
     pub fn dead_lettered(run: &str, task: &str, attempt: u32) -> String {
         format!("{run}:dlq:{task}:{attempt}")
     }
+    /// The DEADLETTER copy of the work-queue message at `seq`.
+    pub fn deadletter_copy(seq: u64) -> String {
+        format!("dlq:{seq}")
+    }
 }
 
 #[cfg(test)]
@@ -292,5 +296,6 @@ mod tests {
         assert_eq!(msg_id::stage_timer("r", "p", 2, 9), "r:stimer:p:2:9");
         assert_eq!(msg_id::audit("r", 3), "r:audit:3");
         assert_eq!(msg_id::dispatch("r", "t", 1), "r:dispatch:t:1");
+        assert_eq!(msg_id::deadletter_copy(42), "dlq:42");
     }
 }
