@@ -8,6 +8,13 @@
 //! (as seen on the peer's own clock, so no two clocks need agree), or one
 //! given back with a delete, is taken over by compare-and-swap.
 //!
+//! A holder that cannot renew for two thirds of `ttl` (a NATS stall, a
+//! frozen process) stops writing for the run, and then watches its own lease
+//! as a peer would: if nobody took it over within `ttl`, it takes it back by
+//! the same compare-and-swap, so a lone coordinator never strands its runs.
+//! Each renewal is bounded by `ttl / 3`, so a stalled request cannot hold the
+//! loop past the next renewal or the expiry checks.
+//!
 //! A lease is created by the coordinator that accepts the run, before the
 //! submission is published, so that a run is never on the bus unowned; runs
 //! then spread over coordinators as clients spread their calls, and when a
@@ -39,7 +46,8 @@ struct Held {
 }
 
 struct Seen {
-    rev: u64,
+    /// `None`: given back (deleted), so taken with a create.
+    rev: Option<u64>,
     owner: String,
     since: Instant,
 }
@@ -122,18 +130,45 @@ impl Leases {
     /// saw (the swap fails if anyone renewed or took it since); `None` for a
     /// lease given back.
     pub async fn take_over(&self, run: &str, rev: Option<u64>) -> bool {
+        let seen = lock(&self.seen).remove(run);
         self.hold(run, PENDING);
-        let r = match rev {
-            Some(rev) => self.kv.update(key(run), self.value(), rev).await.ok(),
-            None => self.kv.create(key(run), self.value()).await.ok(),
+        let swap = async {
+            match rev {
+                Some(rev) => self
+                    .kv
+                    .update(key(run), self.value(), rev)
+                    .await
+                    .map_err(|e| e.kind() == kv::UpdateErrorKind::WrongLastRevision),
+                None => self
+                    .kv
+                    .create(key(run), self.value())
+                    .await
+                    .map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists),
+            }
         };
-        match r {
-            Some(rev) => {
+        match tokio::time::timeout(self.ttl / 3, swap).await {
+            Ok(Ok(rev)) => {
                 self.hold(run, rev);
                 true
             }
-            None => {
+            Ok(Err(true)) => {
+                // Someone was faster: theirs now.
                 self.forget(run);
+                false
+            }
+            Ok(Err(false)) | Err(_) => {
+                // NATS did not answer: nobody may have it, so try again
+                // after another `ttl`.
+                self.forget(run);
+                let owner = seen.map(|s| s.owner).unwrap_or_default();
+                lock(&self.seen).insert(
+                    run.to_string(),
+                    Seen {
+                        rev,
+                        owner,
+                        since: Instant::now(),
+                    },
+                );
                 false
             }
         }
@@ -185,11 +220,11 @@ impl Leases {
             .map(|(r, h)| (r.clone(), h.rev))
             .collect();
         let value = self.value();
-        let results = futures::future::join_all(
-            held.iter()
-                .map(|(run, rev)| self.kv.update(key(run), value.clone(), *rev)),
-        )
+        let results = futures::future::join_all(held.iter().map(|(run, rev)| {
+            tokio::time::timeout(self.ttl / 3, self.kv.update(key(run), value.clone(), *rev))
+        }))
         .await;
+        let mut lapsed = Vec::new();
         let mut held_now = lock(&self.held);
         for ((run, rev), r) in held.into_iter().zip(results) {
             let Some(h) = held_now.get_mut(&run) else {
@@ -198,22 +233,42 @@ impl Leases {
             if h.rev != rev {
                 continue;
             }
-            match r {
-                Ok(new) => {
+            let (fenced, error) = match r {
+                Ok(Ok(new)) => {
                     h.rev = new;
                     h.renewed = Instant::now();
+                    continue;
                 }
-                Err(e) => {
-                    let fenced = e.kind() == kv::UpdateErrorKind::WrongLastRevision;
-                    // Unrenewed for two thirds of the lease: a peer may take
-                    // it any moment now, so stop writing before it can.
-                    if fenced || h.renewed.elapsed() > self.ttl * 2 / 3 {
-                        tracing::warn!(run, fenced, error = %e, "lease lost; run dropped");
-                        held_now.remove(&run);
-                        let _ = tx.send(Change::Lost(run));
-                    }
+                Ok(Err(e)) => (
+                    e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                    e.to_string(),
+                ),
+                Err(_) => (false, format!("no answer within {:?}", self.ttl / 3)),
+            };
+            // Unrenewed for two thirds of the lease: a peer may take it any
+            // moment now, so stop writing before it can.
+            if fenced || h.renewed.elapsed() > self.ttl * 2 / 3 {
+                tracing::warn!(run, fenced, error, "lease lost; run dropped");
+                held_now.remove(&run);
+                if !fenced {
+                    lapsed.push((run.clone(), rev));
                 }
+                let _ = tx.send(Change::Lost(run));
             }
+        }
+        drop(held_now);
+        // Not taken by anyone yet, as far as we know: watch it like a peer's,
+        // so that it is taken back if nobody else does within `ttl`.
+        let mut seen = lock(&self.seen);
+        for (run, rev) in lapsed {
+            seen.insert(
+                run,
+                Seen {
+                    rev: Some(rev),
+                    owner: self.me.clone(),
+                    since: Instant::now(),
+                },
+            );
         }
     }
 
@@ -237,7 +292,7 @@ impl Leases {
                     lock(&self.seen).insert(
                         run.to_string(),
                         Seen {
-                            rev: e.revision,
+                            rev: Some(e.revision),
                             owner,
                             since: Instant::now(),
                         },
@@ -269,7 +324,7 @@ impl Leases {
                 s.since = Instant::now();
                 let _ = tx.send(Change::Orphaned {
                     run: run.clone(),
-                    rev: Some(s.rev),
+                    rev: s.rev,
                 });
             }
         }

@@ -23,6 +23,7 @@ mod e2e_reliability;
 mod e2e_takeover;
 mod evidence;
 mod examples;
+mod lease_stall;
 mod limits;
 mod nats_permissions;
 mod roles;
