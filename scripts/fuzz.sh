@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Short fuzz runs of the plan parser and the gate expression language
+# Short fuzz runs of the plan parser, the gate expression language, the
+# `expr` gate with a context off the bus and the `window` gate's evaluation
 # (cargo fuzz / libFuzzer). Fails on any crash, panic, stack overflow or
 # timeout. BATON_FUZZ_SECS sets the seconds per target (default 60).
 set -euo pipefail
@@ -20,7 +21,7 @@ else
     sanitizer=none
     export RUSTC_BOOTSTRAP=1
 fi
-for target in plan_parse expr; do
+for target in plan_parse expr expr_gate window; do
     # New inputs land in a scratch folder; the committed seed corpus stays as is.
     scratch="$(mktemp -d)"
     echo "fuzz: $target for ${secs}s (sanitizer: $sanitizer)"

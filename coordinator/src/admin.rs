@@ -3,15 +3,14 @@
 
 use std::pin::Pin;
 
-use async_nats::jetstream::consumer::pull::OrderedConfig;
-use async_nats::jetstream::consumer::DeliverPolicy;
 use baton_proto::kinds::EventKind;
 use baton_proto::v1::{self, admin_server::Admin, event::Body};
 use baton_proto::{bus, codec, subjects};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::auth::{caller, Identity};
+use crate::follow::{self, Feed, Next};
 use crate::run::view;
 use crate::state_store::RunStore;
 use crate::submit::{Submission, Submitter};
@@ -113,53 +112,50 @@ impl Admin for AdminService {
         if !exists {
             return Err(Error::RunNotFound(run_id).into());
         }
-        let consumer = self
-            .events
-            .create_consumer(OrderedConfig {
-                filter_subject: subjects::run_events(&run_id),
-                deliver_policy: DeliverPolicy::All,
-                // Watchers notice a restarted server within seconds.
-                max_expires: crate::engine::FEED_PULL,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        // Ends right after the run's end is sent, not when a later event arrives.
-        let stream =
-            futures::stream::unfold((messages, false), |(mut messages, done)| async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    let m = match messages.next().await? {
-                        Ok(m) => m,
-                        Err(e) => {
-                            return Some((
-                                Err(Status::unavailable(e.to_string())),
-                                (messages, true),
-                            ))
-                        }
-                    };
-                    let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-                    // Watchers see what the fold acts on: nothing under a
-                    // subject its body does not match.
-                    let Ok(event) = codec::decode_event(&m.subject, &m.payload) else {
-                        continue;
-                    };
-                    let end = matches!(event.body, Some(Body::RunFinished(_)));
-                    return Some((
-                        Ok(v1::RunEvent {
+        let mut feed = Feed::open(
+            &self.submitter.js,
+            &self.events,
+            subjects::run_events(&run_id),
+            "watch",
+        )
+        .await?;
+        // Ends right after the run's end is sent, not when a later event
+        // arrives; and at once when the client leaves.
+        let stream = follow::spawn(move |tx| async move {
+            let why = loop {
+                match feed.next(&tx, None).await {
+                    Next::Message(m) => {
+                        let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                        // Watchers see what the fold acts on: nothing under a
+                        // subject its body does not match.
+                        let Ok(event) = codec::decode_event(&m.subject, &m.payload) else {
+                            continue;
+                        };
+                        let end = matches!(event.body, Some(Body::RunFinished(_)));
+                        let sent = tx.send(Ok(v1::RunEvent {
                             seq,
                             event: Some(event),
-                        }),
-                        (messages, end),
-                    ));
+                        }));
+                        if sent.await.is_err() {
+                            break follow::CLIENT_LEFT;
+                        }
+                        if end {
+                            break "run ended";
+                        }
+                    }
+                    Next::Error(e) => {
+                        let _ = tx.send(Err(Status::unavailable(e.to_string()))).await;
+                        break "consumer failed";
+                    }
+                    Next::Ended => break "consumer ended",
+                    Next::ClientLeft => break follow::CLIENT_LEFT,
+                    Next::Idle => {}
                 }
-            });
+            };
+            // The client sees the end now, not after the consumer's deletion.
+            drop(tx);
+            feed.close(why).await;
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -299,31 +295,16 @@ impl AdminService {
             .get_stream(subjects::LOGS_STREAM)
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        let consumer = logs
-            .create_consumer(OrderedConfig {
-                filter_subject: filter,
-                deliver_policy: DeliverPolicy::All,
-                max_expires: crate::engine::FEED_PULL,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let mut feed = Feed::open(&self.submitter.js, &logs, filter, "logs").await?;
         let store = self.store.clone();
         let run_id = st.run_id.clone();
-        let follow = r.follow;
-        let stream = async_stream_lite(move |tx| async move {
-            loop {
+        let following = r.follow;
+        let stream = follow::spawn(move |tx| async move {
+            let why = loop {
                 // Idle for a moment: without follow we are caught up; with it,
                 // stop once the run has ended and nothing more arrives.
-                let next =
-                    tokio::time::timeout(std::time::Duration::from_millis(500), messages.next())
-                        .await;
-                match next {
-                    Ok(Some(Ok(m))) => {
+                match feed.next(&tx, Some(LOGS_IDLE)).await {
+                    Next::Message(m) => {
                         let task_id = m.subject.rsplit('.').next().unwrap_or_default().to_string();
                         let h = m.headers.as_ref();
                         let get = |k: &str| {
@@ -343,34 +324,30 @@ impl AdminService {
                             time_ms,
                         };
                         if tx.send(Ok(entry)).await.is_err() {
-                            return;
+                            break follow::CLIENT_LEFT;
                         }
                     }
-                    Ok(Some(Err(_))) => continue,
-                    Ok(None) => return,
-                    Err(_) => {
-                        if !follow {
-                            return;
+                    Next::Error(_) => continue,
+                    Next::Ended => break "consumer ended",
+                    Next::ClientLeft => break follow::CLIENT_LEFT,
+                    Next::Idle => {
+                        if !following {
+                            break "caught up";
                         }
                         match store.get(&run_id).await {
-                            Ok(st) if st.status.is_terminal() => return,
+                            Ok(st) if st.status.is_terminal() => break "run ended",
                             _ => {}
                         }
                     }
                 }
-            }
+            };
+            drop(tx);
+            feed.close(why).await;
         });
-        Ok(stream)
+        Ok(Box::pin(stream))
     }
 }
 
-/// A stream fed by a spawned producer through a channel.
-fn async_stream_lite<F, Fut>(f: F) -> LogStream
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<v1::LogEntry, Status>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
-    tokio::spawn(f(tx));
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
-}
+/// How long `Logs` waits for a line before it takes itself for caught up
+/// (or, following, looks whether the run has ended).
+const LOGS_IDLE: std::time::Duration = std::time::Duration::from_millis(500);

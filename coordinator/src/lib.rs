@@ -7,8 +7,10 @@
 //!
 //! - [`run`]: one run's state and the pure fold `state + event → state + commands`.
 //! - `engine`: the loop that folds the runs this coordinator owns, and takes over orphaned ones.
-//! - `deadletter`: task messages the queue gave up on, moved where people see them.
+//! - `deadletter`: task messages and gate requests the queues gave up on, moved where people
+//!   see them (on the advisory, and by a periodic sweep for advisories nobody heard).
 //! - `admin`: the tonic admin service (with server reflection).
+//! - `follow`: `Logs` and `WatchRun` streams, which end (and drop their consumer) with their client.
 //! - [`audit`]: the hash-chained audit trail: records, hashing, verifying.
 //! - `approvals`: people's decisions, over gRPC or NATS (`baton.approve.<identity>.<run>`), checked and published alike.
 //! - [`auth`]: who calls the admin API ([`auth::Identity`]) and with which role.
@@ -35,6 +37,7 @@ mod deadletter;
 mod engine;
 mod error;
 pub mod evidence;
+mod follow;
 pub mod hooks;
 pub mod incident;
 mod lease;

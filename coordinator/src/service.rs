@@ -43,6 +43,10 @@ pub struct Options {
     /// PEM PKCS#8 ed25519 key that signs each ended run's evidence; without
     /// one, no evidence is stored.
     pub evidence_key: Option<std::path::PathBuf>,
+    /// How often the work queues are swept for messages a consumer gave up
+    /// on whose max-deliveries advisory no coordinator heard (default 30 s;
+    /// zero: never). A sweep also runs at start.
+    pub deadletter_sweep: Duration,
 }
 
 impl Default for Options {
@@ -60,6 +64,7 @@ impl Default for Options {
             auth: crate::auth::Auth::default(),
             tls: None,
             evidence_key: None,
+            deadletter_sweep: crate::deadletter::DEFAULT_SWEEP,
         }
     }
 }
@@ -91,6 +96,7 @@ pub struct Coordinator {
     timers: TaskTracker,
     auth: crate::auth::Auth,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    deadletter_sweep: Duration,
 }
 
 /// Cheap to clone; tells where the coordinator listens.
@@ -226,6 +232,7 @@ impl Options {
                 timers,
                 auth: self.auth,
                 tls,
+                deadletter_sweep: self.deadletter_sweep,
             },
             Handle {
                 grpc_addr,
@@ -274,14 +281,24 @@ impl Coordinator {
             "NATS triggers",
             crate::trigger::run(self.client.clone(), self.submitter, stop.child_token()),
         );
+        let dead_letters = crate::deadletter::DeadLetters {
+            js: self.engine.js.clone(),
+            tasks: self.engine.topo.tasks.clone(),
+            gates: self.engine.topo.gates.clone(),
+            events: self.engine.topo.events.clone(),
+        };
         parts.spawn(
             "dead-letter listener",
             crate::deadletter::run(
                 self.client.clone(),
-                self.engine.js.clone(),
-                self.engine.topo.tasks.clone(),
+                dead_letters.clone(),
                 stop.child_token(),
             ),
+        );
+        // Advisories nobody heard (every coordinator down) are found here.
+        parts.spawn(
+            "dead-letter sweep",
+            crate::deadletter::sweep(dead_letters, self.deadletter_sweep, stop.child_token()),
         );
         parts.spawn(
             "NATS approvals",

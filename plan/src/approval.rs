@@ -3,6 +3,7 @@
 
 use marked_yaml::Node;
 
+use super::duration::{capped, format_duration, MAX_APPROVAL_EXPIRY};
 use super::error::suggest;
 use super::model::{ApprovalSpec, OnExpiry};
 use super::node::{is_null, Cx, Field};
@@ -42,21 +43,28 @@ pub(crate) fn approval(cx: &mut Cx, f: Field<'_>) -> Option<ApprovalSpec> {
     }
     if let Some(e) = fs.get("expires") {
         let (text, _) = cx.string(e)?;
-        match super::duration::parse_duration(&text) {
-            Ok(d) if !d.is_zero() => spec.expires = d,
-            Ok(_) => {
-                cx.err(
-                    e.pos(),
-                    "an approval that expires after 0 could never be given",
-                    "use e.g. `expires: 4h`, or leave `expires` out to wait forever",
-                );
-                return None;
-            }
-            Err(m) => {
-                cx.err(e.pos(), m, "use a number and a unit, e.g. 30m, 4h");
-                return None;
-            }
+        let max = MAX_APPROVAL_EXPIRY;
+        let d = capped(
+            cx,
+            e,
+            &text,
+            "approval expires",
+            max,
+            "use a number and a unit, e.g. 30m, 4h",
+            &format!(
+                "use at most `expires: {}`, or leave `expires` out to wait for people without a deadline",
+                format_duration(max)
+            ),
+        )?;
+        if d.is_zero() {
+            cx.err(
+                e.pos(),
+                "an approval that expires after 0 could never be given",
+                "use e.g. `expires: 4h`, or leave `expires` out to wait forever",
+            );
+            return None;
         }
+        spec.expires = d;
     }
     if let Some(o) = fs.get("on_expiry") {
         let (text, _) = cx.string(o)?;

@@ -4,7 +4,7 @@
 
 use marked_yaml::Node;
 
-use super::duration::{format_duration, parse_duration};
+use super::duration::{capped, format_duration, MAX_CANARY_HOLD};
 use super::error::Pos;
 use super::model::*;
 use super::node::{is_null, kind, node_pos, Cx, Field, Fields, TextPos};
@@ -312,17 +312,19 @@ fn canary(cx: &mut Cx, f: Field<'_>) -> Option<Canary> {
     let mut hold = std::time::Duration::ZERO;
     if let Some(h) = fs.get("hold") {
         let (text, _) = cx.string(h)?;
-        match parse_duration(&text) {
-            Ok(d) if d <= super::MAX_TIMEOUT => hold = d,
-            Ok(_) => cx.err(
-                h.pos(),
-                format!(
-                    "hold {text} is longer than {}",
-                    format_duration(super::MAX_TIMEOUT)
-                ),
-                "hold each step at most 24h",
+        if let Some(d) = capped(
+            cx,
+            h,
+            &text,
+            "hold",
+            MAX_CANARY_HOLD,
+            "use a number and a unit, e.g. 30s, 5m",
+            &format!(
+                "hold each step at most {}",
+                format_duration(MAX_CANARY_HOLD)
             ),
-            Err(m) => cx.err(h.pos(), m, "use a number and a unit, e.g. 30s, 5m"),
+        ) {
+            hold = d;
         }
     }
     Some(Canary { steps, hold })

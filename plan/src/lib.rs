@@ -62,7 +62,10 @@ use std::collections::BTreeMap;
 
 use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions};
 
-pub use duration::{format_duration, parse_duration, MAX_TIMEOUT};
+pub use duration::{
+    format_duration, parse_duration, MAX_APPROVAL_EXPIRY, MAX_CANARY_HOLD, MAX_DURATION,
+    MAX_TIMEOUT, MAX_WINDOW_DURATION,
+};
 pub use error::{Diagnostic, PlanError};
 pub use inputs::resolve_inputs;
 pub use limits::{MAX_INPUTS_TOTAL_BYTES, MAX_INPUT_BYTES, MAX_PLAN_BYTES, MAX_STAGES, MAX_TASKS};

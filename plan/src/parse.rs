@@ -383,21 +383,27 @@ fn window(cx: &mut Cx, f: Field<'_>, value: TextPos) -> Option<(GateSpec, GateSp
         .and_then(|c| cx.string(c))?;
     let d = cx.require(&fs, "duration", "the `window` gate")?;
     let (text, _) = cx.string(d)?;
-    let duration = match super::duration::parse_duration(&text) {
-        Ok(d) if !d.is_zero() => d,
-        Ok(_) => {
-            cx.err(
-                d.pos(),
-                "a window of 0 never opens",
-                "use e.g. `duration: 4h`",
-            );
-            return None;
-        }
-        Err(m) => {
-            cx.err(d.pos(), m, "use a number and a unit, e.g. 30m, 4h");
-            return None;
-        }
-    };
+    let max = super::duration::MAX_WINDOW_DURATION;
+    let duration = super::duration::capped(
+        cx,
+        d,
+        &text,
+        "window duration",
+        max,
+        "use a number and a unit, e.g. 30m, 4h",
+        &format!(
+            "a window that long is always open: use at most `duration: {}`, or drop the `window` gate",
+            super::duration::format_duration(max)
+        ),
+    )?;
+    if duration.is_zero() {
+        cx.err(
+            d.pos(),
+            "a window of 0 never opens",
+            "use e.g. `duration: 4h`",
+        );
+        return None;
+    }
     let timezone = match fs.get("timezone") {
         Some(t) => cx.string(t)?.0,
         None => String::new(),

@@ -172,7 +172,27 @@ fn push_phase(
 }
 
 /// Milliseconds since the epoch as `2026-11-22T20:15:03Z`, for people.
+/// Clamped to 1970..=9999: the formatter writes no other year (and its
+/// `to_string` would panic past 9999), and a timer that far out is a bug
+/// to show, not to crash on.
 pub fn format_ms(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    /// 9999-12-31T23:59:59.999Z.
+    const LAST_MS: i64 = 253_402_300_799_999;
+    let ms = ms.clamp(0, LAST_MS) as u64;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod format_ms_tests {
+    use super::format_ms;
+
+    #[test]
+    fn any_time_formats_without_panicking() {
+        assert_eq!(format_ms(1_781_056_800_000), "2026-06-10T02:00:00Z");
+        assert_eq!(format_ms(-1), "1970-01-01T00:00:00Z");
+        assert_eq!(format_ms(i64::MIN), "1970-01-01T00:00:00Z");
+        assert_eq!(format_ms(253_402_300_800_000), "9999-12-31T23:59:59Z");
+        assert_eq!(format_ms(i64::MAX), "9999-12-31T23:59:59Z");
+    }
 }

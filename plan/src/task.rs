@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use marked_yaml::Node;
 
-use super::duration::{format_duration, parse_duration, MAX_TIMEOUT};
+use super::duration::{capped, format_duration, MAX_TIMEOUT};
 use super::error::Pos;
 use super::model::Task;
 use super::node::{is_null, kind, node_pos, span_pos, Cx, Field, TextPos};
@@ -211,36 +211,27 @@ fn names(cx: &mut Cx, f: Field<'_>) -> Vec<(String, Pos)> {
 
 fn timeout(cx: &mut Cx, f: Field<'_>) -> Option<Duration> {
     let (text, _) = cx.string(f)?;
-    match parse_duration(&text) {
-        Err(message) => {
-            cx.err(
-                f.pos(),
-                message,
-                "use a number and a unit, e.g. 30s, 5m, 1h",
-            );
-            None
-        }
-        Ok(d) if d.is_zero() => {
-            cx.err(
-                f.pos(),
-                "timeout must be more than 0",
-                "use a positive duration, e.g. 30s, 5m, 1h",
-            );
-            None
-        }
-        Ok(d) if d > MAX_TIMEOUT => {
-            cx.err(
-                f.pos(),
-                format!(
-                    "timeout {text} is longer than {}",
-                    format_duration(MAX_TIMEOUT)
-                ),
-                "split the work into several tasks, or use at most 24h",
-            );
-            None
-        }
-        Ok(d) => Some(d),
+    let d = capped(
+        cx,
+        f,
+        &text,
+        "timeout",
+        MAX_TIMEOUT,
+        "use a number and a unit, e.g. 30s, 5m, 1h",
+        &format!(
+            "split the work into several tasks, or use at most {}",
+            format_duration(MAX_TIMEOUT)
+        ),
+    )?;
+    if d.is_zero() {
+        cx.err(
+            f.pos(),
+            "timeout must be more than 0",
+            "use a positive duration, e.g. 30s, 5m, 1h",
+        );
+        return None;
     }
+    Some(d)
 }
 
 pub(crate) fn is_env_name(name: &str) -> bool {

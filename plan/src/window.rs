@@ -7,16 +7,33 @@
 //! the absolute time line, so a window keeps its real length across a DST
 //! change. The `window` gate kind (`baton_gates::kinds::window`) turns a
 //! [`Status`] into a verdict.
+//!
+//! A gate request can come from anywhere on the bus, not only from a
+//! validated plan, so [`status`] takes any input: a duration past
+//! [`MAX_WINDOW_DURATION`], a clock outside [`MIN_NOW_MS`]..=[`MAX_NOW_MS`]
+//! or a cron that never fires is an error with the reason, and every time
+//! sum is checked. Nothing here panics (`fuzz/fuzz_targets/window.rs`).
 
 use std::str::FromStr;
+use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 
+use super::duration::{format_duration, limit, MAX_WINDOW_DURATION};
+
 /// Overlapping windows merge; this bounds the walk that merges them.
 const MAX_MERGED_WINDOWS: usize = 1000;
+
+/// The earliest moment an evaluator's clock may read: the epoch.
+pub const MIN_NOW_MS: i64 = 0;
+/// The latest moment an evaluator's clock may read: 3999-12-31T23:59:59.999Z.
+/// The cron library searches no later than the year 5000; every window
+/// start, end and stamp from a clock in range, with a duration in range,
+/// stays far inside what the time library represents.
+pub const MAX_NOW_MS: i64 = 64_060_588_799_999;
 
 /// Where a moment stands relative to a window. Each reason is one line for a person.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,30 +65,41 @@ pub fn check(cron: &str, timezone: &str) -> Result<(), String> {
 
 /// Whether the window `cron` + `duration_ms` in `timezone` (empty: UTC) is
 /// open at `now_ms`, or when it opens next. A spec that cannot be evaluated
-/// is an error, one line for a person.
+/// is an error, one line for a person; no input panics.
 pub fn status(cron: &str, timezone: &str, duration_ms: u64, now_ms: i64) -> Result<Status, String> {
     let (c, tz) = parse(cron, timezone)?;
     if duration_ms == 0 {
         return Err("window duration is 0 — give it a positive duration, e.g. `4h`".into());
     }
-    let duration = chrono::Duration::milliseconds(i64::try_from(duration_ms).unwrap_or(i64::MAX));
+    let duration = window_length(duration_ms)?;
+    if !(MIN_NOW_MS..=MAX_NOW_MS).contains(&now_ms) {
+        return Err(clock_out_of_range(now_ms));
+    }
     let now = Utc
         .timestamp_millis_opt(now_ms)
         .single()
-        .ok_or_else(|| format!("the evaluator's clock is out of range ({now_ms} ms)"))?
+        .ok_or_else(|| clock_out_of_range(now_ms))?
         .with_timezone(&tz);
+    let out_of_range = || {
+        format!(
+            "window `{cron}` of {} ends out of the representable time range",
+            format_duration(Duration::from_millis(duration_ms))
+        )
+    };
     // The latest start at or before now ends last of all earlier starts: the
     // window is open iff that one has not ended yet.
     let last = c.find_previous_occurrence(&now, true).ok();
     if let Some(start) = last {
-        let mut end = start + duration;
+        let mut end = start
+            .checked_add_signed(duration)
+            .ok_or_else(out_of_range)?;
         if now < end {
             // A window that starts again before it ends stays open across both.
             let mut s = start;
             for _ in 0..MAX_MERGED_WINDOWS {
                 match c.find_next_occurrence(&s, false) {
                     Ok(next) if next <= end => {
-                        end = next + duration;
+                        end = next.checked_add_signed(duration).ok_or_else(out_of_range)?;
                         s = next;
                     }
                     _ => break,
@@ -95,6 +123,31 @@ pub fn status(cron: &str, timezone: &str, duration_ms: u64, now_ms: i64) -> Resu
     })
 }
 
+/// `duration_ms` as a time delta, when it is at most [`MAX_WINDOW_DURATION`].
+fn window_length(duration_ms: u64) -> Result<TimeDelta, String> {
+    let too_long = || {
+        format!(
+            "window duration {} is longer than {} — a window that long is always open; give the `window` gate a `duration` of at most {}",
+            format_duration(Duration::from_millis(duration_ms)),
+            limit(MAX_WINDOW_DURATION),
+            format_duration(MAX_WINDOW_DURATION)
+        )
+    };
+    if u128::from(duration_ms) > MAX_WINDOW_DURATION.as_millis() {
+        return Err(too_long());
+    }
+    i64::try_from(duration_ms)
+        .ok()
+        .and_then(TimeDelta::try_milliseconds)
+        .ok_or_else(too_long)
+}
+
+fn clock_out_of_range(now_ms: i64) -> String {
+    format!(
+        "the evaluator's clock is out of range ({now_ms} ms since the epoch; a window is evaluated between 1970 and the end of 3999) — check the clock of the host running `baton gates`"
+    )
+}
+
 fn parse(cron: &str, timezone: &str) -> Result<(Cron, Tz), String> {
     let fields = cron.split_whitespace().count();
     if fields != 5 {
@@ -107,6 +160,24 @@ fn parse(cron: &str, timezone: &str) -> Result<(Cron, Tz), String> {
         .build()
         .parse(cron)
         .map_err(|e| format!("cron `{cron}` is not valid: {e}"))?;
+    // The parser takes `,` as a list of nothing. A field that selects no
+    // value never matches, and the search for a start would step hour by
+    // hour to the year 5000 (seconds of CPU per ask) before saying so.
+    let p = &c.pattern;
+    let parts = [
+        ("minute", &p.minutes),
+        ("hour", &p.hours),
+        ("day-of-month", &p.days),
+        ("month", &p.months),
+        ("day-of-week", &p.days_of_week),
+    ];
+    for ((name, part), text) in parts.iter().zip(cron.split_whitespace()) {
+        if part.values().is_empty() && !part.has_modifiers() {
+            return Err(format!(
+                "cron `{cron}` is not valid: its {name} field `{text}` selects no {name} — list at least one value, e.g. `0`, `1-5` or `*`"
+            ));
+        }
+    }
     let tz = if timezone.is_empty() {
         Tz::UTC
     } else {
@@ -285,5 +356,77 @@ mod tests {
         assert!(check("0 2 * * MON-FRI", "Europe/Berlin").is_ok());
         assert!(check("0 2 * * *", "Nowhere").is_err());
         assert!(check("0 0 0 2 * *", "").unwrap_err().contains("6 fields"));
+    }
+
+    #[test]
+    fn durations_past_the_cap_fail_instead_of_overflowing_the_clock() {
+        let now = ms("2026-06-10T02:00:00Z");
+        for d in [u64::MAX, i64::MAX as u64, 9_000_000_000 * H, 8784 * H + 1] {
+            let a = status("* * * * *", "", d, now);
+            let e = a.expect_err("refused");
+            assert!(
+                e.starts_with("window duration ") && e.contains("is longer than 8784h (366 days)"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            status("* * * * *", "", 9_000_000_000 * H, now).unwrap_err(),
+            "window duration 9000000000h is longer than 8784h (366 days) — a window that long is always open; give the `window` gate a `duration` of at most 8784h"
+        );
+        assert!(is_open(&status("0 2 1 1 *", "", 8784 * H, now)));
+    }
+
+    #[test]
+    fn clocks_out_of_range_fail() {
+        for now in [i64::MIN, -1, MAX_NOW_MS + 1, i64::MAX] {
+            let e = status("* * * * *", "", H, now).unwrap_err();
+            assert!(
+                e.starts_with("the evaluator's clock is out of range"),
+                "{e}"
+            );
+        }
+        for now in [MIN_NOW_MS, MAX_NOW_MS] {
+            for tz in ["", "Pacific/Kiritimati", "Etc/GMT+12"] {
+                assert!(
+                    is_open(&status("* * * * *", tz, 8784 * H, now)),
+                    "{now} {tz}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fields_that_select_nothing_fail_at_once() {
+        // Found by fuzzing: `,` parses as an empty list, and the search for
+        // a start then took ~6 s (release) per check, ~10 s per evaluation.
+        for (cron, name) in [
+            (", * * * *", "minute"),
+            (", 1-5,2 21,15 */2 ,6", "minute"),
+            ("0 , * * *", "hour"),
+            ("0 0 , * *", "day-of-month"),
+            ("0 0 * , *", "month"),
+            ("0 0 * * ,", "day-of-week"),
+        ] {
+            let t = std::time::Instant::now();
+            let e = check(cron, "Pacific/Kiritimati").unwrap_err();
+            assert!(e.contains(&format!("its {name} field")), "{e}");
+            let e = status(cron, "", H, ms("2026-06-10T02:00:00Z")).unwrap_err();
+            assert!(e.contains("selects no"), "{e}");
+            assert!(t.elapsed() < std::time::Duration::from_secs(1), "{cron}");
+        }
+        // Modifiers select days without listing values.
+        assert!(check("0 0 L * *", "").is_ok());
+        assert!(check("0 0 * * 5L", "").is_ok());
+        assert!(check("0 0 15W * *", "").is_ok());
+    }
+
+    #[test]
+    fn crons_that_never_fire_fail() {
+        let now = ms("2026-06-10T02:00:00Z");
+        let e = status("0 0 30 2 *", "Europe/Berlin", H, now).unwrap_err();
+        assert!(e.contains("never starts a window again"), "{e}");
+        assert!(check("0 0 31 4 *", "")
+            .unwrap_err()
+            .contains("never starts a window"));
     }
 }

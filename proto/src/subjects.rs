@@ -36,6 +36,10 @@ pub const DEADLETTER_ALL: &str = "baton.dlq.>";
 /// JetStream's advisory when a consumer gives up on a message.
 pub const MAX_DELIVERIES_ADVISORY: &str =
     "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.BATON_TASKS.*";
+/// The same advisory for the gate evaluators' consumer (a request no
+/// evaluator ever acknowledged).
+pub const MAX_DELIVERIES_ADVISORY_GATES: &str =
+    "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.BATON_GATES.*";
 /// The durable consumer shared by all gate evaluators.
 pub const GATES_CONSUMER: &str = "gates";
 
@@ -128,6 +132,10 @@ pub fn role_tasks(role: &str) -> String {
 pub fn deadletter(role: &str) -> String {
     format!("baton.dlq.{role}")
 }
+/// Where a gate request of `kind` goes when no evaluator ever answered it.
+pub fn deadletter_gate(kind: &str) -> String {
+    format!("baton.dlq.gate.{kind}")
+}
 /// The `leases` key that owns a run.
 pub fn run_lease(run: &str) -> String {
     format!("run.{run}")
@@ -218,6 +226,11 @@ pub mod msg_id {
     pub fn deadletter_copy(seq: u64) -> String {
         format!("dlq:{seq}")
     }
+    /// The DEADLETTER copy of the gate request at `seq` of the GATES queue
+    /// (whose sequences are not the TASKS queue's).
+    pub fn deadletter_gate_copy(seq: u64) -> String {
+        format!("dlq:gate:{seq}")
+    }
 }
 
 #[cfg(test)]
@@ -297,5 +310,7 @@ mod tests {
         assert_eq!(msg_id::audit("r", 3), "r:audit:3");
         assert_eq!(msg_id::dispatch("r", "t", 1), "r:dispatch:t:1");
         assert_eq!(msg_id::deadletter_copy(42), "dlq:42");
+        assert_eq!(msg_id::deadletter_gate_copy(42), "dlq:gate:42");
+        assert_eq!(msg_id::gate_result("r", "p", 1, 2), "r:gate:p:1:2");
     }
 }

@@ -24,10 +24,14 @@ fn signal(pid: u32, signal: &str) {
 async fn a_lone_coordinator_takes_back_the_runs_a_nats_stall_made_it_drop() {
     let c = Cluster::start(Rt::Process).await;
     let run = c.submit(ONE_SLOW, &[]).await;
-    eventually("the slow task to start", Duration::from_secs(30), async || {
-        let r = c.get(&run).await;
-        (task(&r, "slow").task_status() == v1::TaskStatus::Running).then_some(())
-    })
+    eventually(
+        "the slow task to start",
+        Duration::from_secs(30),
+        async || {
+            let r = c.get(&run).await;
+            (task(&r, "slow").task_status() == v1::TaskStatus::Running).then_some(())
+        },
+    )
     .await;
 
     // Frozen for longer than the whole lease (5 s by default): the renewals

@@ -15,29 +15,40 @@ use futures::StreamExt;
 
 use super::{Engine, Owned, REPLAY_WAIT};
 use crate::run::{Command, PhaseStatus, RunState, TaskStatus};
+use crate::state_store::snapshot::{self, Unresolved};
 
 impl Engine {
     /// Fold a run whose lease this coordinator just took.
     pub(super) async fn adopt(&self, run: &str, own: &mut Owned) {
         let started = std::time::Instant::now();
         let (from, rev) = match self.store.bucket.entry(run).await {
-            Ok(Some(e)) if e.operation == Operation::Put => {
-                match serde_json::from_slice::<RunState>(&e.value) {
-                    Ok(st) if st.status.is_terminal() => {
-                        self.leases.finish(run).await;
-                        return;
-                    }
+            Ok(Some(e)) if e.operation == Operation::Put => match snapshot::read(&e.value) {
+                // Its status is in the head, split or not: nothing to read back.
+                Ok(head) if head.status().is_terminal() => {
+                    self.leases.finish(run).await;
+                    return;
+                }
+                Ok(head) => match self.store.resolve(run, head).await {
                     Ok(st) => {
                         let from = st.last_seq + 1;
                         own.runs.insert(run.to_string(), st);
                         (from, Some(e.revision))
                     }
-                    Err(err) => {
-                        tracing::error!(run, error = %err, "unreadable snapshot; rebuilding the run from its events");
+                    Err(Unresolved::Bus(err)) => {
+                        tracing::warn!(run, error = %err, "cannot read the snapshot's parts back from the run's events; not taken over");
+                        self.leases.forget(run);
+                        return;
+                    }
+                    Err(Unresolved::Missing(err)) => {
+                        tracing::error!(run, error = %err, "the snapshot's parts are not in the run's events; rebuilding the run from its events");
                         (1, Some(e.revision))
                     }
+                },
+                Err(err) => {
+                    tracing::error!(run, error = %err, "unreadable snapshot; rebuilding the run from its events");
+                    (1, Some(e.revision))
                 }
-            }
+            },
             Ok(_) => (1, None),
             Err(e) => {
                 // Let the lease lapse; a peer (or this coordinator) tries again.

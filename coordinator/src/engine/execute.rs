@@ -1,6 +1,11 @@
 //! Carrying out the fold's commands, and writing snapshots fenced by their
 //! revision: a coordinator whose run was taken over fails its next write and
 //! drops the run, instead of overwriting the new owner's state.
+//!
+//! A snapshot too big for one NATS message is split (see
+//! [`crate::state_store::snapshot`]); one that still cannot be written is
+//! an error, logged with the run, its size and what to do, and counted
+//! ([`crate::state_store::RunStore::snapshots_not_written`]), never skipped quietly.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +18,7 @@ use futures::future::join_all;
 
 use super::{Engine, Owned};
 use crate::run::{Command, RunState};
+use crate::state_store::snapshot::NotEncoded;
 
 /// How stale a running run's snapshot may get while events keep coming.
 pub(super) const SNAPSHOT_EVERY: Duration = Duration::from_millis(100);
@@ -24,6 +30,9 @@ pub(crate) struct Snapshots {
     /// The revision of each run's snapshot as this coordinator last wrote or
     /// read it; `None` in the map means "not written yet" (create).
     pub rev: HashMap<String, Option<u64>>,
+    /// Runs whose last snapshot write failed: when that was last logged,
+    /// and the failures since the last success.
+    failing: HashMap<String, (Instant, u64)>,
 }
 
 impl Snapshots {
@@ -36,6 +45,7 @@ impl Snapshots {
         self.last.remove(id);
         self.pending.remove(id);
         self.rev.remove(id);
+        self.failing.remove(id);
     }
 }
 
@@ -43,8 +53,22 @@ enum Written {
     Rev(u64),
     /// Someone else wrote the run since: it is theirs now.
     Fenced,
-    Failed,
+    /// Not written: why, the snapshot's size, and whether trying again may help.
+    Failed {
+        why: String,
+        bytes: usize,
+        again: bool,
+    },
 }
+
+/// Room left in a NATS message for the subject and headers of a KV write.
+const HEADROOM: usize = 16 * 1024;
+
+/// How often a run whose snapshots keep failing is logged again.
+const LOG_AGAIN: Duration = Duration::from_secs(30);
+
+/// Tries of an ended run's last snapshot (it is forgotten right after).
+const LAST_TRIES: u32 = 3;
 
 impl Engine {
     /// Publish commands and write snapshots concurrently, then announce the
@@ -225,33 +249,145 @@ impl Engine {
                 async move { (st.run_id.clone(), self.snapshot(st, rev).await) }
             })
             .collect();
+        let mut retry = Vec::new();
         for (id, w) in join_all(writes).await {
             match w {
                 Written::Rev(r) => {
-                    own.snaps.rev.insert(id, Some(r));
+                    own.snaps.rev.insert(id.clone(), Some(r));
+                    if let Some((_, n)) = own.snaps.failing.remove(&id) {
+                        tracing::info!(run = %id, failures = n, "snapshot written again");
+                    }
                 }
                 Written::Fenced => {
                     tracing::warn!(run = %id, "snapshot fenced: another coordinator owns the run now; dropped");
                     self.leases.forget(&id);
                     own.drop_run(&self.store, &id);
                 }
-                Written::Failed => {}
+                Written::Failed { why, bytes, again } => {
+                    self.not_written(own, &id, &why, bytes);
+                    if again {
+                        retry.push(id);
+                    }
+                }
+            }
+        }
+        // An ended run is forgotten once this returns: its last snapshot
+        // is tried again now (the fold waits, up to 0.6 s, only when the
+        // bus refused a write). A running one waits for the next tick.
+        for id in retry {
+            let ended = own.runs.get(&id).is_some_and(|st| st.status.is_terminal());
+            if !ended {
+                own.snaps.pending.insert(id);
+                continue;
+            }
+            for attempt in 1..LAST_TRIES {
+                tokio::time::sleep(SNAPSHOT_EVERY * 2u32.pow(attempt)).await;
+                let Some(st) = own.runs.get(&id) else { break };
+                let rev = own.snaps.rev.get(&id).copied().flatten();
+                match self.snapshot(st, rev).await {
+                    Written::Rev(r) => {
+                        own.snaps.rev.insert(id.clone(), Some(r));
+                        own.snaps.failing.remove(&id);
+                        tracing::info!(run = %id, "the ended run's snapshot is written after all");
+                        break;
+                    }
+                    Written::Fenced => {
+                        self.leases.forget(&id);
+                        own.drop_run(&self.store, &id);
+                        break;
+                    }
+                    Written::Failed { why, bytes, again } => {
+                        self.not_written(own, &id, &why, bytes);
+                        if !again {
+                            break;
+                        }
+                    }
+                }
             }
         }
         self.store.changed.notify_waiters();
+    }
+
+    /// A snapshot not written: counted, and logged as an error (once per
+    /// [`LOG_AGAIN`] for a run whose writes keep failing).
+    fn not_written(&self, own: &mut Owned, id: &str, why: &str, bytes: usize) {
+        self.store.count_not_written();
+        let now = Instant::now();
+        let (logged, n) = own.snaps.failing.entry(id.to_string()).or_insert((now, 0));
+        *n += 1;
+        if *n > 1 && now.duration_since(*logged) < LOG_AGAIN {
+            return;
+        }
+        *logged = now;
+        let ended = own
+            .runs
+            .get(id)
+            .map(|st| st.status.as_str())
+            .unwrap_or("unknown");
+        tracing::error!(
+            run = %id,
+            status = ended,
+            bytes,
+            limit = self.snapshot_limit(),
+            failures = *n,
+            not_written_total = self.store.snapshots_not_written(),
+            "snapshot NOT written: {why} — other coordinators answer for the run from its last \
+             snapshot written (or its submission), and a takeover or restart replays its \
+             events from there. See docs/operations.md, \"A snapshot is not written\""
+        );
+    }
+
+    /// The largest snapshot one NATS message carries into the `runs` bucket:
+    /// the server's `max_payload` (or the bucket's `max_value_size`, if
+    /// smaller), less room for the subject and headers.
+    pub(super) fn snapshot_limit(&self) -> usize {
+        let payload = match self.js.client().server_info().max_payload {
+            0 => 1 << 20,
+            n => n,
+        };
+        let bucket = self
+            .store
+            .bucket
+            .stream
+            .cached_info()
+            .config
+            .max_message_size;
+        let cap = match usize::try_from(bucket) {
+            Ok(b) if b > 0 => payload.min(b),
+            _ => payload,
+        };
+        cap.saturating_sub(HEADROOM)
     }
 
     async fn snapshot(&self, st: &RunState, rev: Option<u64>) -> Written {
         self.store
             .local
             .insert(st.run_id.clone(), Arc::new(st.clone()));
-        let bytes = match serde_json::to_vec(st) {
-            Ok(b) => bytes::Bytes::from(b),
+        let encoded = match crate::state_store::snapshot::encode(st, self.snapshot_limit()) {
+            Ok(e) => e,
             Err(e) => {
-                tracing::error!(run = %st.run_id, error = %e, "snapshot not serialisable");
-                return Written::Failed;
+                let bytes = match &e {
+                    NotEncoded::TooLarge { head, .. } => *head,
+                    NotEncoded::Json(_) => 0,
+                };
+                return Written::Failed {
+                    why: e.to_string(),
+                    bytes,
+                    again: false,
+                };
             }
         };
+        if encoded.parts > 0 {
+            tracing::debug!(
+                run = %st.run_id,
+                whole = encoded.whole,
+                head = encoded.bytes.len(),
+                parts = encoded.parts,
+                "snapshot split: its plan, reports and outputs stay in the run's events"
+            );
+        }
+        let len = encoded.bytes.len();
+        let bytes = bytes::Bytes::from(encoded.bytes);
         let r = match rev {
             Some(rev) => self
                 .store
@@ -271,8 +407,11 @@ impl Engine {
             Err((true, _)) => Written::Fenced,
             Err((false, e)) => {
                 let e: async_nats::Error = e;
-                tracing::warn!(run = %st.run_id, error = %e, "snapshot not written");
-                Written::Failed
+                Written::Failed {
+                    why: format!("the runs bucket refused it: {e}"),
+                    bytes: len,
+                    again: true,
+                }
             }
         }
     }

@@ -34,7 +34,10 @@ impl RunState {
             return;
         }
         if let Some(a) = self.expiring_approval(si) {
-            self.phases[si].approval_expires_ms = now + a.expires.as_millis() as i64;
+            // Plans cap `expires` at 90 days; saturate anyway, since the
+            // fold must never panic on what a stored plan says.
+            let expires = i64::try_from(a.expires.as_millis()).unwrap_or(i64::MAX);
+            self.phases[si].approval_expires_ms = now.saturating_add(expires);
         }
     }
 

@@ -151,7 +151,8 @@ impl RunState {
             match (stage.canary, hold) {
                 (Some(step), Some(hold)) if !hold.is_zero() => {
                     self.phases[si].status = PhaseStatus::Holding;
-                    let at_ms = now + hold.as_millis() as i64;
+                    let hold_ms = i64::try_from(hold.as_millis()).unwrap_or(i64::MAX);
+                    let at_ms = now.saturating_add(hold_ms);
                     self.phases[si].timer_at_ms = at_ms;
                     let reason = format!(
                         "canary at {}% holds {} before its gates",

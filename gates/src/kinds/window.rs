@@ -3,6 +3,11 @@
 //! When a window is open is [`baton_plan::window::status`]; this file turns
 //! its answer into a verdict: open passes, closed is pending until the next
 //! opening, and a spec that cannot be evaluated fails with the reason.
+//!
+//! The request may come from anywhere on the bus, not only from a validated
+//! plan: `status` refuses a duration over 366 days or a clock outside
+//! 1970–3999 and checks every time sum, so no input panics the evaluator
+//! (`tests/window_hostile.rs`, `fuzz/fuzz_targets/window.rs`).
 
 use baton_plan::window::{self, Status};
 use baton_proto::v1::{Verdict, WindowGate};
@@ -48,5 +53,20 @@ mod tests {
         let a = evaluate(&gate("0 2 * *", 3_600_000), start);
         assert_eq!(a.verdict, Verdict::Fail, "{a:?}");
         assert!(a.reasons[0].contains("has 4 fields"), "{a:?}");
+    }
+
+    #[test]
+    fn out_of_range_durations_and_clocks_fail_instead_of_panicking() {
+        let start = 1_781_056_800_000;
+        for d in [u64::MAX, i64::MAX as u64, 9_000_000_000 * 3_600_000] {
+            let a = evaluate(&gate("* * * * *", d), start);
+            assert_eq!(a.verdict, Verdict::Fail, "{a:?}");
+            assert!(a.reasons[0].contains("is longer than 8784h"), "{a:?}");
+        }
+        for now in [i64::MIN, -1, i64::MAX] {
+            let a = evaluate(&gate("* * * * *", 3_600_000), now);
+            assert_eq!(a.verdict, Verdict::Fail, "{a:?}");
+            assert!(a.reasons[0].contains("clock is out of range"), "{a:?}");
+        }
     }
 }

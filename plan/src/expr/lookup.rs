@@ -52,11 +52,13 @@ fn unknown(
     let hint = if let Some(best) = closest(segments[missing], siblings) {
         let mut fixed = segments.to_vec();
         fixed[missing] = best;
-        let fixed = fixed.join(".");
         // Only offer the whole corrected path if it really exists; otherwise
-        // the part we know is right is the most honest suggestion.
-        let suggestion = if lookup(&fixed, offset, ctx).is_ok() {
-            fixed
+        // the part we know is right is the most honest suggestion. The
+        // corrected segments are walked as they are: joined and split again,
+        // a key holding a dot (`{"sc.an": …}`) would read as two segments,
+        // miss again, and suggest itself again without end.
+        let suggestion = if resolves(&fixed, ctx).is_some_and(|v| to_value("", v, offset).is_ok()) {
+            fixed.join(".")
         } else {
             full(best)
         };
@@ -80,6 +82,16 @@ fn unknown(
         format!("known here: {}{more}", known.join(", "))
     };
     ExprError::new(offset, format!("unknown name `{path}` — {hint}"))
+}
+
+/// The value at `segments` (each one key, dots and all), without suggestions.
+fn resolves<'a>(segments: &[&str], ctx: &'a Json) -> Option<&'a Json> {
+    segments
+        .iter()
+        .try_fold(ctx, |current, segment| match current {
+            Json::Object(map) => map.get(*segment),
+            _ => None,
+        })
 }
 
 /// The sibling key most like `wanted`. The edit-distance rule additionally

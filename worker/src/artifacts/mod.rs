@@ -9,6 +9,10 @@
 //!   size and lowercase-hex SHA-256, sorted by path ([`upload`]).
 //! - Limit: the total is checked before anything is uploaded
 //!   ([`Collected::over_limit`]); 0 in the dispatch means the worker default.
+//!   Reading a container's `/baton/out` back stops at the limit, from the
+//!   sizes in the tar headers ([`local::extract_tar`]); while the task runs,
+//!   `/baton/out` is a tmpfs of [`out_quota`] bytes
+//!   (`runtime::docker_out`).
 //! - Secrets: each file's content passes the attempt's redactor before it
 //!   is stored; size and SHA-256 describe what was stored. So does each
 //!   file's path, kept unique ([`names`]), and the name of each entry
@@ -25,7 +29,7 @@ use async_nats::jetstream::object_store::{GetErrorKind, ObjectStore};
 use baton_proto::v1;
 use tokio::io::AsyncReadExt;
 
-pub use local::{Collected, OutFile};
+pub use local::{Collected, OutFile, Stopped};
 
 use crate::redact::Redactor;
 use crate::runtime::{Outcome, RuntimeError, TaskSpec};
@@ -42,6 +46,16 @@ pub fn limit(max_artifact_bytes: u64) -> u64 {
     }
 }
 
+/// Size of the Docker runtime's `/baton/out` tmpfs for `limit`: the limit
+/// plus a margin (an eighth of it, at least 4 MiB). The margin is what lets
+/// a task write past the limit far enough to be told so, rather than fail
+/// on a full disk at exactly the limit; it also absorbs the tmpfs rounding
+/// every file up to whole 4 KiB pages, and `result.json`.
+pub fn out_quota(limit: u64) -> u64 {
+    const MIN_MARGIN: u64 = 4 * 1024 * 1024;
+    limit.saturating_add((limit / 8).max(MIN_MARGIN))
+}
+
 /// After an attempt: fail it when over the limit (nothing is stored then),
 /// else store what it left (also for failed attempts: their files help
 /// find out why) and record it in `outcome.artifacts`.
@@ -56,6 +70,8 @@ pub(crate) async fn settle(
         tracing::warn!(task = %spec.task_id, path = %path, "{}", s.why);
     }
     if let Some(e) = collected.over_limit(limit(spec.max_artifact_bytes)) {
+        // It may name a file, and a name may hold a secret.
+        let e = spec.secrets.redactor.str(&e);
         outcome.ok = false;
         outcome.error = Some(match outcome.error.take() {
             Some(first) => format!("{first}; {e}"),

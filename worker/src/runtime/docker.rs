@@ -1,14 +1,18 @@
 //! [`DockerRuntime`]: one sandboxed container per attempt, through bollard.
 //!
 //! Flow: `inspect_image` (404 → [`RuntimeError::ImageMissing`], never pull) →
+//! the out volume, a tmpfs of the artifact quota, and its holder
+//! ([`super::docker_out::prepare`]) →
 //! `create_container` (see [`super::sandbox`]) → `start_container` →
 //! `logs(follow)` in a task, forwarding lines → `wait_container` raced against
 //! the timeout and the cancel token (`kill_container` on either) →
 //! a second, non-follow `logs` read if the wrapper's end marker is missing
 //! (see [`super::logs`]) → `inspect_container` for `OOMKilled` →
-//! `/baton/out` read back ([`super::docker_files::collect`]) →
-//! `remove_container(force, v)` and the attempt's volumes, which a guard
-//! also removes if the future is dropped half-way → artifacts uploaded.
+//! `/baton/out` read back through the holder, within the artifact limit, a
+//! deadline and the cancel token ([`super::docker_out::collect`]) →
+//! `remove_container(force, v)` of both containers and the attempt's
+//! volumes, which a guard also removes if the future is dropped half-way →
+//! artifacts uploaded.
 //! Before the container is created, inputs are fetched and verified and the
 //! volumes prepared ([`super::docker_files::prepare`]).
 //!
@@ -31,8 +35,9 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::docker_cleanup::{force_remove, is_status, RemoveOnDrop};
+use super::docker_cleanup::{force_remove, is_status};
 use super::docker_files;
+use super::docker_out::{self, Cleanup, Collection};
 use super::logs::{self, Capture};
 use super::result::{evaluate, format_duration, format_mib};
 use super::workspace::{self, Kind};
@@ -161,11 +166,7 @@ impl DockerRuntime {
         } else {
             None
         };
-        let mut guard = RemoveOnDrop {
-            docker: self.docker.clone(),
-            id: None,
-            volumes: Vec::new(),
-        };
+        let mut guard = Cleanup::new(self.docker.clone());
         let result = self
             .create_and_drive(
                 spec,
@@ -192,11 +193,13 @@ impl DockerRuntime {
         name: &str,
         inputs: Option<&std::path::Path>,
         staging: &std::path::Path,
-        guard: &mut RemoveOnDrop,
+        guard: &mut Cleanup,
         logs: mpsc::Sender<LogLine>,
         cancel: CancellationToken,
         started: Instant,
     ) -> Result<(Outcome, artifacts::Collected), RuntimeError> {
+        // First: the stager of `prepare` mounts the out volume too.
+        let holder = docker_out::prepare(&self.docker, spec, &self.policy, name, guard).await?;
         let mounts = docker_files::prepare(
             &self.docker,
             spec,
@@ -217,15 +220,26 @@ impl DockerRuntime {
             }
             Err(e) => return Err(bind_error(spec, e)),
         };
-        guard.id = Some(id.clone());
+        guard.containers.push(id.clone());
         tracing::debug!(container = %name, task = %spec.task_id, "container created");
 
-        let outcome = self.drive(&id, spec, logs, cancel, started).await?;
+        let mut outcome = self.drive(&id, spec, logs, cancel.clone(), started).await?;
+        if cancel.is_cancelled() {
+            // Cancelled or shutting down: the files are not wanted.
+            interrupt(&mut outcome, "cancelled".to_string());
+            return Ok((outcome, artifacts::Collected::default()));
+        }
         let out = staging.join("out");
         std::fs::create_dir_all(&out)?;
         let limit = artifacts::limit(spec.max_artifact_bytes);
-        let collected = docker_files::collect(&self.docker, &id, &out, limit).await?;
-        Ok((outcome, collected))
+        match docker_out::collect(&self.docker, &holder, &out, limit, &cancel).await? {
+            Collection::Done(collected) => Ok((outcome, collected)),
+            Collection::Interrupted(reason) => {
+                tracing::warn!(task = %spec.task_id, %reason, "/baton/out not read back");
+                interrupt(&mut outcome, reason);
+                Ok((outcome, artifacts::Collected::default()))
+            }
+        }
     }
 
     async fn drive(
@@ -331,6 +345,17 @@ impl DockerRuntime {
             artifacts: Vec::new(),
         })
     }
+}
+
+/// Fail the attempt for `reason` (once: a cancelled task is not cancelled
+/// again by its collection).
+fn interrupt(outcome: &mut Outcome, reason: String) {
+    outcome.ok = false;
+    outcome.error = match outcome.error.take() {
+        None => Some(reason),
+        Some(first) if first == reason => Some(first),
+        Some(first) => Some(format!("{first}; {reason}")),
+    };
 }
 
 /// A host workspace that Docker cannot bind-mount is the dispatch's fault;

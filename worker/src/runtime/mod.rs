@@ -11,7 +11,8 @@
 //! - [`DockerRuntime`]: one container per attempt, sandboxed by default (see
 //!   [`sandbox`]): no network, read-only root, all capabilities dropped,
 //!   `no-new-privileges`, uid 10001, memory/CPU/pids limits, tmpfs `/tmp`,
-//!   per-attempt volumes at `/baton/out` (rw) and `/baton/in` (ro), and the
+//!   per-attempt volumes at `/baton/out` (rw, a tmpfs of the artifact limit
+//!   plus a margin: [`docker_out`]) and `/baton/in` (ro), and the
 //!   workspace (see [`docker_files`]). Images are never pulled (no registry is reachable); build
 //!   the agent image with `deploy/images/agent/build.sh`.
 //! - [`ProcessRuntime`]: a plain child process, **unsandboxed**, for local
@@ -49,11 +50,14 @@
 //!
 //! Docker mounts tmpfs with `noexec` unless told otherwise, so scripts in
 //! `/tmp` must be run as `sh script.sh`. Files in the tmpfs count against the
-//! memory limit; files in `/baton/out` count against the artifact limit.
+//! memory limit; files in `/baton/out` count against the artifact limit
+//! (read back within it, [`docker_out`]) and, being in a tmpfs too, against
+//! the memory limit.
 
 pub mod docker;
 mod docker_cleanup;
 pub mod docker_files;
+pub mod docker_out;
 pub mod grant;
 mod logs;
 pub mod noop;
@@ -275,7 +279,9 @@ impl Runtime {
             Runtime::Docker(r) => {
                 r.label_worker(worker);
                 let label = format!("{}={worker}", sandbox::LABEL_WORKER);
-                let containers = r.remove_labelled(&label).await?;
+                let holders = format!("{}={worker}", docker_out::LABEL_HOLDER_OF);
+                let containers =
+                    r.remove_labelled(&label).await? + r.remove_labelled(&holders).await?;
                 // Volumes after containers: a volume in use cannot go.
                 Ok(containers + docker_files::remove_scratch_volumes(r.client(), &label).await?)
             }

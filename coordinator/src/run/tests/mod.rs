@@ -435,5 +435,6 @@ fn approval_gate_is_asked_again_after_a_decision() {
 
 mod claims;
 mod flow;
+mod gate_deadletter;
 mod lost;
 mod schema;

@@ -92,3 +92,29 @@ fn null_object_and_nested_values_are_errors() {
         .message
         .starts_with("`inputs.mixed` is a list holding an object at index 1"));
 }
+
+#[test]
+fn a_close_sibling_holding_a_dot_is_suggested_once() {
+    // Found by fuzzing the `expr` gate with a context off the bus: `sc.an`
+    // is closest to `scan`, the corrected path re-split on its dot missed
+    // again, and the suggestion recursed until the stack overflowed.
+    let ctx = json!({"tasks": {"sc.an": {"7utputs": {"critical": 0}}}});
+    let e = parse("tasks.scan.outputs.critical == \"0\"")
+        .unwrap()
+        .eval(&ctx)
+        .unwrap_err();
+    assert_eq!(
+        e.message,
+        "unknown name `tasks.scan.outputs.critical` — did you mean `tasks.sc.an`?"
+    );
+    // A corrected path that exists through the dotted key is offered whole.
+    let ctx = json!({"tasks": {"sc.an": {"outputs": {"critical": 0}}}});
+    let e = parse("tasks.scan.outputs.critical == 0")
+        .unwrap()
+        .eval(&ctx)
+        .unwrap_err();
+    assert_eq!(
+        e.message,
+        "unknown name `tasks.scan.outputs.critical` — did you mean `tasks.sc.an.outputs.critical`?"
+    );
+}
