@@ -111,25 +111,31 @@ fn plan(tasks: usize, description: usize) -> String {
     y
 }
 
-fn small_messages() -> NatsServer {
-    NatsServer::start_with_config("max_payload: 65536\n")
+/// This binary's log, a nats-server whose messages are small (64 KiB), and
+/// the token that stops the coordinators started on it.
+fn small_messages() -> (Log, NatsServer, CancellationToken) {
+    let log = log();
+    let nats = NatsServer::start_with_config("max_payload: 65536\n");
+    (log, nats, CancellationToken::new())
+}
+
+/// The bucket of run snapshots on `nats`.
+async fn runs_bucket(nats: &NatsServer) -> async_nats::jetstream::kv::Store {
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    js.get_key_value(baton_proto::subjects::RUNS_BUCKET)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_too_big_for_a_message_is_read_back_by_a_second_coordinator() {
-    let log = log();
-    let nats = small_messages();
-    let cancel = CancellationToken::new();
+    let (log, nats, cancel) = small_messages();
     let a = coordinator(&nats, "c-a", &cancel).await;
     let b = coordinator(&nats, "c-b", &cancel).await;
     // The plan's YAML and its model: about 2 × 28 KiB, more than the
     // 48 KiB a snapshot may be here.
     let run = submit(&a, plan(3, 28 * 1024)).await;
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let runs = js
-        .get_key_value(baton_proto::subjects::RUNS_BUCKET)
-        .await
-        .unwrap();
+    let runs = runs_bucket(&nats).await;
     baton_test_support::assert_eventually!(
         Duration::from_secs(5),
         matches!(runs.get(&run).await, Ok(Some(_))),
@@ -160,9 +166,7 @@ async fn a_run_too_big_for_a_message_is_read_back_by_a_second_coordinator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_that_cannot_fit_is_an_error_naming_the_run_and_its_size() {
-    let log = log();
-    let nats = small_messages();
-    let cancel = CancellationToken::new();
+    let (log, nats, cancel) = small_messages();
     let a = coordinator(&nats, "c-alone", &cancel).await;
     // 120 tasks: their states alone are more than 48 KiB.
     let run = submit(&a, plan(120, 0)).await;
@@ -181,11 +185,7 @@ async fn a_snapshot_that_cannot_fit_is_an_error_naming_the_run_and_its_size() {
         log.lines()
     );
     println!("{}", log.lines().into_iter().find(refused).unwrap());
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let runs = js
-        .get_key_value(baton_proto::subjects::RUNS_BUCKET)
-        .await
-        .unwrap();
+    let runs = runs_bucket(&nats).await;
     assert!(runs.get(&run).await.unwrap().is_none());
     // The owner still answers from what it folded.
     let r = a

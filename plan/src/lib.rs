@@ -217,6 +217,12 @@ pub(crate) fn load_error(e: &LoadError) -> (Pos, String, String) {
 mod tests {
     use super::*;
 
+    /// The messages `load(file, yaml)` refuses the plan with.
+    fn refused(file: &str, yaml: &str) -> Vec<String> {
+        let e = load(file, yaml).unwrap_err();
+        e.diagnostics.into_iter().map(|d| d.message).collect()
+    }
+
     const SMALL: &str = "\
 name: small
 inputs:
@@ -303,10 +309,8 @@ phases:
         for i in 0..=MAX_TASKS {
             yaml.push_str(&format!("      - {{ id: t{i}, role: r, run: x }}\n"));
         }
-        let e = load("many.yaml", &yaml).unwrap_err();
-        let messages: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(
-            messages,
+            refused("many.yaml", &yaml),
             ["the plan has 501 tasks, more than the limit of 500"]
         );
     }
@@ -324,10 +328,8 @@ phases:
             "repeat:\n  phases: [{}]\n  until: {{ expr: \"true\" }}\n  max: 100\n",
             ids.join(", ")
         ));
-        let e = load("loopy.yaml", &yaml).unwrap_err();
-        let messages: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(
-            messages,
+            refused("loopy.yaml", &yaml),
             ["the plan expands to 1100 stages, more than the limit of 1000"]
         );
     }
@@ -335,21 +337,19 @@ phases:
     #[test]
     fn stop_when_without_phases_is_an_error_not_a_panic() {
         // Found by `cargo fuzz run plan_parse`: indexing the last phase of none.
-        let e = load(
-            "p.yaml",
-            "name: x\nstop_when: \"tasks.a.status == 'failed'\"\n",
-        )
-        .unwrap_err();
-        let messages: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
-        assert_eq!(messages, ["the plan has no `phases`"]);
+        assert_eq!(
+            refused(
+                "p.yaml",
+                "name: x\nstop_when: \"tasks.a.status == 'failed'\"\n",
+            ),
+            ["the plan has no `phases`"]
+        );
     }
 
     #[test]
     fn empty_file_reports_missing_keys() {
-        let e = load("p.yaml", "").unwrap_err();
-        let messages: Vec<&str> = e.diagnostics.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(
-            messages,
+            refused("p.yaml", ""),
             ["the plan has no `name`", "the plan has no `phases`"]
         );
     }

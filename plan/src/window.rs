@@ -243,6 +243,22 @@ mod tests {
         }
     }
 
+    /// The status at `now` (RFC 3339), which must be open.
+    fn open_at(g: &Gate, now: &str) -> Result<Status, String> {
+        let a = evaluate(g, ms(now));
+        assert!(is_open(&a), "{a:?}");
+        a
+    }
+
+    /// The reason at `now_ms`, when the window must be closed until `next`
+    /// (RFC 3339).
+    fn closed_until(g: &Gate, now_ms: i64, next: &str) -> String {
+        let a = evaluate(g, now_ms);
+        assert!(is_closed(&a), "{a:?}");
+        assert_eq!(next_ms(&a), ms(next));
+        reason(&a).to_string()
+    }
+
     /// The one reason, whichever the outcome (an error is its own reason).
     fn reason(s: &Result<Status, String>) -> &str {
         match s {
@@ -260,17 +276,18 @@ mod tests {
     #[test]
     fn open_inside_and_pending_outside() {
         let g = gate("0 2 * * SAT", 4, "Europe/Berlin");
-        let a = evaluate(&g, ms("2026-11-28T03:00:00+01:00"));
-        assert!(is_open(&a), "{a:?}");
+        let a = open_at(&g, "2026-11-28T03:00:00+01:00");
         assert_eq!(
             reason(&a),
             "window open since 2026-11-28T02:00:00+01:00 (Europe/Berlin) until 06:00"
         );
-        let a = evaluate(&g, ms("2026-11-27T12:00:00+01:00"));
-        assert!(is_closed(&a), "{a:?}");
-        assert_eq!(next_ms(&a), ms("2026-11-28T02:00:00+01:00"));
+        let closed = closed_until(
+            &g,
+            ms("2026-11-27T12:00:00+01:00"),
+            "2026-11-28T02:00:00+01:00",
+        );
         assert_eq!(
-            reason(&a),
+            closed,
             "window closed; next opens 2026-11-28T02:00:00+01:00 (Europe/Berlin)"
         );
     }
@@ -282,10 +299,8 @@ mod tests {
         assert!(is_open(&evaluate(&g, start)));
         assert!(is_closed(&evaluate(&g, start - 1)));
         assert!(is_open(&evaluate(&g, start + 4 * H as i64 - 1)));
-        let a = evaluate(&g, start + 4 * H as i64);
-        assert!(is_closed(&a), "{a:?}");
-        assert_eq!(next_ms(&a), ms("2026-06-11T02:00:00Z"));
-        assert!(reason(&a).contains("(UTC)"), "{a:?}");
+        let closed = closed_until(&g, start + 4 * H as i64, "2026-06-11T02:00:00Z");
+        assert!(closed.contains("(UTC)"), "{closed:?}");
     }
 
     #[test]
@@ -293,16 +308,17 @@ mod tests {
         let g = gate("0 9 * * MON-FRI", 8, "Europe/Berlin");
         // Friday 2026-11-27 10:00 open; Saturday closed until Monday 09:00.
         assert!(is_open(&evaluate(&g, ms("2026-11-27T10:00:00+01:00"))));
-        let a = evaluate(&g, ms("2026-11-28T10:00:00+01:00"));
-        assert!(is_closed(&a), "{a:?}");
-        assert_eq!(next_ms(&a), ms("2026-11-30T09:00:00+01:00"));
+        closed_until(
+            &g,
+            ms("2026-11-28T10:00:00+01:00"),
+            "2026-11-30T09:00:00+01:00",
+        );
     }
 
     #[test]
     fn window_spanning_midnight() {
         let g = gate("0 22 * * *", 4, "Europe/Berlin");
-        let a = evaluate(&g, ms("2026-11-28T01:30:00+01:00"));
-        assert!(is_open(&a), "{a:?}");
+        let a = open_at(&g, "2026-11-28T01:30:00+01:00");
         assert!(
             reason(&a).ends_with("until 2026-11-28T02:00:00+01:00"),
             "{a:?}"
@@ -328,8 +344,7 @@ mod tests {
         );
         // 2026-10-25: clocks go 03:00 → 02:00. The summer offset is kept in the stamp.
         let g = gate("0 1 * * *", 3, "Europe/Berlin");
-        let a = evaluate(&g, ms("2026-10-25T02:30:00+01:00"));
-        assert!(is_open(&a), "{a:?}");
+        let a = open_at(&g, "2026-10-25T02:30:00+01:00");
         assert!(reason(&a).contains("2026-10-25T01:00:00+02:00"), "{a:?}");
         assert!(is_closed(&evaluate(&g, ms("2026-10-25T03:00:00+01:00"))));
     }
@@ -337,9 +352,7 @@ mod tests {
     #[test]
     fn next_opening_far_away() {
         let g = gate("0 0 29 2 *", 1, "");
-        let a = evaluate(&g, ms("2026-03-01T00:00:00Z"));
-        assert!(is_closed(&a), "{a:?}");
-        assert_eq!(next_ms(&a), ms("2028-02-29T00:00:00Z"));
+        closed_until(&g, ms("2026-03-01T00:00:00Z"), "2028-02-29T00:00:00Z");
     }
 
     #[test]

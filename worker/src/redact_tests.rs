@@ -132,17 +132,17 @@ fn without_secrets_nothing_changes() {
 /// Four lines over 8 bytes, one of exactly 8 (left alone), one shorter.
 const PEM: &str = "-----BEGIN TEST KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy\nshort=42\n9Cnzj4p4WGeKLs1Pt8QuKUpRKfFLfRYC9AIK+/=\nend\n-----END TEST KEY-----";
 
+/// `hex` as is, or with its letters in upper case.
+fn cased(hex: String, upper: bool) -> String {
+    if upper {
+        hex.to_uppercase()
+    } else {
+        hex
+    }
+}
+
 fn hex_of(value: &[u8], upper: bool) -> String {
-    value
-        .iter()
-        .map(|b| {
-            if upper {
-                format!("{b:02X}")
-            } else {
-                format!("{b:02x}")
-            }
-        })
-        .collect()
+    cased(value.iter().map(|b| format!("{b:02x}")).collect(), upper)
 }
 
 /// Every character as `\uXXXX` (UTF-16 code units, so astral characters
@@ -150,35 +150,23 @@ fn hex_of(value: &[u8], upper: bool) -> String {
 fn unicode_escaped(value: &str, upper: bool) -> String {
     value
         .encode_utf16()
-        .map(|u| {
-            if upper {
-                format!("\\u{u:04X}")
-            } else {
-                format!("\\u{u:04x}")
-            }
-        })
+        .map(|u| format!("\\u{}", cased(format!("{u:04x}"), upper)))
         .collect()
 }
 
 /// What `json.dumps` (ensure_ascii) writes inside the quotes: ASCII as is,
 /// the rest as `\uXXXX` (Jackson: upper-case hex).
 fn ascii_only_json(value: &str, upper: bool) -> String {
-    let mut out = String::new();
-    for c in value.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                if upper {
-                    out.push_str(&format!("\\u{u:04X}"));
-                } else {
-                    out.push_str(&format!("\\u{u:04x}"));
-                }
+    value
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                unicode_escaped(&c.to_string(), upper)
             }
-        }
-    }
-    out
+        })
+        .collect()
 }
 
 fn long_lines(value: &str) -> Vec<&str> {

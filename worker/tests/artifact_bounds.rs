@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use artifacts_common::*;
-use baton_test_support::LabelledContainers;
-use baton_worker::runtime::{Runtime, Stream, TaskSpec};
+use async_nats::jetstream::object_store::ObjectStore;
+use baton_test_support::{LabelledContainers, NatsServer};
+use baton_worker::runtime::{LogLine, Outcome, Runtime, Stream, TaskSpec};
 use docker_common::*;
 use tokio_util::sync::CancellationToken;
 
@@ -21,48 +22,69 @@ const TEN_TIB: u64 = 10 * 1024 * 1024 * 1024 * 1024;
 /// How long an attempt may outlast its timeout.
 const SLACK: Duration = Duration::from_secs(30);
 
-/// Docker volumes carrying `org.baton.run=<run>`.
-fn volumes_of(run: &str) -> Vec<String> {
-    let out = std::process::Command::new("docker")
-        .args(["volume", "ls", "-q", "--filter"])
-        .arg(format!("label=org.baton.run={run}"))
-        .output()
-        .expect("docker volume ls");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(String::from)
-        .collect()
-}
-
 async fn assert_nothing_left(run: &str, leftovers: &LabelledContainers) {
     assert_eq!(leftovers.count().await, 0, "containers of {run} left");
-    assert!(volumes_of(run).is_empty(), "volumes of {run} left");
+    assert!(
+        volumes_labelled("org.baton.run", run).is_empty(),
+        "volumes of {run} left"
+    );
+}
+
+/// The Docker runtime with the artifact store, and a fresh run for it.
+struct Stored {
+    _nats: NatsServer,
+    store: ObjectStore,
+    rt: Runtime,
+    run: String,
+    leftovers: LabelledContainers,
+}
+
+impl Stored {
+    async fn new() -> Self {
+        let (nats, store) = artifact_store().await;
+        let rt = Runtime::Docker(docker().await).with_artifact_store(store.clone());
+        let run = unique("rt-bounds");
+        let leftovers = LabelledContainers::new("org.baton.run", &run);
+        Self {
+            _nats: nats,
+            store,
+            rt,
+            run,
+            leftovers,
+        }
+    }
+
+    /// Runs `s` (of this run); checks that it ends within its timeout plus
+    /// [`SLACK`] and leaves nothing behind. Returns how long it took.
+    async fn run_bounded(&self, s: &TaskSpec) -> (Outcome, Vec<LogLine>, Duration) {
+        let started = Instant::now();
+        let (outcome, logs) = tokio::time::timeout(
+            s.timeout + SLACK,
+            run_with(&self.rt, s, CancellationToken::new()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("still running after {:?}", s.timeout + SLACK));
+        let took = started.elapsed();
+        let outcome = outcome.expect("runtime");
+        assert!(took < s.timeout + SLACK, "took {took:?}");
+        assert_nothing_left(&self.run, &self.leftovers).await;
+        (outcome, logs, took)
+    }
 }
 
 /// The reported bug: a sparse 10 TiB file in `/baton/out` and a 5 s timeout.
 /// The task itself ends at once; reading `/baton/out` back never did.
 #[tokio::test]
 async fn sparse_10_tib_file_fails_within_the_timeout() {
-    let (_nats, store) = artifact_store().await;
-    let rt = Runtime::Docker(docker().await).with_artifact_store(store);
-    let run = unique("rt-bounds");
-    let leftovers = LabelledContainers::new("org.baton.run", &run);
+    let stored = Stored::new().await;
     let mut s = spec(
-        &run,
+        &stored.run,
         &format!(
             r#"truncate -s {TEN_TIB} /baton/out/huge && ls -l /baton/out/huge; echo '{{"result":"ok"}}'"#
         ),
     );
     s.timeout = Duration::from_secs(5);
-    let started = Instant::now();
-    let (outcome, logs) = tokio::time::timeout(
-        s.timeout + SLACK,
-        run_with(&rt, &s, CancellationToken::new()),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("still running after {:?}", s.timeout + SLACK));
-    let took = started.elapsed();
-    let outcome = outcome.expect("runtime");
+    let (outcome, logs, took) = stored.run_bounded(&s).await;
     assert!(
         lines(&logs, Stream::Stdout)
             .iter()
@@ -75,8 +97,6 @@ async fn sparse_10_tib_file_fails_within_the_timeout() {
         Some("artifacts in /baton/out exceed the 64 MiB limit (max_artifact_bytes): huge is 10 TiB — write less, or raise artifacts.max_bytes in the plan")
     );
     assert!(outcome.artifacts.is_empty());
-    assert!(took < s.timeout + SLACK, "took {took:?}");
-    assert_nothing_left(&run, &leftovers).await;
     eprintln!("sparse 10 TiB file refused after {took:?}");
 }
 
@@ -84,20 +104,14 @@ async fn sparse_10_tib_file_fails_within_the_timeout() {
 /// reaches the host's disk) and the attempt fails with the limit's error.
 #[tokio::test]
 async fn writing_past_the_quota_fails_clearly_and_stays_off_the_disk() {
-    let (_nats, store) = artifact_store().await;
-    let rt = Runtime::Docker(docker().await).with_artifact_store(store);
-    let run = unique("rt-bounds");
-    let leftovers = LabelledContainers::new("org.baton.run", &run);
+    let stored = Stored::new().await;
     let mut s = spec(
-        &run,
+        &stored.run,
         r#"dd if=/dev/zero of=/baton/out/big bs=1M count=200; echo "dd exit $?"; df -k /baton/out | tail -n 1; echo '{"result":"ok"}'"#,
     );
     s.max_artifact_bytes = 1024 * 1024;
     s.timeout = Duration::from_secs(20);
-    let started = Instant::now();
-    let (outcome, logs) = run_with(&rt, &s, CancellationToken::new()).await;
-    let took = started.elapsed();
-    let outcome = outcome.expect("runtime");
+    let (outcome, logs, took) = stored.run_bounded(&s).await;
     let stderr = lines(&logs, Stream::Stderr).join("\n");
     assert!(stderr.contains("No space left on device"), "{logs:?}");
     let stdout = lines(&logs, Stream::Stdout);
@@ -119,8 +133,6 @@ async fn writing_past_the_quota_fails_clearly_and_stays_off_the_disk() {
         "{error}"
     );
     assert!(outcome.artifacts.is_empty());
-    assert!(took < s.timeout + SLACK, "took {took:?}");
-    assert_nothing_left(&run, &leftovers).await;
     eprintln!("quota hit, attempt failed after {took:?}: {error}");
 }
 
@@ -196,22 +208,22 @@ async fn cancel_during_collection_frees_the_slot() {
 /// before it was killed at its timeout is still collected and stored.
 #[tokio::test]
 async fn files_of_a_timed_out_task_are_still_collected() {
-    let (_nats, store) = artifact_store().await;
-    let rt = Runtime::Docker(docker().await).with_artifact_store(store.clone());
-    let run = unique("rt-bounds");
-    let leftovers = LabelledContainers::new("org.baton.run", &run);
-    let mut s = spec(&run, r#"printf 'hello\n' > /baton/out/a.txt; sleep 60"#);
+    let stored = Stored::new().await;
+    let mut s = spec(
+        &stored.run,
+        r#"printf 'hello\n' > /baton/out/a.txt; sleep 60"#,
+    );
     s.timeout = Duration::from_secs(2);
-    let (outcome, _) = run_with(&rt, &s, CancellationToken::new()).await;
+    let (outcome, _) = run_with(&stored.rt, &s, CancellationToken::new()).await;
     let outcome = outcome.expect("runtime");
     assert_eq!(outcome.error.as_deref(), Some("timed out after 2s"));
     let paths: Vec<_> = outcome.artifacts.iter().map(|a| a.path.as_str()).collect();
     assert_eq!(paths, vec!["a.txt"]);
     assert_eq!(
-        read_object(&store, &outcome.artifacts[0].object).await,
+        read_object(&stored.store, &outcome.artifacts[0].object).await,
         A_TXT
     );
-    assert_nothing_left(&run, &leftovers).await;
+    assert_nothing_left(&stored.run, &stored.leftovers).await;
 }
 
 /// A worker that died mid-task left the holder of `/baton/out` (labelled

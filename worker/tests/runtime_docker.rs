@@ -81,10 +81,7 @@ async fn unterminated_last_line_is_not_lost() {
 #[tokio::test]
 async fn nonzero_exit_is_a_failure() {
     let (outcome, _) = run_script(r#"echo '{"result":"ok"}'; exit 3"#, |_| {}).await;
-    assert!(!outcome.ok);
-    assert_eq!(outcome.exit_code, Some(3));
-    assert_eq!(outcome.error.as_deref(), Some("exit code 3"));
-    assert!(outcome.report.is_some());
+    assert_failed_with_exit_3(&outcome);
 }
 
 #[tokio::test]
@@ -109,14 +106,7 @@ async fn timeout_kills_the_container() {
         s.timeout = Duration::from_secs(2);
     })
     .await;
-    assert_eq!(lines(&logs, Stream::Stdout), vec!["started"]);
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert!(!outcome.ok);
-    assert_eq!(outcome.error.as_deref(), Some("timed out after 2s"));
+    assert_timed_out_after_2s(&outcome, &logs, started);
 }
 
 #[tokio::test]
@@ -183,12 +173,7 @@ async fn cancel_kills_the_container() {
     let run_id = unique("rt-docker");
     let leftovers = LabelledContainers::new("org.baton.run", &run_id);
     let spec = spec(&run_id, "sleep 30");
-    let cancel = CancellationToken::new();
-    let trigger = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        trigger.cancel();
-    });
+    let cancel = cancel_after(Duration::from_secs(1));
     let started = Instant::now();
     let (outcome, _) = run_with(&rt, &spec, cancel).await;
     let outcome = outcome.expect("outcome");

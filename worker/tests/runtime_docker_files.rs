@@ -13,19 +13,6 @@ use baton_worker::runtime::{LogLine, Outcome, Runtime, RuntimeError, Stream, Tas
 use docker_common::*;
 use tokio_util::sync::CancellationToken;
 
-/// Docker volumes carrying `label=value`.
-fn volumes_labelled(label: &str, value: &str) -> Vec<String> {
-    let out = std::process::Command::new("docker")
-        .args(["volume", "ls", "-q", "--filter"])
-        .arg(format!("label={label}={value}"))
-        .output()
-        .expect("docker volume ls");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(String::from)
-        .collect()
-}
-
 /// Removes the named volumes when the test ends, pass or fail.
 struct RemoveVolumes(Vec<String>);
 
@@ -95,15 +82,7 @@ async fn tampered_input_fails_with_a_clear_error() {
     let mut consumer = spec(&run_id, READ_TWO);
     consumer.task_id = "t2".into();
     consumer.inputs = inputs_of(artifacts);
-    match run_stored(&store, &consumer).await.0 {
-        Err(e @ RuntimeError::Input(_)) => {
-            assert!(e.is_permanent());
-            let msg = e.to_string();
-            assert!(msg.starts_with("input t1/sub/b.txt (object "), "{msg}");
-            assert!(msg.contains("does not match its record"), "{msg}");
-        }
-        other => panic!("expected an input error, got {other:?}"),
-    }
+    tampered_input_error(run_stored(&store, &consumer).await.0, "t1/sub/b.txt");
 }
 
 #[tokio::test]
@@ -115,13 +94,7 @@ async fn over_the_artifact_limit_fails_the_attempt() {
     );
     s.max_artifact_bytes = 1000;
     let (outcome, _) = run_stored(&store, &s).await;
-    let outcome = outcome.expect("runtime");
-    assert!(!outcome.ok);
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("task left 2.9 KiB in /baton/out/, over the 1000 bytes limit (raise max_artifact_bytes or write less)")
-    );
-    assert!(outcome.artifacts.is_empty());
+    assert_over_the_artifact_limit(&outcome.expect("runtime"));
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! artifact tests also start a real nats-server.
 
 mod artifacts_common;
+mod runtime_common;
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use baton_proto::v1;
 use baton_worker::runtime::{
     LogLine, Outcome, ProcessRuntime, Runtime, RuntimeError, Stream, TaskSpec,
 };
+use runtime_common::*;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -30,27 +32,12 @@ fn spec(script: &str) -> TaskSpec {
 async fn run_with(spec: &TaskSpec, cancel: CancellationToken) -> (Outcome, Vec<LogLine>) {
     let rt = Runtime::Process(ProcessRuntime::new());
     assert_eq!(rt.name(), "process");
-    let (tx, mut rx) = mpsc::channel(16);
-    let drain = tokio::spawn(async move {
-        let mut lines = Vec::new();
-        while let Some(line) = rx.recv().await {
-            lines.push(line);
-        }
-        lines
-    });
-    let outcome = rt.run(spec, tx, cancel).await.expect("runtime error");
-    (outcome, drain.await.expect("drain"))
+    let (outcome, logs) = runtime_common::run_with(&rt, spec, cancel).await;
+    (outcome.expect("runtime error"), logs)
 }
 
 async fn run(script: &str) -> (Outcome, Vec<LogLine>) {
     run_with(&spec(script), CancellationToken::new()).await
-}
-
-fn lines(logs: &[LogLine], stream: Stream) -> Vec<&str> {
-    logs.iter()
-        .filter(|l| l.stream == stream)
-        .map(|l| l.line.as_str())
-        .collect()
 }
 
 #[tokio::test]
@@ -96,10 +83,7 @@ async fn environment_is_cleared_and_cwd_is_temporary() {
 #[tokio::test]
 async fn nonzero_exit_is_a_failure() {
     let (outcome, _) = run(r#"echo '{"result":"ok"}'; exit 3"#).await;
-    assert!(!outcome.ok);
-    assert_eq!(outcome.exit_code, Some(3));
-    assert_eq!(outcome.error.as_deref(), Some("exit code 3"));
-    assert!(outcome.report.is_some());
+    assert_failed_with_exit_3(&outcome);
 }
 
 #[tokio::test]
@@ -116,25 +100,13 @@ async fn timeout_kills_the_process_group() {
     spec.timeout = Duration::from_secs(2);
     let started = Instant::now();
     let (outcome, logs) = run_with(&spec, CancellationToken::new()).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert!(!outcome.ok);
-    assert_eq!(outcome.error.as_deref(), Some("timed out after 2s"));
-    assert_eq!(lines(&logs, Stream::Stdout), vec!["started"]);
+    assert_timed_out_after_2s(&outcome, &logs, started);
 }
 
 #[tokio::test]
 async fn cancel_stops_the_task() {
     let spec = spec("sleep 30");
-    let cancel = CancellationToken::new();
-    let trigger = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        trigger.cancel();
-    });
+    let cancel = cancel_after(Duration::from_millis(500));
     let started = Instant::now();
     let (outcome, _) = run_with(&spec, cancel).await;
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -191,16 +163,8 @@ async fn tampered_input_fails_with_a_clear_error() {
     artifacts[0].sha256 = sha256_hex(b"something else");
     let mut consumer = spec(READ_TWO);
     consumer.inputs = inputs_of(artifacts);
-    match run_stored(&store, &consumer).await {
-        Err(e @ RuntimeError::Input(_)) => {
-            assert!(e.is_permanent());
-            let msg = e.to_string();
-            assert!(msg.starts_with("input t1/a.txt (object "), "{msg}");
-            assert!(msg.contains("does not match its record"), "{msg}");
-            assert!(msg.contains("rerun task t1"), "{msg}");
-        }
-        other => panic!("expected an input error, got {other:?}"),
-    }
+    let msg = tampered_input_error(run_stored(&store, &consumer).await, "t1/a.txt");
+    assert!(msg.contains("rerun task t1"), "{msg}");
 }
 
 #[tokio::test]
@@ -208,13 +172,7 @@ async fn over_the_artifact_limit_fails_the_attempt() {
     let (_nats, store) = artifact_store().await;
     let mut s = spec(r#"head -c 3000 /dev/zero > "$BATON_OUT/big"; echo '{"result":"ok"}'"#);
     s.max_artifact_bytes = 1000;
-    let outcome = run_stored(&store, &s).await.expect("runtime");
-    assert!(!outcome.ok);
-    assert_eq!(
-        outcome.error.as_deref(),
-        Some("task left 2.9 KiB in /baton/out/, over the 1000 bytes limit (raise max_artifact_bytes or write less)")
-    );
-    assert!(outcome.artifacts.is_empty());
+    assert_over_the_artifact_limit(&run_stored(&store, &s).await.expect("runtime"));
 }
 
 #[tokio::test]

@@ -267,13 +267,7 @@ async fn a_coordinator_taking_a_run_over_continues_its_chain_without_duplicates(
     .expect("second coordinator starts");
     let stop = tokio_util::sync::CancellationToken::new();
     let first = tokio::spawn(first.run(stop.clone()));
-    let to_first = baton_proto::client::connect(
-        &format!("http://{}", handle.grpc_addr),
-        Some(&token),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
+    let to_first = crate::support::client_at(handle.grpc_addr, &token).await;
     let run = submit_request(
         &to_first,
         v1::SubmitRunRequest {

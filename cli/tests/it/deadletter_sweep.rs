@@ -10,12 +10,10 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, AckPolicy};
 use baton_coordinator::auth::Auth;
-use baton_proto::client::{Admin, ClientTls};
+use baton_proto::client::Admin;
 use baton_proto::{subjects, v1};
 use baton_test_support::NatsServer;
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
@@ -55,13 +53,7 @@ impl Coordinator {
         let (coordinator, handle) = Box::pin(opts.build()).await.expect("coordinator builds");
         let cancel = CancellationToken::new();
         let done = tokio::spawn(coordinator.run(cancel.clone()));
-        let admin = baton_proto::client::connect(
-            &format!("http://{}", handle.grpc_addr),
-            Some(&token),
-            &ClientTls::default(),
-        )
-        .await
-        .expect("admin connects");
+        let admin = client_at(handle.grpc_addr, &token).await;
         Coordinator {
             admin,
             cancel,
@@ -107,74 +99,6 @@ async fn evaluators(nats: &NatsServer, cancel: CancellationToken) {
     .await
     .expect("gates build");
     tokio::spawn(g.run(cancel));
-}
-
-/// The durable consumer `name` on `stream` of a reader that takes messages
-/// and dies: 500 ms to answer, 2 deliveries.
-async fn dying_consumer(
-    js: &async_nats::jetstream::Context,
-    stream: &str,
-    name: &str,
-    filter: &str,
-) -> async_nats::jetstream::consumer::Consumer<pull::Config> {
-    js.get_stream(stream)
-        .await
-        .unwrap()
-        .get_or_create_consumer(
-            name,
-            pull::Config {
-                durable_name: Some(name.into()),
-                filter_subject: filter.into(),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: Duration::from_millis(500),
-                max_deliver: 2,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-}
-
-/// Take one message, if any comes within 700 ms, and never answer it.
-async fn pull_without_ack(
-    consumer: &async_nats::jetstream::consumer::Consumer<pull::Config>,
-) -> bool {
-    let mut batch = consumer
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_millis(700))
-        .messages()
-        .await
-        .unwrap();
-    matches!(batch.next().await, Some(Ok(_)))
-}
-
-/// Take each of the `n` messages twice without answering, then pull on
-/// until JetStream notices they are spent (it does while a pull waits) and
-/// sends its max-deliveries advisories.
-async fn exhaust(consumer: &async_nats::jetstream::consumer::Consumer<pull::Config>, n: usize) {
-    let mut taken = 0;
-    for _ in 0..60 {
-        if pull_without_ack(consumer).await {
-            taken += 1;
-        }
-        if taken == 2 * n {
-            break;
-        }
-    }
-    assert_eq!(taken, 2 * n, "the messages were not delivered twice each");
-    for _ in 0..3 {
-        assert!(!pull_without_ack(consumer).await, "delivered a third time");
-    }
-}
-
-async fn messages(js: &async_nats::jetstream::Context, stream: &str) -> u64 {
-    js.get_stream(stream)
-        .await
-        .unwrap()
-        .cached_info()
-        .state
-        .messages
 }
 
 /// Every `GateEvaluated` of the run in the EVENTS stream, in order (also

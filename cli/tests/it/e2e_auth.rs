@@ -325,13 +325,7 @@ async fn file_baton(lines: &[String]) -> FileBaton {
 
 impl FileBaton {
     async fn client(&self, t: &baton_proto::secret::Secret) -> Admin {
-        admin_client::connect(
-            &format!("http://{}", self.local.grpc_addr),
-            Some(t),
-            &ClientTls::default(),
-        )
-        .await
-        .expect("connects")
+        client_at(self.local.grpc_addr, t).await
     }
 
     /// Replace the file's text at once (write aside, then rename), as

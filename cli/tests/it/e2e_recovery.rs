@@ -29,13 +29,7 @@ async fn start_coordinator(
     let stop = CancellationToken::new();
     let t = stop.clone();
     let j = tokio::spawn(async move { c.run(t).await.expect("coordinator runs") });
-    let admin = baton_proto::client::connect(
-        &format!("http://{}", h.grpc_addr),
-        Some(&token),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
+    let admin = client_at(h.grpc_addr, &token).await;
     (admin, stop, j)
 }
 

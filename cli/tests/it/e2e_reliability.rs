@@ -3,67 +3,30 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, AckPolicy};
 use baton_proto::{subjects, v1};
-use futures::StreamExt;
 
 use crate::support::*;
 
 const ROLE_NOBODY_SERVES: &str = include_str!("fixtures/role-nobody-serves.yaml");
-
-/// Take one message, if any comes within 700 ms, and never answer it: a
-/// worker that dies right after taking its task.
-async fn pull_without_ack(
-    consumer: &async_nats::jetstream::consumer::Consumer<pull::Config>,
-) -> bool {
-    let mut batch = consumer
-        .fetch()
-        .max_messages(1)
-        .expires(Duration::from_millis(700))
-        .messages()
-        .await
-        .unwrap();
-    matches!(batch.next().await, Some(Ok(_)))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_delivered_too_often_is_dead_lettered_and_the_run_says_so() {
     let c = Cluster::start(Rt::Process).await;
     let client = async_nats::connect(c.nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    let tasks = js.get_stream(subjects::TASKS_STREAM).await.unwrap();
     // Two workers of role `nobody` that each take the task and die before
     // answering: a consumer that fetches and never acknowledges.
-    let consumer = tasks
-        .get_or_create_consumer(
-            &subjects::role_consumer("nobody"),
-            pull::Config {
-                durable_name: Some(subjects::role_consumer("nobody")),
-                filter_subject: subjects::role_tasks("nobody"),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: Duration::from_millis(500),
-                max_deliver: 2,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let consumer = dying_consumer(
+        &js,
+        subjects::TASKS_STREAM,
+        &subjects::role_consumer("nobody"),
+        &subjects::role_tasks("nobody"),
+    )
+    .await;
     let run = c.submit(ROLE_NOBODY_SERVES, &[]).await;
-    let mut taken = 0;
-    for _ in 0..20 {
-        if pull_without_ack(&consumer).await {
-            taken += 1;
-        }
-        if taken == 2 {
-            break;
-        }
-    }
-    assert_eq!(taken, 2, "the task was not delivered twice");
-    // JetStream notices the exhausted message when it would deliver it again,
-    // that is while a pull waits.
-    for _ in 0..3 {
-        assert!(!pull_without_ack(&consumer).await, "delivered a third time");
-    }
+    // Delivered twice, then spent: JetStream notices the exhausted message
+    // when it would deliver it again, that is while a pull waits.
+    exhaust(&consumer, 1).await;
 
     let r = baton::local::wait_end(&c.admin, &run, Duration::from_secs(20))
         .await

@@ -20,12 +20,7 @@ const GATED: &str = include_str!("fixtures/gated.yaml");
 const PER_KIND: usize = 4;
 
 async fn consumer_count(js: &async_nats::jetstream::Context, stream: &str) -> usize {
-    js.get_stream(stream)
-        .await
-        .unwrap()
-        .cached_info()
-        .state
-        .consumer_count
+    stream_state(js, stream).await.consumer_count
 }
 
 /// (LOGS, EVENTS) consumers now.

@@ -139,13 +139,7 @@ async fn start_parts(url: &str) -> Parts {
     tokio::spawn(async move { gates.run(t).await });
     let t = cancel.child_token();
     tokio::spawn(async move { worker.run(t).await });
-    let admin = baton_proto::client::connect(
-        &format!("http://{}", handle.grpc_addr),
-        Some(&token),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
+    let admin = crate::support::client_at(handle.grpc_addr, &token).await;
     Parts {
         admin,
         handle,

@@ -124,18 +124,16 @@ async fn run_canary_plan(
     String,
     v1::Run,
 ) {
-    let worker = support::dev_worker(baton_worker::Options {
-        concurrency: 4,
-        grace: Duration::from_secs(2),
-        secret_policy: SecretPolicy::new(["CANARY_*"], [dir]),
-        ..Default::default()
-    })
+    let (local, admin) = support::dev_baton(
+        nats,
+        baton_worker::Options {
+            concurrency: 4,
+            grace: Duration::from_secs(2),
+            secret_policy: SecretPolicy::new(["CANARY_*"], [dir]),
+            ..Default::default()
+        },
+    )
     .await;
-    let local =
-        baton::local::LocalBaton::start(&nats.url(), "127.0.0.1:0".parse().unwrap(), vec![worker])
-            .await
-            .expect("Baton starts");
-    let admin = local.admin().await.expect("admin connects");
     let run_id = support::submit_to(&admin, &plan, file).await;
     let run = baton::local::wait_end(&admin, &run_id, Duration::from_secs(120))
         .await
@@ -535,6 +533,16 @@ fn leaks(stored: &[(String, Vec<u8>)], secrets: &[(&str, &str)]) -> Vec<String> 
     found
 }
 
+/// The worker's NATS password appears nowhere in `stored`, in any form.
+fn assert_password_kept(stored: &[(String, Vec<u8>)], password: &str) {
+    let found = leaks(stored, &[("the worker's NATS password", password)]);
+    assert!(
+        found.is_empty(),
+        "the worker's NATS password got out:\n{}",
+        found.join("\n")
+    );
+}
+
 /// Whether the attempts of `task` that finished were refused for good.
 fn finished_permanently(events: &[v1::Event], task: &str) -> Vec<bool> {
     events
@@ -584,12 +592,7 @@ async fn nats_password_run(captured: Captured) {
         take.error,
         take.result_json
     );
-    let found = leaks(&left.stored, &[("the worker's NATS password", &password)]);
-    assert!(
-        found.is_empty(),
-        "the worker's NATS password got out:\n{}",
-        found.join("\n")
-    );
+    assert_password_kept(&left.stored, &password);
     assert_eq!(
         take.task_status(),
         v1::TaskStatus::Failed,
@@ -662,12 +665,7 @@ async fn allowing_everything_run(captured: Captured) {
     )
     .await;
 
-    let found = leaks(&left.stored, &[("the worker's NATS password", &password)]);
-    assert!(
-        found.is_empty(),
-        "the worker's NATS password got out:\n{}",
-        found.join("\n")
-    );
+    assert_password_kept(&left.stored, &password);
     assert_eq!(
         support::task(&left.run, "allowed").task_status(),
         v1::TaskStatus::Succeeded,

@@ -116,14 +116,20 @@ async fn events_of(dl: &DeadLetters, kind: EventKind) -> Vec<(String, v1::Event)
         .await
     {
         from = m.sequence + 1;
-        let id = m
-            .headers
-            .get(async_nats::header::NATS_MESSAGE_ID)
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        out.push((id, codec::decode_event(&m.subject, &m.payload).unwrap()));
+        out.push((
+            msg_id_of(&m),
+            codec::decode_event(&m.subject, &m.payload).unwrap(),
+        ));
     }
     out
+}
+
+/// The id a stored message was published under (`Nats-Msg-Id`), or "".
+fn msg_id_of(m: &jetstream::message::StreamMessage) -> String {
+    m.headers
+        .get(async_nats::header::NATS_MESSAGE_ID)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,10 +169,7 @@ async fn the_sweep_moves_spent_task_messages_only_and_two_sweeps_move_one_once()
         .await
         .unwrap();
     assert_eq!(
-        copy.headers
-            .get(async_nats::header::NATS_MESSAGE_ID)
-            .unwrap()
-            .as_str(),
+        msg_id_of(&copy),
         subjects::msg_id::deadletter_copy(spent_seq)
     );
     assert_eq!(copy.headers.get("Baton-Deliveries").unwrap().as_str(), "2");
@@ -261,13 +264,7 @@ async fn a_spent_gate_request_fails_its_gate_unless_the_evaluators_answered_it()
         .get_last_raw_message_by_subject(&subjects::deadletter_gate("expr"))
         .await
         .unwrap();
-    assert_eq!(
-        copy.headers
-            .get(async_nats::header::NATS_MESSAGE_ID)
-            .unwrap()
-            .as_str(),
-        subjects::msg_id::deadletter_gate_copy(1)
-    );
+    assert_eq!(msg_id_of(&copy), subjects::msg_id::deadletter_gate_copy(1));
     dlq.get_last_raw_message_by_subject(&subjects::deadletter_gate("window"))
         .await
         .unwrap();

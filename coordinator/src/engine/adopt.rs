@@ -60,12 +60,7 @@ impl Engine {
         own.snaps.rev.insert(run.to_string(), rev);
         let head = match self.audit_head(run).await {
             Ok(h) => h,
-            Err(e) => {
-                tracing::warn!(run, error = %e, "cannot read the run's audit head; not taken over");
-                own.drop_run(&self.store, run);
-                self.leases.forget(run);
-                return;
-            }
+            Err(e) => return self.abandon(own, run, &e, "cannot read the run's audit head"),
         };
         // Replay from the older of snapshot and audit head: the fold skips
         // what the snapshot holds, the audit what the chain holds.
@@ -73,12 +68,7 @@ impl Engine {
         own.audit.adopt(run, head);
         let (owed, replayed) = match self.replay(run, from, own).await {
             Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(run, error = %e, "cannot replay the run's events; not taken over");
-                own.drop_run(&self.store, run);
-                self.leases.forget(run);
-                return;
-            }
+            Err(e) => return self.abandon(own, run, &e, "cannot replay the run's events"),
         };
         let Some(st) = own.runs.get(run) else {
             // A lease without a submission: the submit failed after taking it.
@@ -97,6 +87,14 @@ impl Engine {
         );
         // Written at once: the new snapshot revision fences the old owner out.
         self.execute(own, todo, &[run.to_string()]).await;
+    }
+
+    /// Give a half-adopted run up, `why`: forget what was folded of it and
+    /// let its lease lapse, so a peer (or this coordinator) tries again.
+    fn abandon(&self, own: &mut Owned, run: &str, error: &dyn std::fmt::Display, why: &str) {
+        tracing::warn!(run, error = %error, "{why}; not taken over");
+        own.drop_run(&self.store, run);
+        self.leases.forget(run);
     }
 
     /// Fold the run's events from `from` to the end of the stream, and

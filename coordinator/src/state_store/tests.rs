@@ -151,6 +151,14 @@ fn split(bytes: &[u8]) -> snapshot::Split {
     }
 }
 
+/// The split snapshot `bytes`, restored from the run's events, is the
+/// simulated state to the letter.
+fn assert_restores_exactly(sim: &Sim, bytes: &[u8]) {
+    let (sub, finished) = sim.events();
+    let back = split(bytes).restore(Some(&sub), &finished).unwrap();
+    assert_eq!(back, sim.st);
+}
+
 /// What makes a state big, measured: each report is held three times.
 #[test]
 fn two_reports_of_245_kib_make_a_state_of_1_5_mib() {
@@ -227,9 +235,7 @@ fn an_ended_run_too_big_for_a_message_is_split_and_put_back_exactly() {
     let head = snapshot::read(&e.bytes).unwrap();
     assert!(matches!(head, Head::Split(_)));
     assert_eq!(head.status(), RunStatus::Succeeded);
-    let (sub, finished) = sim.events();
-    let back = split(&e.bytes).restore(Some(&sub), &finished).unwrap();
-    assert_eq!(back, sim.st);
+    assert_restores_exactly(&sim, &e.bytes);
 }
 
 /// Its events purged (the full-disk runbook): what the head alone says.
@@ -265,11 +271,7 @@ fn a_running_runs_split_head_lacks_the_plan_so_older_coordinators_rebuild_instea
         snapshot::read(&e.bytes).unwrap().status(),
         RunStatus::Running
     );
-    let (sub, finished) = sim.events();
-    assert_eq!(
-        split(&e.bytes).restore(Some(&sub), &finished).unwrap(),
-        sim.st
-    );
+    assert_restores_exactly(&sim, &e.bytes);
 }
 
 #[test]
@@ -307,11 +309,7 @@ fn runs_at_the_plan_limits_fit_in_one_message() {
     let e = snapshot::encode(&sim.st, LIMIT).unwrap();
     assert!(e.whole > 3 << 20, "{}", e.whole);
     assert!(e.bytes.len() <= LIMIT, "{}", e.bytes.len());
-    let (sub, finished) = sim.events();
-    assert_eq!(
-        split(&e.bytes).restore(Some(&sub), &finished).unwrap(),
-        sim.st
-    );
+    assert_restores_exactly(&sim, &e.bytes);
 
     let mut yaml = plan(1, 2);
     yaml.push_str(&format!(
@@ -324,11 +322,7 @@ fn runs_at_the_plan_limits_fit_in_one_message() {
     let e = snapshot::encode(&sim.st, LIMIT).unwrap();
     assert!(e.whole > 1 << 20, "{}", e.whole);
     assert!(e.bytes.len() < 16 * 1024, "{}", e.bytes.len());
-    let (sub, finished) = sim.events();
-    assert_eq!(
-        split(&e.bytes).restore(Some(&sub), &finished).unwrap(),
-        sim.st
-    );
+    assert_restores_exactly(&sim, &e.bytes);
 }
 
 #[test]

@@ -22,7 +22,7 @@
 //! these long requests use a client whose timeout exceeds the task's.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::object_store::ObjectStore;
 use bollard::errors::Error as DockerError;
@@ -32,7 +32,6 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures::StreamExt;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::docker_cleanup::{force_remove, is_status};
@@ -41,7 +40,7 @@ use super::docker_out::{self, Cleanup, Collection};
 use super::logs::{self, Capture};
 use super::result::{evaluate, format_duration, format_mib};
 use super::workspace::{self, Kind};
-use super::{sandbox, validate, LogLine, Outcome, RuntimeError, SandboxPolicy, TaskSpec};
+use super::{sandbox, Attempt, Outcome, RuntimeError, SandboxPolicy, TaskSpec};
 use crate::artifacts;
 
 /// How long output may keep arriving after the container stopped.
@@ -138,14 +137,8 @@ impl DockerRuntime {
         Ok(removed)
     }
 
-    pub(crate) async fn run(
-        &self,
-        spec: &TaskSpec,
-        logs: mpsc::Sender<LogLine>,
-        cancel: CancellationToken,
-    ) -> Result<Outcome, RuntimeError> {
-        validate(spec)?;
-        let started = Instant::now();
+    pub(crate) async fn run(&self, attempt: Attempt<'_>) -> Result<Outcome, RuntimeError> {
+        let spec = attempt.spec;
         let image_missing = || RuntimeError::ImageMissing {
             image: spec.image.clone(),
         };
@@ -169,14 +162,11 @@ impl DockerRuntime {
         let mut guard = Cleanup::new(self.docker.clone());
         let result = self
             .create_and_drive(
-                spec,
+                attempt,
                 &name,
                 inputs.as_deref(),
                 staging.path(),
                 &mut guard,
-                logs,
-                cancel,
-                started,
             )
             .await;
         guard.remove().await;
@@ -186,18 +176,15 @@ impl DockerRuntime {
     }
 
     /// Everything that needs the container and its volumes, which `guard` removes.
-    #[allow(clippy::too_many_arguments)]
     async fn create_and_drive(
         &self,
-        spec: &TaskSpec,
+        attempt: Attempt<'_>,
         name: &str,
         inputs: Option<&std::path::Path>,
         staging: &std::path::Path,
         guard: &mut Cleanup,
-        logs: mpsc::Sender<LogLine>,
-        cancel: CancellationToken,
-        started: Instant,
     ) -> Result<(Outcome, artifacts::Collected), RuntimeError> {
+        let (spec, cancel) = (attempt.spec, attempt.cancel.clone());
         // First: the stager of `prepare` mounts the out volume too.
         let holder = docker_out::prepare(&self.docker, spec, &self.policy, name, guard).await?;
         let mounts = docker_files::prepare(
@@ -223,7 +210,7 @@ impl DockerRuntime {
         guard.containers.push(id.clone());
         tracing::debug!(container = %name, task = %spec.task_id, "container created");
 
-        let mut outcome = self.drive(&id, spec, logs, cancel.clone(), started).await?;
+        let mut outcome = self.drive(&id, attempt).await?;
         if cancel.is_cancelled() {
             // Cancelled or shutting down: the files are not wanted.
             interrupt(&mut outcome, "cancelled".to_string());
@@ -242,14 +229,8 @@ impl DockerRuntime {
         }
     }
 
-    async fn drive(
-        &self,
-        id: &str,
-        spec: &TaskSpec,
-        logs: mpsc::Sender<LogLine>,
-        cancel: CancellationToken,
-        started: Instant,
-    ) -> Result<Outcome, RuntimeError> {
+    async fn drive(&self, id: &str, attempt: Attempt<'_>) -> Result<Outcome, RuntimeError> {
+        let spec = attempt.spec;
         // Long-lived requests outlive the API timeout (see module docs).
         let streaming = self
             .docker
@@ -263,14 +244,14 @@ impl DockerRuntime {
         let mut follower = tokio::spawn(logs::follow(
             streaming.clone(),
             id.to_string(),
-            Capture::new(logs, spec.secrets.redactor.clone()),
+            Capture::new(attempt.logs, spec.secrets.redactor.clone()),
             stop_logs.clone(),
         ));
 
         let end = tokio::select! {
             code = wait_exit(&streaming, id) => End::Exited(code?),
             _ = tokio::time::sleep(spec.timeout) => End::TimedOut,
-            _ = cancel.cancelled() => End::Cancelled,
+            _ = attempt.cancel.cancelled() => End::Cancelled,
         };
         let exit_code = match end {
             End::Exited(code) => Some(code),
@@ -341,7 +322,7 @@ impl DockerRuntime {
             exit_code,
             report: verdict.report,
             error,
-            duration: started.elapsed(),
+            duration: attempt.started.elapsed(),
             artifacts: Vec::new(),
         })
     }

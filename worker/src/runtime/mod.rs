@@ -67,7 +67,7 @@ pub mod result;
 pub mod sandbox;
 pub mod workspace;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::object_store::ObjectStore;
 use baton_proto::v1;
@@ -266,9 +266,9 @@ impl Runtime {
         cancel: CancellationToken,
     ) -> Result<Outcome, RuntimeError> {
         match self {
-            Runtime::Docker(r) => r.run(spec, logs, cancel).await,
-            Runtime::Process(r) => r.run(spec, logs, cancel).await,
-            Runtime::Noop(r) => r.run(spec, logs, cancel).await,
+            Runtime::Docker(r) => r.run(Attempt::start(spec, logs, cancel)?).await,
+            Runtime::Process(r) => r.run(Attempt::start(spec, logs, cancel)?).await,
+            Runtime::Noop(r) => Ok(r.run(&cancel)),
         }
     }
 
@@ -347,6 +347,32 @@ impl Sink {
         if self.open && self.tx.send(LogLine { stream, line }).await.is_err() {
             self.open = false;
         }
+    }
+}
+
+/// One attempt of a spec that passed [`validate`], timed from `started`:
+/// what a runtime that executes something is handed.
+pub(crate) struct Attempt<'a> {
+    pub(crate) spec: &'a TaskSpec,
+    pub(crate) logs: mpsc::Sender<LogLine>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) started: Instant,
+}
+
+impl<'a> Attempt<'a> {
+    /// Validates `spec`, then starts the clock.
+    fn start(
+        spec: &'a TaskSpec,
+        logs: mpsc::Sender<LogLine>,
+        cancel: CancellationToken,
+    ) -> Result<Self, RuntimeError> {
+        validate(spec)?;
+        Ok(Self {
+            spec,
+            logs,
+            cancel,
+            started: Instant::now(),
+        })
     }
 }
 

@@ -3,10 +3,9 @@
 
 use std::time::Instant;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{LogLine, Outcome, RuntimeError, TaskReport, TaskSpec};
+use super::{Outcome, TaskReport};
 
 #[derive(Debug, Default)]
 pub struct NoopRuntime;
@@ -16,24 +15,19 @@ impl NoopRuntime {
         Self
     }
 
-    pub(crate) async fn run(
-        &self,
-        _spec: &TaskSpec,
-        _logs: mpsc::Sender<LogLine>,
-        cancel: CancellationToken,
-    ) -> Result<Outcome, RuntimeError> {
+    pub(crate) fn run(&self, cancel: &CancellationToken) -> Outcome {
         let started = Instant::now();
         if cancel.is_cancelled() {
-            return Ok(Outcome {
+            return Outcome {
                 ok: false,
                 exit_code: None,
                 report: None,
                 error: Some("cancelled".to_string()),
                 duration: started.elapsed(),
                 artifacts: Vec::new(),
-            });
+            };
         }
-        Ok(Outcome {
+        Outcome {
             ok: true,
             exit_code: Some(0),
             report: Some(TaskReport {
@@ -43,13 +37,16 @@ impl NoopRuntime {
             error: None,
             duration: started.elapsed(),
             artifacts: Vec::new(),
-        })
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::mpsc;
+
     use super::*;
+    use crate::runtime::TaskSpec;
 
     #[tokio::test]
     async fn succeeds_immediately() {

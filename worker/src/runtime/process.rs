@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::output::{LineSplitter, StdoutCollector};
 use super::result::{evaluate, format_duration, MAX_RESULT_FILE_BYTES};
 use super::workspace::{self, Kind};
-use super::{validate, LogLine, Outcome, RuntimeError, Sink, Stream, TaskSpec};
+use super::{Attempt, LogLine, Outcome, RuntimeError, Sink, Stream, TaskSpec};
 use crate::artifacts::{self, local};
 use crate::redact::StreamRedactor;
 
@@ -71,14 +71,8 @@ impl ProcessRuntime {
         Self { path, store: None }
     }
 
-    pub(crate) async fn run(
-        &self,
-        spec: &TaskSpec,
-        logs: mpsc::Sender<LogLine>,
-        cancel: CancellationToken,
-    ) -> Result<Outcome, RuntimeError> {
-        validate(spec)?;
-        let started = Instant::now();
+    pub(crate) async fn run(&self, attempt: Attempt<'_>) -> Result<Outcome, RuntimeError> {
+        let spec = attempt.spec;
         let workspace = match &spec.workspace {
             Some(ws) => Some(host_workspace(ws)?),
             None => None,
@@ -123,7 +117,7 @@ impl ProcessRuntime {
             {
                 return Ok(failed(
                     format!("cannot start {:?}: {e}", spec.argv[0]),
-                    started,
+                    attempt.started,
                 ));
             }
             Err(e) => return Err(e.into()),
@@ -131,14 +125,16 @@ impl ProcessRuntime {
         let group = child.id();
 
         let stop = CancellationToken::new();
-        let stdout = child
-            .stdout
-            .take()
-            .map(|r| tokio::spawn(read_stdout(r, logs.clone(), stop.clone(), redactor(spec))));
-        let stderr = child
-            .stderr
-            .take()
-            .map(|r| tokio::spawn(read_stderr(r, logs, stop.clone(), redactor(spec))));
+        let stdout = child.stdout.take().map(|r| {
+            let lines = StdoutCollector::new(false);
+            let (tx, stop) = (attempt.logs.clone(), stop.clone());
+            tokio::spawn(forward(r, tx, stop, redactor(spec), Stream::Stdout, lines))
+        });
+        let stderr = child.stderr.take().map(|r| {
+            let lines = LineSplitter::default();
+            let (tx, stop) = (attempt.logs, stop.clone());
+            tokio::spawn(forward(r, tx, stop, redactor(spec), Stream::Stderr, lines))
+        });
 
         enum End {
             Exited(ExitStatus),
@@ -148,7 +144,7 @@ impl ProcessRuntime {
         let end = tokio::select! {
             status = child.wait() => End::Exited(status?),
             _ = tokio::time::sleep(spec.timeout) => End::TimedOut,
-            _ = cancel.cancelled() => End::Cancelled,
+            _ = attempt.cancel.cancelled() => End::Cancelled,
         };
         kill_group(group).await;
         let status = match end {
@@ -200,7 +196,7 @@ impl ProcessRuntime {
             exit_code,
             report: verdict.report,
             error: if ok { None } else { error },
-            duration: started.elapsed(),
+            duration: attempt.started.elapsed(),
             artifacts: Vec::new(),
         };
         let limit = artifacts::limit(spec.max_artifact_bytes);
@@ -284,44 +280,45 @@ fn write_secret_files(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Resul
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500))
 }
 
-async fn read_stdout(
-    mut reader: impl AsyncRead + Unpin,
-    tx: mpsc::Sender<LogLine>,
-    stop: CancellationToken,
-    mut redactor: StreamRedactor,
-) -> StdoutCollector {
-    let mut sink = Sink::new(tx);
-    let mut collector = StdoutCollector::new(false);
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = tokio::select! {
-            n = reader.read(&mut buf) => n.unwrap_or(0),
-            _ = stop.cancelled() => 0,
-        };
-        if n == 0 {
-            break;
-        }
-        for line in collector.push(&redactor.push(&buf[..n])) {
-            sink.send(Stream::Stdout, line).await;
-        }
-    }
-    for line in collector.push(&redactor.finish()) {
-        sink.send(Stream::Stdout, line).await;
-    }
-    for line in collector.finish() {
-        sink.send(Stream::Stdout, line).await;
-    }
-    collector
+/// Turns a stream's (redacted) bytes into the lines to forward.
+trait Lines {
+    fn push(&mut self, chunk: &[u8]) -> Vec<String>;
+    /// The rest, at end of stream.
+    fn finish(&mut self) -> Vec<String>;
 }
 
-async fn read_stderr(
+impl Lines for StdoutCollector {
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        StdoutCollector::push(self, chunk)
+    }
+
+    fn finish(&mut self) -> Vec<String> {
+        StdoutCollector::finish(self)
+    }
+}
+
+impl Lines for LineSplitter {
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        LineSplitter::push(self, chunk);
+        std::iter::from_fn(|| self.next_line()).collect()
+    }
+
+    fn finish(&mut self) -> Vec<String> {
+        LineSplitter::finish(self).into_iter().collect()
+    }
+}
+
+/// Reads `reader` until end of stream (or `stop`), redacts it and sends its
+/// lines as `stream`; returns `lines` for what it kept.
+async fn forward<L: Lines>(
     mut reader: impl AsyncRead + Unpin,
     tx: mpsc::Sender<LogLine>,
     stop: CancellationToken,
     mut redactor: StreamRedactor,
-) {
+    stream: Stream,
+    mut lines: L,
+) -> L {
     let mut sink = Sink::new(tx);
-    let mut splitter = LineSplitter::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = tokio::select! {
@@ -331,18 +328,17 @@ async fn read_stderr(
         if n == 0 {
             break;
         }
-        splitter.push(&redactor.push(&buf[..n]));
-        while let Some(line) = splitter.next_line() {
-            sink.send(Stream::Stderr, line).await;
+        for line in lines.push(&redactor.push(&buf[..n])) {
+            sink.send(stream, line).await;
         }
     }
-    splitter.push(&redactor.finish());
-    while let Some(line) = splitter.next_line() {
-        sink.send(Stream::Stderr, line).await;
+    for line in lines.push(&redactor.finish()) {
+        sink.send(stream, line).await;
     }
-    if let Some(line) = splitter.finish() {
-        sink.send(Stream::Stderr, line).await;
+    for line in lines.finish() {
+        sink.send(stream, line).await;
     }
+    lines
 }
 
 /// `result.json` if it exists, capped one byte above the limit.

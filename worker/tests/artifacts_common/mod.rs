@@ -5,6 +5,7 @@ use async_nats::jetstream::object_store::ObjectStore;
 use baton_proto::topology::{self, TopologyOptions};
 use baton_proto::v1;
 use baton_test_support::NatsServer;
+use baton_worker::runtime::{Outcome, RuntimeError};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
@@ -66,4 +67,29 @@ pub fn inputs_of(artifacts: Vec<v1::Artifact>) -> Vec<v1::InputArtifacts> {
         task_id: "t1".into(),
         artifacts,
     }]
+}
+
+/// The error of a consumer given a tampered copy of `input` (`t1/<path>`);
+/// returns its message.
+pub fn tampered_input_error(result: Result<Outcome, RuntimeError>, input: &str) -> String {
+    match result {
+        Err(e @ RuntimeError::Input(_)) => {
+            assert!(e.is_permanent());
+            let msg = e.to_string();
+            assert!(msg.starts_with(&format!("input {input} (object ")), "{msg}");
+            assert!(msg.contains("does not match its record"), "{msg}");
+            msg
+        }
+        other => panic!("expected an input error, got {other:?}"),
+    }
+}
+
+/// The outcome of a task that left 3000 bytes with `max_artifact_bytes` 1000.
+pub fn assert_over_the_artifact_limit(outcome: &Outcome) {
+    assert!(!outcome.ok);
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("task left 2.9 KiB in /baton/out/, over the 1000 bytes limit (raise max_artifact_bytes or write less)")
+    );
+    assert!(outcome.artifacts.is_empty());
 }

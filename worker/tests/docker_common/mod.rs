@@ -1,15 +1,17 @@
 //! Shared by the Docker runtime tests: the agent image, a connected
-//! runtime, specs and a run that collects the log lines.
+//! runtime, specs, and (from `runtime_common`) a run that collects the log
+//! lines.
 
 use std::sync::Once;
 use std::time::Duration;
 
 use baton_test_support::workspace_root;
-use baton_worker::runtime::{
-    DockerRuntime, LogLine, Outcome, Runtime, RuntimeError, SandboxPolicy, Stream, TaskSpec,
-};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use baton_worker::runtime::{DockerRuntime, SandboxPolicy, TaskSpec};
+
+#[path = "../runtime_common/mod.rs"]
+#[allow(dead_code)] // each test uses a part
+mod runtime_common;
+pub use runtime_common::*;
 
 pub const IMAGE: &str = "baton/agent:local";
 
@@ -62,26 +64,16 @@ pub fn spec(run_id: &str, script: &str) -> TaskSpec {
     }
 }
 
-pub async fn run_with(
-    rt: &Runtime,
-    spec: &TaskSpec,
-    cancel: CancellationToken,
-) -> (Result<Outcome, RuntimeError>, Vec<LogLine>) {
-    let (tx, mut rx) = mpsc::channel(16);
-    let drain = tokio::spawn(async move {
-        let mut lines = Vec::new();
-        while let Some(line) = rx.recv().await {
-            lines.push(line);
-        }
-        lines
-    });
-    let outcome = rt.run(spec, tx, cancel).await;
-    (outcome, drain.await.expect("log drain"))
-}
-
-pub fn lines(logs: &[LogLine], stream: Stream) -> Vec<&str> {
-    logs.iter()
-        .filter(|l| l.stream == stream)
-        .map(|l| l.line.as_str())
+/// Docker volumes carrying `label=value`.
+#[allow(dead_code)] // not every Docker test looks at volumes
+pub fn volumes_labelled(label: &str, value: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label={label}={value}"))
+        .output()
+        .expect("docker volume ls");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
         .collect()
 }

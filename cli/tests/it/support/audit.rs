@@ -9,7 +9,7 @@ use baton_proto::{subjects, v1};
 use baton_test_support::NatsServer;
 use futures::StreamExt;
 
-use super::{dev_worker, eventually};
+use super::{dev_baton, eventually};
 
 /// An approval, then a failing gate whose phase rolls back.
 pub const PLAN: &str = include_str!("../fixtures/audited.yaml");
@@ -36,16 +36,14 @@ pub async fn start(open_audit: bool) -> Baton {
         .await
         .unwrap();
     }
-    let worker = dev_worker(baton_worker::Options {
-        concurrency: 2,
-        ..Default::default()
-    })
+    let (local, admin) = dev_baton(
+        &nats,
+        baton_worker::Options {
+            concurrency: 2,
+            ..Default::default()
+        },
+    )
     .await;
-    let local =
-        baton::local::LocalBaton::start(&nats.url(), "127.0.0.1:0".parse().unwrap(), vec![worker])
-            .await
-            .expect("Baton starts");
-    let admin = local.admin().await.unwrap();
     Baton {
         nats,
         js,

@@ -138,6 +138,21 @@ pub async fn dev_worker(options: baton_worker::Options) -> baton::local::WorkerS
     }
 }
 
+/// A Baton in this process on `nats`, without authentication, with one
+/// Docker worker of role `dev` (see [`dev_worker`]); its admin client.
+pub async fn dev_baton(
+    nats: &NatsServer,
+    worker: baton_worker::Options,
+) -> (baton::local::LocalBaton, Admin) {
+    let worker = dev_worker(worker).await;
+    let local =
+        baton::local::LocalBaton::start(&nats.url(), "127.0.0.1:0".parse().unwrap(), vec![worker])
+            .await
+            .expect("Baton starts");
+    let admin = local.admin().await.expect("admin connects");
+    (local, admin)
+}
+
 impl Cluster {
     pub async fn start(rt: Rt) -> Cluster {
         Self::start_with(rt, Limits::default(), 8).await
@@ -418,4 +433,16 @@ pub fn release_train() -> String {
         baton_test_support::workspace_root().join("examples/release-train.yaml"),
     )
     .unwrap()
+}
+
+/// A client of the coordinator serving gRPC (plain HTTP) at `grpc_addr`,
+/// sending `token`.
+pub async fn client_at(grpc_addr: std::net::SocketAddr, token: &Secret) -> Admin {
+    baton_proto::client::connect(
+        &format!("http://{grpc_addr}"),
+        Some(token),
+        &ClientTls::default(),
+    )
+    .await
+    .expect("admin connects")
 }

@@ -5,6 +5,8 @@
 //! - [`audit`]: a Baton whose AUDIT stream an operator can edit, and the
 //!   chain's readers and forgers.
 //! - [`logs`]: the services' log output of one test, captured.
+//! - [`queue`] (its items are re-exported here): streams' sizes, and
+//!   readers of a work queue that take messages and die unanswered.
 //! - [`wait`]: [`eventually`], the one polling helper.
 //!
 //! Every test of this binary runs in one process, on parallel threads:
@@ -16,7 +18,9 @@
 pub mod audit;
 pub mod cluster;
 pub mod logs;
+pub mod queue;
 pub mod wait;
 
 pub use cluster::*;
+pub use queue::*;
 pub use wait::eventually;

@@ -20,11 +20,7 @@ fn a_result_with_the_claimers_name_but_not_its_secret_is_refused() {
     let (mut sim, _) = Sim::new(RELEASE_TRAIN);
     sim.claim("types", 1);
     let not_the_secret = hex::encode("guessed");
-    let ev = Event {
-        run_id: "r1".into(),
-        time_ms: 2_000,
-        body: Some(forged_finish("types", 1, "w1", &not_the_secret)),
-    };
+    let ev = event(2_000, forged_finish("types", 1, "w1", &not_the_secret));
     let refused = sim.st.admit(&ev).unwrap_err();
     assert_eq!(refused.reason(), "unclaimed");
     assert!(refused.to_string().contains("types#1 from w1"), "{refused}");
@@ -41,11 +37,7 @@ fn a_result_with_the_claimers_name_but_not_its_secret_is_refused() {
 fn the_right_secret_under_another_workers_name_is_refused() {
     let (mut sim, _) = Sim::new(RELEASE_TRAIN);
     let proof = sim.claim("types", 1);
-    let ev = Event {
-        run_id: "r1".into(),
-        time_ms: 2_000,
-        body: Some(forged_finish("types", 1, "w2", &proof)),
-    };
+    let ev = event(2_000, forged_finish("types", 1, "w2", &proof));
     assert!(sim.st.admit(&ev).is_err());
 }
 
@@ -64,19 +56,11 @@ fn a_second_claim_of_an_attempt_claims_nothing() {
     sim.claim("types", 1);
     let (mut second, proof) = test_claim("types", "arch", 1, "evil");
     second.claim_digest = crate::run::digest_of(b"evil's own secret");
-    let claim = Event {
-        run_id: "r1".into(),
-        time_ms: 2_000,
-        body: Some(Body::TaskStarted(second)),
-    };
+    let claim = event(2_000, Body::TaskStarted(second));
     assert_eq!(sim.st.admit(&claim).unwrap_err().reason(), "unclaimed");
     sim.st.apply(&claim);
     assert_eq!(sim.st.tasks["types"].claims[&1].worker, "w1");
-    let ev = Event {
-        run_id: "r1".into(),
-        time_ms: 2_010,
-        body: Some(forged_finish("types", 1, "evil", &proof)),
-    };
+    let ev = event(2_010, forged_finish("types", 1, "evil", &proof));
     assert!(sim.st.admit(&ev).is_err());
 }
 
@@ -109,11 +93,7 @@ fn a_claim_under_another_role_claims_nothing() {
     // A credential confined to role `sec` claims an `arch` task first.
     let (mut sim, _) = Sim::new(RELEASE_TRAIN);
     let (wrong, proof) = test_claim("types", "sec", 1, "sec-worker");
-    let claim = Event {
-        run_id: "r1".into(),
-        time_ms: 2_000,
-        body: Some(Body::TaskStarted(wrong)),
-    };
+    let claim = event(2_000, Body::TaskStarted(wrong));
     assert_eq!(sim.st.admit(&claim).unwrap_err().reason(), "unclaimed");
     sim.st.apply(&claim);
     assert!(sim.st.tasks["types"].claims.is_empty());

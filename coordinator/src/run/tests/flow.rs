@@ -16,15 +16,6 @@ fn sim_with(yaml: &str, inputs: &[(&str, &str)]) -> (Sim, Vec<Command>) {
     (Sim { st, t: 1_000 }, cmds)
 }
 
-fn dispatches(cmds: &[Command]) -> Vec<&v1::TaskDispatch> {
-    cmds.iter()
-        .filter_map(|c| match c {
-            Command::Dispatch(d) => Some(d),
-            _ => None,
-        })
-        .collect()
-}
-
 fn incidents(cmds: &[Command]) -> Vec<&v1::Incident> {
     cmds.iter()
         .filter_map(|c| match c {

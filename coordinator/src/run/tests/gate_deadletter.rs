@@ -13,24 +13,7 @@ const WHY: &str = "gate expr #1 of phase readiness: the request was delivered 10
 /// Readiness's tasks done: its gates (`tasks` #0, `expr` #1) are asked, round 1.
 fn readiness_gating() -> Sim {
     let (mut sim, _) = Sim::new(RELEASE_TRAIN);
-    sim.finish(
-        "types",
-        1,
-        true,
-        r#"{"result":"ok","outputs":{"modules":12}}"#,
-    );
-    sim.finish(
-        "scan",
-        1,
-        true,
-        r#"{"result":"ok","outputs":{"critical":0}}"#,
-    );
-    let cmds = sim.finish(
-        "tests",
-        1,
-        true,
-        r#"{"result":"ok","outputs":{"coverage":84}}"#,
-    );
+    let cmds = finish_readiness_tasks(&mut sim);
     assert_eq!(gates_asked(&cmds), vec!["tasks", "expr"]);
     assert_eq!(sim.st.phases[0].status, PhaseStatus::Gating);
     sim

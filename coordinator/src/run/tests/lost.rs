@@ -43,12 +43,7 @@ fn a_late_result_of_a_lost_attempt_is_recorded_not_folded() {
     assert!(t.outputs.is_empty(), "stale outputs were folded");
     assert_eq!(t.stale.len(), 1);
     assert_eq!((t.stale[0].attempt, t.stale[0].ok), (1, true));
-    let cmds = sim.finish(
-        "types",
-        2,
-        true,
-        r#"{"result":"ok","outputs":{"modules":12}}"#,
-    );
+    let cmds = sim.finish("types", 2, true, TYPES_OK);
     assert_eq!(
         dispatched(&cmds),
         vec![("scan".into(), 1), ("tests".into(), 1)]
@@ -62,12 +57,7 @@ fn a_late_result_of_a_lost_attempt_is_recorded_not_folded() {
 #[test]
 fn lost_attempts_do_not_use_up_retries() {
     let (mut sim, _) = Sim::new(RELEASE_TRAIN);
-    sim.finish(
-        "types",
-        1,
-        true,
-        r#"{"result":"ok","outputs":{"modules":12}}"#,
-    );
+    sim.finish("types", 1, true, TYPES_OK);
     // scan has `retries: 2`: three failures are allowed, losses aside.
     lost(&mut sim, "scan", 1);
     lost(&mut sim, "scan", 2);
@@ -130,13 +120,7 @@ fn rebuilt_messages_equal_the_ones_first_sent() {
     let (mut sim, _) = Sim::new(RELEASE_TRAIN);
     pass_readiness(&mut sim);
     let cmds = sim.decide(true);
-    let first = cmds
-        .iter()
-        .find_map(|c| match c {
-            Command::Dispatch(d) => Some(d.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let first = dispatches(&cmds)[0].clone();
     let t = &sim.st.tasks["deploy"];
     let again = sim
         .st

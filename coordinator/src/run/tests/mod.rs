@@ -6,6 +6,15 @@ use super::*;
 
 const RELEASE_TRAIN: &str = include_str!("../../../../examples/release-train.yaml");
 
+/// An event of run `r1` at `time_ms`.
+fn event(time_ms: i64, body: Body) -> Event {
+    Event {
+        run_id: "r1".into(),
+        time_ms,
+        body: Some(body),
+    }
+}
+
 struct Sim {
     st: RunState,
     t: i64,
@@ -24,22 +33,14 @@ impl Sim {
     }
     fn apply(&mut self, body: Body) -> Vec<Command> {
         self.t += 10;
-        self.st.apply(&Event {
-            run_id: "r1".into(),
-            time_ms: self.t,
-            body: Some(body),
-        })
+        self.st.apply(&event(self.t, body))
     }
     /// The worker's claim of an attempt, as the stream would hold it before
     /// its result; at the same time (claims do not move the clock).
     fn claim(&mut self, task: &str, attempt: u32) -> String {
         let role = self.st.tasks[task].role.clone();
         let (started, proof) = super::claims::test_claim(task, &role, attempt, "w1");
-        self.st.apply(&Event {
-            run_id: "r1".into(),
-            time_ms: self.t,
-            body: Some(Body::TaskStarted(started)),
-        });
+        self.st.apply(&event(self.t, Body::TaskStarted(started)));
         proof
     }
     fn finish(&mut self, task: &str, attempt: u32, ok: bool, report: &str) -> Vec<Command> {
@@ -85,12 +86,20 @@ impl Sim {
     }
 }
 
-fn dispatched(cmds: &[Command]) -> Vec<(String, u32)> {
+fn dispatches(cmds: &[Command]) -> Vec<&v1::TaskDispatch> {
     cmds.iter()
         .filter_map(|c| match c {
-            Command::Dispatch(d) => Some((d.task_id.clone(), d.attempt)),
+            Command::Dispatch(d) => Some(d),
             _ => None,
         })
+        .collect()
+}
+
+/// The task and attempt of each dispatch in `cmds`.
+fn dispatched(cmds: &[Command]) -> Vec<(String, u32)> {
+    dispatches(cmds)
+        .iter()
+        .map(|d| (d.task_id.clone(), d.attempt))
         .collect()
 }
 
@@ -103,25 +112,20 @@ fn gates_asked(cmds: &[Command]) -> Vec<String> {
         .collect()
 }
 
+/// Readiness's reports: what `types`, `scan` and `tests` print on success.
+const TYPES_OK: &str = r#"{"result":"ok","outputs":{"modules":12}}"#;
+const SCAN_OK: &str = r#"{"result":"ok","outputs":{"critical":0}}"#;
+const TESTS_OK: &str = r#"{"result":"ok","outputs":{"coverage":84}}"#;
+
+/// Readiness's three tasks succeed, in order; the commands of the last.
+fn finish_readiness_tasks(sim: &mut Sim) -> Vec<Command> {
+    sim.finish("types", 1, true, TYPES_OK);
+    sim.finish("scan", 1, true, SCAN_OK);
+    sim.finish("tests", 1, true, TESTS_OK)
+}
+
 fn pass_readiness(sim: &mut Sim) -> Vec<Command> {
-    sim.finish(
-        "types",
-        1,
-        true,
-        r#"{"result":"ok","outputs":{"modules":12}}"#,
-    );
-    sim.finish(
-        "scan",
-        1,
-        true,
-        r#"{"result":"ok","outputs":{"critical":0}}"#,
-    );
-    sim.finish(
-        "tests",
-        1,
-        true,
-        r#"{"result":"ok","outputs":{"coverage":84}}"#,
-    );
+    finish_readiness_tasks(sim);
     sim.gate("readiness", 0, v1::Verdict::Pass);
     sim.gate("readiness", 1, v1::Verdict::Pass)
 }
@@ -134,28 +138,13 @@ fn dag_order_then_gates_then_approval_then_success() {
         vec![("types".into(), 1)],
         "only the root is ready"
     );
-    let cmds = sim.finish(
-        "types",
-        1,
-        true,
-        r#"{"result":"ok","outputs":{"modules":12}}"#,
-    );
+    let cmds = sim.finish("types", 1, true, TYPES_OK);
     assert_eq!(
         dispatched(&cmds),
         vec![("scan".into(), 1), ("tests".into(), 1)]
     );
-    sim.finish(
-        "scan",
-        1,
-        true,
-        r#"{"result":"ok","outputs":{"critical":0}}"#,
-    );
-    let cmds = sim.finish(
-        "tests",
-        1,
-        true,
-        r#"{"result":"ok","outputs":{"coverage":84}}"#,
-    );
+    sim.finish("scan", 1, true, SCAN_OK);
+    let cmds = sim.finish("tests", 1, true, TESTS_OK);
     assert_eq!(gates_asked(&cmds), vec!["tasks", "expr"]);
     sim.gate("readiness", 0, v1::Verdict::Pass);
     let cmds = sim.gate("readiness", 1, v1::Verdict::Pass);
@@ -166,13 +155,7 @@ fn dag_order_then_gates_then_approval_then_success() {
     assert_eq!(sim.status("deploy"), TaskStatus::AwaitingApproval);
     assert!(view::waiting(&sim.st).contains("approval for task deploy"));
     let cmds = sim.decide(true);
-    let d: Vec<_> = cmds
-        .iter()
-        .filter_map(|c| match c {
-            Command::Dispatch(d) => Some(d.clone()),
-            _ => None,
-        })
-        .collect();
+    let d = dispatches(&cmds);
     assert_eq!(d.len(), 1);
     assert_eq!(
         d[0].env["VERSION"], "v3.0.0",

@@ -29,13 +29,7 @@ phases:
 #[test]
 fn mismatching_result_fails_the_attempt_with_the_schema_message() {
     let (mut sim, cmds) = Sim::new(REVIEW);
-    let d = cmds
-        .iter()
-        .find_map(|c| match c {
-            Command::Dispatch(d) => Some(d.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let d = dispatches(&cmds)[0].clone();
     assert_eq!(
         d.env["BATON_INPUT_TARGET"], "src/v3.0.0",
         "with: is rendered into env"

@@ -3,7 +3,12 @@
 use serde_json::{json, Value as Json};
 
 use super::evaluating::err;
-use crate::expr::parse;
+use crate::expr::{parse, ExprError};
+
+/// The error of evaluating `src` in `ctx`.
+fn err_in(src: &str, ctx: Json) -> ExprError {
+    parse(src).unwrap().eval(&ctx).unwrap_err()
+}
 
 #[test]
 fn unknown_name_with_a_close_sibling_suggests_it() {
@@ -43,10 +48,7 @@ fn unknown_name_without_a_close_sibling_lists_the_known_ones() {
     );
     let many: serde_json::Map<String, Json> =
         (0..11).map(|i| (format!("key{i:02}"), json!(i))).collect();
-    let e = parse("o.zzz")
-        .unwrap()
-        .eval(&json!({ "o": many }))
-        .unwrap_err();
+    let e = err_in("o.zzz", json!({ "o": many }));
     assert_eq!(
         e.message,
         "unknown name `o.zzz` — known here: o.key00, o.key01, o.key02, o.key03, o.key04, o.key05, o.key06, o.key07 and 3 more"
@@ -59,12 +61,12 @@ fn unknown_name_in_degenerate_contexts() {
         err("inputs.empty.x").message,
         "unknown name `inputs.empty.x` — `inputs.empty` has no fields"
     );
-    let e = parse("a").unwrap().eval(&json!({})).unwrap_err();
+    let e = err_in("a", json!({}));
     assert_eq!(
         e.message,
         "unknown name `a` — the evaluation context is empty"
     );
-    let e = parse("a").unwrap().eval(&json!(null)).unwrap_err();
+    let e = err_in("a", json!(null));
     assert_eq!(
         e.message,
         "unknown name `a` — the evaluation context has no fields"
@@ -99,20 +101,14 @@ fn a_close_sibling_holding_a_dot_is_suggested_once() {
     // is closest to `scan`, the corrected path re-split on its dot missed
     // again, and the suggestion recursed until the stack overflowed.
     let ctx = json!({"tasks": {"sc.an": {"7utputs": {"critical": 0}}}});
-    let e = parse("tasks.scan.outputs.critical == \"0\"")
-        .unwrap()
-        .eval(&ctx)
-        .unwrap_err();
+    let e = err_in("tasks.scan.outputs.critical == \"0\"", ctx);
     assert_eq!(
         e.message,
         "unknown name `tasks.scan.outputs.critical` — did you mean `tasks.sc.an`?"
     );
     // A corrected path that exists through the dotted key is offered whole.
     let ctx = json!({"tasks": {"sc.an": {"outputs": {"critical": 0}}}});
-    let e = parse("tasks.scan.outputs.critical == 0")
-        .unwrap()
-        .eval(&ctx)
-        .unwrap_err();
+    let e = err_in("tasks.scan.outputs.critical == 0", ctx);
     assert_eq!(
         e.message,
         "unknown name `tasks.scan.outputs.critical` — did you mean `tasks.sc.an.outputs.critical`?"
