@@ -57,6 +57,11 @@ pub struct CoordinatorArgs {
     /// How long a coordinator may go silent before its runs are taken over.
     #[arg(long, default_value_t = 5000)]
     pub lease_ttl_ms: u64,
+    /// Seconds between two sweeps of the work queues for messages a consumer
+    /// gave up on whose max-deliveries advisory was missed (0: only the
+    /// advisories; see docs/operations.md).
+    #[arg(long, default_value_t = baton_coordinator::Options::default().deadletter_sweep.as_secs())]
+    pub deadletter_sweep_secs: u64,
     /// Sign each ended run's evidence with this PEM PKCS#8 ed25519 key
     /// (`baton evidence keygen`); without it no evidence is stored.
     #[arg(long, env = "BATON_EVIDENCE_KEY")]
@@ -185,6 +190,7 @@ pub async fn coordinator(a: CoordinatorArgs) -> Result<(), Exit> {
         grpc_addr: a.grpc_addr,
         id: a.id.unwrap_or(defaults.id),
         lease_ttl: Duration::from_millis(a.lease_ttl_ms),
+        deadletter_sweep: Duration::from_secs(a.deadletter_sweep_secs),
         evidence_key: a.evidence_key,
         ..defaults
     };
