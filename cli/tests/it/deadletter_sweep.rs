@@ -155,16 +155,8 @@ async fn a_task_message_spent_while_no_coordinator_listened_is_swept_and_the_run
     let b = Coordinator::start(&nats).await;
     let stop_gates = CancellationToken::new();
     evaluators(&nats, stop_gates.clone()).await;
-    let r = baton::local::wait_end(&b.admin, &run, Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|e| panic!("the run never learnt of its spent task: {e}"));
-    assert_eq!(r.run_status(), v1::RunStatus::RolledBack, "{r:#?}");
-    let t = task(&r, "lonely");
-    assert!(
-        t.error.contains("dead-lettered") && t.error.contains("BATON_DEADLETTER"),
-        "{}",
-        t.error
-    );
+    assert_rolled_back_on_a_dead_letter(&b.admin, &run, "the run never learnt of its spent task")
+        .await;
     assert_eq!(messages(&js, subjects::DEADLETTER_STREAM).await, 1);
     assert_eq!(messages(&js, subjects::TASKS_STREAM).await, 0);
     stop_gates.cancel();

@@ -28,17 +28,8 @@ async fn a_message_delivered_too_often_is_dead_lettered_and_the_run_says_so() {
     // when it would deliver it again, that is while a pull waits.
     exhaust(&consumer, 1).await;
 
-    let r = baton::local::wait_end(&c.admin, &run, Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|e| panic!("the run never learnt of its dead letter: {e}"));
-    // The phase fails on it and, as `on_fail` defaults to rollback, rolls back.
-    assert_eq!(r.run_status(), v1::RunStatus::RolledBack, "{r:#?}");
-    let t = task(&r, "lonely");
-    assert!(
-        t.error.contains("dead-lettered") && t.error.contains("BATON_DEADLETTER"),
-        "{}",
-        t.error
-    );
+    assert_rolled_back_on_a_dead_letter(&c.admin, &run, "the run never learnt of its dead letter")
+        .await;
     // The message moved: kept in DEADLETTER, gone from the work queue.
     let mut dlq = js.get_stream(subjects::DEADLETTER_STREAM).await.unwrap();
     assert_eq!(dlq.info().await.unwrap().state.messages, 1);

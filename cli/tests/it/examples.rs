@@ -85,6 +85,17 @@ fn remove_volume(run: &str) {
         .output();
 }
 
+/// The run succeeded; else its task ids and reason.
+fn assert_succeeded(r: &v1::Run) {
+    assert_eq!(
+        r.run_status(),
+        v1::RunStatus::Succeeded,
+        "{:?} {}",
+        ids(r),
+        r.reason
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enhancement_sprint_merges_eight_roles_in_dependency_order() {
     let yaml = example("enhancement-sprint");
@@ -93,13 +104,7 @@ async fn enhancement_sprint_merges_eight_roles_in_dependency_order() {
     let r = c.wait_end(&run, T).await;
     report_run("enhancement-sprint", &r);
     remove_volume(&run);
-    assert_eq!(
-        r.run_status(),
-        v1::RunStatus::Succeeded,
-        "{:?} {}",
-        ids(&r),
-        r.reason
-    );
+    assert_succeeded(&r);
     assert_eq!(
         outputs(task(&r, "build-arch"))["read_only"],
         true,
@@ -157,13 +162,7 @@ async fn release_train_ga_promotes_through_environments_and_canary_then_flips_ga
     }
     let r = c.wait_end(&good, T).await;
     report_run("release-train-ga", &r);
-    assert_eq!(
-        r.run_status(),
-        v1::RunStatus::Succeeded,
-        "{:?} {}",
-        ids(&r),
-        r.reason
-    );
+    assert_succeeded(&r);
     for s in [
         "p6-release@dev",
         "p6-release@stage",
@@ -353,13 +352,7 @@ async fn agent_dag_finds_the_planted_secret_and_patches_it_after_approval() {
     c.decide(&run, true, "patch it").await.expect("approve");
     let r = c.wait_end(&run, T).await;
     report_run("agent-dag", &r);
-    assert_eq!(
-        r.run_status(),
-        v1::RunStatus::Succeeded,
-        "{:?} {}",
-        ids(&r),
-        r.reason
-    );
+    assert_succeeded(&r);
     assert_eq!(outputs(task(&r, "rescan"))["passed"], true);
     let patched = std::fs::read_to_string(&settings).unwrap();
     assert!(
@@ -390,13 +383,7 @@ async fn quality_loop_goes_green_on_iteration_three_or_gives_up_at_five() {
     let r = c.wait_end(&green, T).await;
     report_run("quality-loop", &r);
     remove_volume(&green);
-    assert_eq!(
-        r.run_status(),
-        v1::RunStatus::Succeeded,
-        "{:?} {}",
-        ids(&r),
-        r.reason
-    );
+    assert_succeeded(&r);
     let verdicts: Vec<(u32, &str)> = r
         .iterations
         .iter()

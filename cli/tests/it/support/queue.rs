@@ -81,3 +81,28 @@ pub async fn exhaust(consumer: &Consumer<pull::Config>, n: usize) {
         assert!(!pull_without_ack(consumer).await, "delivered a third time");
     }
 }
+
+/// Wait for `run` to end rolled back because its task `lonely` was
+/// dead-lettered; `why` names what the test waited for.
+pub async fn assert_rolled_back_on_a_dead_letter(
+    admin: &baton_proto::client::Admin,
+    run: &str,
+    why: &str,
+) -> baton_proto::v1::Run {
+    let r = baton::local::wait_end(admin, run, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("{why}: {e}"));
+    // The phase fails on it and, as `on_fail` defaults to rollback, rolls back.
+    assert_eq!(
+        r.run_status(),
+        baton_proto::v1::RunStatus::RolledBack,
+        "{r:#?}"
+    );
+    let t = super::task(&r, "lonely");
+    assert!(
+        t.error.contains("dead-lettered") && t.error.contains("BATON_DEADLETTER"),
+        "{}",
+        t.error
+    );
+    r
+}
